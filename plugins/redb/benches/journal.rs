@@ -1,0 +1,104 @@
+//! Append throughput by batch size, beside this machine's fsync floor, and
+//! the time to open and scan a journal of a million records.
+//!
+//! Run with `cargo bench -p warden-redb` (a few minutes; building the
+//! million-record journal takes a few seconds of it).
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use warden_journal::Journal;
+use warden_redb::RedbJournal;
+
+/// Size of one record's payload: about that of a journaled activity.
+const PAYLOAD_LEN: usize = 200;
+const BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
+const SCAN_RECORDS: usize = 1_000_000;
+/// Records per commit while building the scanned journal.
+const BUILD_BATCH: usize = 1000;
+
+fn payloads(count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let mut payload = format!("record {i} ").into_bytes();
+            payload.resize(PAYLOAD_LEN, b'x');
+            payload
+        })
+        .collect()
+}
+
+fn append(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut group = c.benchmark_group("append");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(8));
+
+    // The floor: one 8-byte write and fsync of a plain file, what any
+    // durable commit pays at least once.
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("file_write_sync_all", |b| {
+        let mut file = File::create(dir.path().join("floor")).expect("create file");
+        b.iter(|| {
+            file.seek(SeekFrom::Start(0)).expect("seek");
+            file.write_all(b"12345678").expect("write");
+            file.sync_all().expect("sync_all");
+        });
+    });
+
+    for size in BATCH_SIZES {
+        let journal =
+            RedbJournal::open(dir.path().join(format!("append-{size}.redb"))).expect("open");
+        let batch = payloads(size);
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(
+            BenchmarkId::new("records_per_batch", size),
+            &batch,
+            |b, batch| {
+                b.iter(|| journal.append(batch).expect("append"));
+            },
+        );
+    }
+    group.finish();
+}
+
+fn scan(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("scan.redb");
+    {
+        let journal = RedbJournal::open(&path).expect("open");
+        let batch = payloads(BUILD_BATCH);
+        for _ in 0..SCAN_RECORDS / BUILD_BATCH {
+            journal.append(&batch).expect("append");
+        }
+    }
+
+    let mut group = c.benchmark_group("recovery_1m");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(15));
+    group.throughput(Throughput::Elements(SCAN_RECORDS as u64));
+
+    // Opening verifies every page of the file (see the crate docs).
+    group.bench_function("open", |b| {
+        b.iter(|| RedbJournal::open(&path).expect("open"));
+    });
+
+    let journal = RedbJournal::open(&path).expect("open");
+    group.bench_function("scan", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            journal
+                .scan(1, &mut |record| {
+                    bytes += record.payload.len();
+                    Ok(())
+                })
+                .expect("scan");
+            assert_eq!(bytes, SCAN_RECORDS * PAYLOAD_LEN);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, scan);
+criterion_main!(benches);

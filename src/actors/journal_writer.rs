@@ -1,0 +1,106 @@
+//! The journal writer: one thread that groups the records of every waiting
+//! caller into one commit (one fsync), then answers each of them.
+//!
+//! INVARIANT (answered means durable): a caller's future resolves `Ok` only
+//! after the batch holding its records was committed by the journal.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use warden_journal::{Journal, JournalError, Seq};
+
+use crate::engine::facts::Fact;
+use crate::error::Error;
+
+/// Most records in one commit: large enough to amortize the fsync over many
+/// callers, small enough that one commit stays well under a second.
+pub const MAX_BATCH_RECORDS: usize = 4096;
+
+struct Job {
+    payloads: Vec<Vec<u8>>,
+    done: oneshot::Sender<Result<Seq, String>>,
+}
+
+/// A handle to the writer thread.
+pub struct JournalWriter {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl JournalWriter {
+    /// Starts the writer thread over `journal`.
+    pub fn start(journal: Arc<dyn Journal>) -> Self {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("warden-journal".into())
+            .spawn(move || write_batches(journal.as_ref(), &inbox))
+            .expect("the journal writer thread starts");
+        JournalWriter { jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) }
+    }
+
+    /// Commits `facts` as one atomic unit, grouped with other callers' facts.
+    pub async fn commit(&self, facts: &[Fact]) -> Result<Seq, Error> {
+        let payloads = facts.iter().map(Fact::encode).collect();
+        let (done, answer) = oneshot::channel();
+        {
+            let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(jobs) = jobs.as_ref() else { return Err(Error::Unavailable("engine is shutting down".into())) };
+            jobs.send(Job { payloads, done }).map_err(|_| Error::Unavailable("journal writer stopped".into()))?;
+        }
+        match answer.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(reason)) => Err(Error::Journal(JournalError::Storage(reason))),
+            Err(_) => Err(Error::Unavailable("journal writer stopped".into())),
+        }
+    }
+
+    /// Stops taking work, commits what is queued, and waits for the thread.
+    pub fn close(&self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_batches(journal: &dyn Journal, inbox: &mpsc::Receiver<Job>) {
+    while let Ok(first) = inbox.recv() {
+        let mut jobs = vec![first];
+        let mut records = jobs[0].payloads.len();
+        while records < MAX_BATCH_RECORDS {
+            match inbox.try_recv() {
+                Ok(job) => {
+                    records += job.payloads.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let sizes: Vec<u64> = jobs.iter().map(|j| j.payloads.len() as u64).collect();
+        let batch: Vec<Vec<u8>> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.payloads)).collect();
+        let started = Instant::now();
+        let result = journal.append(&batch);
+        metrics::histogram!("warden_journal_commit_duration_seconds").record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(first_seq) => {
+                metrics::counter!("warden_journal_records_total").increment(batch.len() as u64);
+                // Each caller learns the seq of its own first record.
+                let mut seq = first_seq;
+                for (job, size) in jobs.into_iter().zip(sizes) {
+                    let _ = job.done.send(Ok(seq));
+                    seq += size;
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, records = batch.len(), "journal commit failed; its callers are told");
+                let reason = error.to_string();
+                for job in jobs {
+                    let _ = job.done.send(Err(reason.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The policy registry: the single writer of the policy snapshot. It runs
+//! policy changes one at a time, applies approved change requests in the same
+//! commit as their approval, and sweeps expired approvals on a timer. Window
+//! and approval actors run under actix [`Supervisor`]s on the engine's
+//! arbiters (one per core), started through the core.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::engine::core::Core;
+use crate::engine::facts::Fact;
+use crate::engine::{PolicyChange, PolicyOperation};
+use crate::error::Error;
+use crate::model::approval::Approval;
+use crate::model::principal::Principal;
+
+/// How often pending approvals are checked against their deadline. Expiry is
+/// at most this late; it is also checked at start.
+pub const EXPIRY_SWEEP: Duration = Duration::from_millis(500);
+
+/// Apply or hold a policy change.
+#[derive(Message)]
+#[rtype(result = "Result<PolicyChange, Error>")]
+pub struct Propose {
+    /// Who asks.
+    pub caller: Principal,
+    /// What.
+    pub operation: PolicyOperation,
+}
+
+/// Commit a governed change's approval resolution with the change.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct ResolveChange {
+    /// The approval's facts (decision, resolution, events).
+    pub facts: Vec<Fact>,
+    /// The resolved approval.
+    pub approval: Approval,
+}
+
+/// The registry actor.
+pub struct Registry {
+    core: Weak<Core>,
+}
+
+impl Registry {
+    /// A registry over `core`.
+    pub fn new(core: Weak<Core>) -> Self {
+        Registry { core }
+    }
+
+    fn core(&self) -> Result<Arc<Core>, Error> {
+        self.core.upgrade().ok_or_else(|| Error::Unavailable("engine stopped".into()))
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(EXPIRY_SWEEP, |registry, _| {
+            if let Some(core) = registry.core.upgrade() {
+                // Not awaited here: approval actors may be waiting on this
+                // registry for a change request, so the sweep must not block it.
+                actix::spawn(async move {
+                    core.expire_due().await;
+                });
+            }
+        });
+    }
+}
+
+impl Handler<Propose> for Registry {
+    type Result = AtomicResponse<Self, Result<PolicyChange, Error>>;
+
+    /// INVARIANT (single writer): changes run one at a time, so the pending
+    /// change check and the snapshot swap see every earlier change.
+    fn handle(&mut self, msg: Propose, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core();
+        AtomicResponse::new(Box::pin(
+            async move { core?.propose(msg.caller, msg.operation).await }.into_actor(self),
+        ))
+    }
+}
+
+impl Handler<ResolveChange> for Registry {
+    type Result = AtomicResponse<Self, Result<(), Error>>;
+
+    fn handle(&mut self, msg: ResolveChange, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core();
+        AtomicResponse::new(Box::pin(
+            async move { core?.resolve_change(msg.facts, &msg.approval).await }.into_actor(self),
+        ))
+    }
+}

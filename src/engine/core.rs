@@ -1,0 +1,294 @@
+//! The engine's shared core: settings, the journal writer, the in-memory
+//! tables derived from the journal, the policy snapshot, and the addresses of
+//! the window and approval actors.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use actix::prelude::*;
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use tokio::sync::{broadcast, OnceCell};
+use warden_journal::Journal;
+
+use crate::actors::approval::ApprovalActor;
+use crate::actors::journal_writer::JournalWriter;
+use crate::actors::registry::Registry;
+use crate::actors::webhook_dispatcher::Dispatcher;
+use crate::actors::window::{self, WindowActor};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::model::activity::Activity;
+use crate::model::approval::Approval;
+use crate::model::change_request::ChangeRequest;
+use crate::model::ids::{new_id, IdKind};
+use crate::model::policy::Policy;
+use crate::model::principal::Principal;
+use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent};
+use crate::policy::compile::CompiledPolicy;
+use crate::policy::window_math::Ledger;
+use crate::policy::{compile, DefaultAction, EvaluationMode, PolicySet, PriceTable, WindowKey};
+
+use super::facts::{Count, Fact, Json};
+use super::store::Store;
+use super::EngineEvent;
+
+/// How the engine evaluates, from its builder.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `all-triggered` or `first-match`.
+    pub mode: EvaluationMode,
+    /// `first-match`'s answer when nothing triggers.
+    pub default_action: DefaultAction,
+    /// USD per whole unit.
+    pub prices: PriceTable,
+    /// Known principals, for the lockout check of governing policies.
+    pub principals: Vec<Principal>,
+}
+
+/// Restart counters of supervised actors.
+#[derive(Debug, Default)]
+pub struct Supervision {
+    /// Window actor restarts.
+    pub window_restarts: AtomicU64,
+    /// Approval actor restarts.
+    pub approval_restarts: AtomicU64,
+}
+
+/// The shared core of an engine.
+pub struct Core {
+    pub(crate) settings: Settings,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) writer: JournalWriter,
+    pub(crate) journal: Arc<dyn Journal>,
+    pub(crate) policies: Store<Policy>,
+    pub(crate) snapshot: ArcSwap<PolicySet>,
+    pub(crate) compiled: DashMap<String, Arc<CompiledPolicy>>,
+    pub(crate) activities: Store<Activity>,
+    pub(crate) approvals: Store<Approval>,
+    pub(crate) change_requests: Store<ChangeRequest>,
+    pub(crate) webhooks: Store<Webhook>,
+    pub(crate) events: Store<WebhookEvent>,
+    /// `externalId` to activity id; the cell is filled once the first
+    /// evaluation is answered, and concurrent repeats wait for it.
+    pub(crate) external_ids: DashMap<String, Arc<OnceCell<String>>>,
+    /// Policy id to its pending change request id.
+    pub(crate) pending_changes: DashMap<String, String>,
+    pub(crate) windows: DashMap<WindowKey, Addr<WindowActor>>,
+    pub(crate) approval_actors: DashMap<String, Addr<ApprovalActor>>,
+    pub(crate) registry: OnceLock<Addr<Registry>>,
+    pub(crate) dispatcher: OnceLock<Addr<Dispatcher>>,
+    pub(crate) arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    pub(crate) subscribers: broadcast::Sender<EngineEvent>,
+    pub(crate) reservations: AtomicU64,
+    pub(crate) ready: AtomicBool,
+    pub(crate) supervision: Supervision,
+}
+
+impl Core {
+    pub(crate) fn new(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        journal: Arc<dyn Journal>,
+        arbiters: Vec<ArbiterHandle>,
+    ) -> Self {
+        let (subscribers, _) = broadcast::channel(1024);
+        Core {
+            settings,
+            clock,
+            writer: JournalWriter::start(journal.clone()),
+            journal,
+            policies: Store::default(),
+            snapshot: ArcSwap::from_pointee(PolicySet::default()),
+            compiled: DashMap::new(),
+            activities: Store::default(),
+            approvals: Store::default(),
+            change_requests: Store::default(),
+            webhooks: Store::default(),
+            events: Store::default(),
+            external_ids: DashMap::new(),
+            pending_changes: DashMap::new(),
+            windows: DashMap::new(),
+            approval_actors: DashMap::new(),
+            registry: OnceLock::new(),
+            dispatcher: OnceLock::new(),
+            arbiters,
+            next_arbiter: AtomicUsize::new(0),
+            subscribers,
+            reservations: AtomicU64::new(1),
+            ready: AtomicBool::new(false),
+            supervision: Supervision::default(),
+        }
+    }
+
+    /// Commits facts through the group-committing writer.
+    pub(crate) async fn commit(&self, facts: &[Fact]) -> Result<(), Error> {
+        self.writer.commit(facts).await.map(|_| ())
+    }
+
+    /// The arbiter for the next actor: round robin over one per core.
+    pub(crate) fn next_arbiter(&self) -> ArbiterHandle {
+        let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed);
+        match self.arbiters.get(i % self.arbiters.len().max(1)) {
+            Some(arbiter) => arbiter.clone(),
+            None => Arbiter::current(),
+        }
+    }
+
+    /// Compiles `policy` into the snapshot and swaps it in. Only the registry
+    /// calls this, one change at a time.
+    pub(crate) fn install_policy(&self, policy: Policy) {
+        self.policies.put(policy.clone());
+        self.compile_one(policy);
+        self.swap_snapshot();
+    }
+
+    /// Compiles every stored policy and swaps the snapshot once (recovery).
+    pub(crate) fn load_policies(&self) {
+        for policy in self.policies.all() {
+            self.compile_one(policy);
+        }
+        self.swap_snapshot();
+    }
+
+    fn compile_one(&self, policy: Policy) {
+        let ordinal = self.policies.ordinal(&policy.id).unwrap_or(u64::MAX);
+        let id = policy.id.clone();
+        match compile(Arc::new(policy), ordinal) {
+            Ok(compiled) => {
+                self.compiled.insert(id, Arc::new(compiled));
+            }
+            Err(error) => {
+                // Only validated policies are journaled; one that no longer
+                // compiles (rules of another build) is left out, loudly.
+                tracing::error!(policy = %id, %error, "stored policy does not compile; it is not evaluated");
+                self.compiled.remove(&id);
+            }
+        }
+    }
+
+    /// Rebuilds the snapshot from the compiled policies.
+    pub(crate) fn swap_snapshot(&self) {
+        let set = PolicySet::new(self.compiled.iter().map(|e| e.value().clone()));
+        self.snapshot.store(Arc::new(set));
+    }
+
+    /// The address of a window's actor, started (supervised, on the next
+    /// arbiter) on first use. A window first used after recovery holds no
+    /// counts: recovery started every window that had counts in its horizon.
+    pub(crate) fn window(self: &Arc<Self>, key: &WindowKey) -> Addr<WindowActor> {
+        if let Some(addr) = self.windows.get(key) {
+            return addr.clone();
+        }
+        self.windows
+            .entry(key.clone())
+            .or_insert_with(|| self.start_window(key.clone(), Ledger::default()))
+            .clone()
+    }
+
+    /// Starts a window's actor holding `ledger`.
+    pub(crate) fn start_window(self: &Arc<Self>, key: WindowKey, ledger: Ledger) -> Addr<WindowActor> {
+        let core = Arc::downgrade(self);
+        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| WindowActor::new(key, ledger, core))
+    }
+
+    /// Starts the actor of a pending approval.
+    pub(crate) fn spawn_approval(self: &Arc<Self>, approval: Approval) -> Addr<ApprovalActor> {
+        let id = approval.id.clone();
+        let core = Arc::downgrade(self);
+        let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| ApprovalActor::new(approval, core));
+        self.approval_actors.insert(id, addr.clone());
+        addr
+    }
+
+    /// Pushes journaled counts into their windows.
+    pub(crate) fn apply_counts(self: &Arc<Self>, counts: &[Count], reservation: u64) {
+        for count in counts {
+            self.window(&count.window).do_send(window::Commit {
+                reservation,
+                quantity: count.quantity,
+                at: count.at,
+            });
+        }
+    }
+
+    /// The outbox: one queued event per webhook that wants `kind`, as facts for
+    /// the commit of the state change that causes it.
+    pub(crate) fn outbox(&self, kind: &str, data: &serde_json::Value, now: DateTime<Utc>) -> Vec<WebhookEvent> {
+        let data = data.to_string();
+        self.webhooks
+            .all()
+            .into_iter()
+            .filter(|w| w.wants(kind))
+            .map(|w| WebhookEvent {
+                id: new_id(IdKind::Event),
+                webhook_id: w.id,
+                kind: kind.to_owned(),
+                date: now,
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                last_error: None,
+                data: data.clone(),
+                next_attempt: Some(now),
+            })
+            .collect()
+    }
+
+    /// After the commit that queued them: keep the deliveries, tell
+    /// subscribers and wake the dispatcher.
+    pub(crate) fn publish(&self, notices: super::notices::Notices) {
+        let wake = !notices.events.is_empty();
+        for event in notices.events {
+            self.events.put(event);
+        }
+        for notice in notices.notices {
+            let _ = self.subscribers.send(notice);
+        }
+        if wake {
+            if let Some(dispatcher) = self.dispatcher.get() {
+                dispatcher.do_send(crate::actors::webhook_dispatcher::Wake);
+            }
+        }
+    }
+
+    /// Rebuilds a window's counts from the journal: every count of `key`.
+    pub(crate) fn rebuild_ledger(&self, key: &WindowKey) -> Ledger {
+        let mut ledger = Ledger::default();
+        let _ = super::recovery::for_each_fact(self.journal.as_ref(), |fact| {
+            let counts = match fact {
+                Fact::ActivityEvaluated { counts, .. } | Fact::ApprovalResolved { counts, .. } => counts,
+                _ => return,
+            };
+            for count in counts {
+                if &count.window == key {
+                    if let Some(q) = count.quantity {
+                        ledger.push(count.at, q);
+                    }
+                }
+            }
+        });
+        ledger
+    }
+
+    /// Reads an approval back from the journal.
+    pub(crate) fn replay_approval(&self, id: &str) -> Option<Approval> {
+        let mut approval: Option<Approval> = None;
+        let _ = super::recovery::for_each_fact(self.journal.as_ref(), |fact| match fact {
+            Fact::ApprovalOpened(Json(a)) if a.id == id => approval = Some(a),
+            Fact::DecisionRecorded { approval_id, decision } if approval_id == id => {
+                if let Some(a) = approval.as_mut() {
+                    crate::workflow::apply_decision(a, decision.0);
+                }
+            }
+            Fact::ApprovalResolved { approval_id, status, date, .. } if approval_id == id => {
+                if let Some(a) = approval.as_mut() {
+                    crate::workflow::resolve(a, status, date);
+                }
+            }
+            _ => {}
+        });
+        approval
+    }
+}

@@ -1,0 +1,141 @@
+//! Recovery: fold the journal's facts, in order, back into the engine's
+//! state, then restart what runs (windows, pending approvals) and expire the
+//! approvals whose deadline passed while the engine was down.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warden_journal::{Journal, JournalError};
+
+use crate::error::Error;
+use crate::model::activity::ActivityStatus;
+use crate::model::approval::ApprovalStatus;
+use crate::model::change_request::ChangeRequestStatus;
+use crate::model::webhook::DeliveryStatus;
+use crate::policy::compile::CompiledRule;
+use crate::policy::window_math::{window_start, Ledger};
+use crate::policy::WindowKey;
+use crate::workflow;
+
+use super::core::Core;
+use super::facts::{Count, Fact, Json};
+
+/// Calls `visit` with every fact of the journal, in order. A record that does
+/// not decode is reported with its position, never skipped.
+pub(crate) fn for_each_fact(journal: &dyn Journal, mut visit: impl FnMut(Fact)) -> Result<(), Error> {
+    journal.scan(1, &mut |record| {
+        let fact = Fact::decode(&record.payload)
+            .map_err(|e| JournalError::Corrupt { seq: record.seq, reason: e.to_string() })?;
+        visit(fact);
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Rebuilds `core` from its journal. Runs once, before the engine answers.
+pub(crate) async fn recover(core: &Arc<Core>) -> Result<(), Error> {
+    let mut counts: Vec<Count> = Vec::new();
+    let mut records = 0u64;
+    for_each_fact(core.journal.as_ref(), |fact| {
+        records += 1;
+        apply(core, fact, &mut counts);
+    })?;
+    core.load_policies();
+    restart_windows(core, counts);
+    let pending: Vec<_> =
+        core.approvals.all().into_iter().filter(|a| a.status == ApprovalStatus::Pending).collect();
+    metrics::gauge!("warden_approvals_pending").set(pending.len() as f64);
+    for approval in pending {
+        core.spawn_approval(approval);
+    }
+    let expired = core.expire_due().await;
+    tracing::info!(records, expired, "recovery complete");
+    Ok(())
+}
+
+fn apply(core: &Core, fact: Fact, counts: &mut Vec<Count>) {
+    match fact {
+        Fact::PolicyPut(Json(policy)) => {
+            // The latest version wins; creation order is kept by `put`.
+            core.policies.put(policy);
+        }
+        Fact::ActivityEvaluated { activity: Json(activity), counts: c } => {
+            if let Some(external_id) = &activity.activity.external_id {
+                let cell = tokio::sync::OnceCell::new_with(Some(activity.id.clone()));
+                core.external_ids.insert(external_id.clone(), Arc::new(cell));
+            }
+            core.activities.put(activity);
+            counts.extend(c);
+        }
+        Fact::ApprovalOpened(Json(approval)) => core.approvals.put(approval),
+        Fact::DecisionRecorded { approval_id, decision: Json(decision) } => {
+            core.approvals.update(&approval_id, |a| workflow::apply_decision(a, decision));
+        }
+        Fact::ApprovalResolved { approval_id, status, date, counts: c } => {
+            let Some(approval) = core.approvals.update(&approval_id, |a| {
+                workflow::resolve(a, status, date);
+                a.clone()
+            }) else {
+                return;
+            };
+            let activity_status = match status {
+                ApprovalStatus::Approved => ActivityStatus::Approved,
+                ApprovalStatus::Denied => ActivityStatus::Denied,
+                _ => ActivityStatus::Expired,
+            };
+            core.activities.update(&approval.activity.id, |a| {
+                a.status = activity_status;
+                a.date_updated = date;
+            });
+            if let Some(change) = core.change_requests.all().into_iter().find(|c| c.approval_id == approval_id) {
+                core.change_requests.update(&change.id, |c| {
+                    c.status = if status == ApprovalStatus::Approved {
+                        ChangeRequestStatus::Applied
+                    } else {
+                        ChangeRequestStatus::Rejected
+                    };
+                    c.date_resolved = Some(date);
+                });
+                core.pending_changes.remove(&change.entity_id);
+            }
+            counts.extend(c);
+        }
+        Fact::ChangeRequestOpened(Json(change)) => {
+            core.pending_changes.insert(change.entity_id.clone(), change.id.clone());
+            core.change_requests.put(change);
+        }
+        Fact::WebhookPut(Json(webhook)) => core.webhooks.put(webhook),
+        Fact::WebhookDeleted { webhook_id } => {
+            core.webhooks.remove(&webhook_id);
+        }
+        Fact::EventQueued(Json(event)) => core.events.put(event),
+        Fact::DeliveryRecorded { event_id, status, attempts, last_error, next_attempt } => {
+            core.events.update(&event_id, |e| {
+                e.status = status;
+                e.attempts = attempts;
+                e.last_error = last_error;
+                e.next_attempt = if status == DeliveryStatus::Pending { next_attempt } else { None };
+            });
+        }
+    }
+}
+
+/// Starts the actor of every window that still has counts inside its
+/// horizon; counts outside every horizon are not kept in memory.
+fn restart_windows(core: &Arc<Core>, counts: Vec<Count>) {
+    let now = core.clock.now();
+    let mut ledgers: HashMap<WindowKey, Ledger> = HashMap::new();
+    for count in counts {
+        let Some(quantity) = count.quantity else { continue };
+        let Some(policy) = core.compiled.get(&count.window.policy_id) else { continue };
+        let CompiledRule::Velocity(velocity) = &policy.rule else { continue };
+        if count.at < window_start(velocity.span, now) {
+            continue;
+        }
+        ledgers.entry(count.window).or_default().push(count.at, quantity);
+    }
+    for (key, ledger) in ledgers {
+        let addr = core.start_window(key.clone(), ledger);
+        core.windows.insert(key, addr);
+    }
+}

@@ -1,0 +1,177 @@
+//! An in-memory table of one entity type, kept in creation order for lists
+//! with stable pagination tokens.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use dashmap::DashMap;
+
+use crate::error::{Error, ValidationError};
+
+/// Default page size of list calls.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+/// Largest page a list call may ask for.
+pub const MAX_PAGE_LIMIT: usize = 1000;
+
+/// What a list call asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Page size, default 100, at most 1000.
+    pub limit: Option<usize>,
+    /// The `nextPageToken` of the previous page.
+    pub pagination_token: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// The token of the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// An entity with an id.
+pub trait Keyed {
+    /// The id.
+    fn key(&self) -> &str;
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            fn key(&self) -> &str {
+                &self.id
+            }
+        }
+    )*};
+}
+
+keyed!(
+    crate::model::policy::Policy,
+    crate::model::activity::Activity,
+    crate::model::approval::Approval,
+    crate::model::change_request::ChangeRequest,
+    crate::model::webhook::Webhook,
+    crate::model::webhook::WebhookEvent
+);
+
+/// A table of entities by id, remembering creation order.
+#[derive(Debug)]
+pub struct Store<T> {
+    items: DashMap<String, (u64, T)>,
+    order: RwLock<BTreeMap<u64, String>>,
+    next: AtomicU64,
+}
+
+impl<T> Default for Store<T> {
+    fn default() -> Self {
+        Store { items: DashMap::new(), order: RwLock::new(BTreeMap::new()), next: AtomicU64::new(1) }
+    }
+}
+
+impl<T: Clone + Keyed> Store<T> {
+    /// Inserts or replaces the item with its id; a new id goes to the end of the order.
+    pub fn put(&self, item: T) {
+        let id = item.key().to_owned();
+        // The order lock is taken only after the map's shard lock is released:
+        // `page` takes them the other way round.
+        let added = match self.items.entry(id.clone()) {
+            dashmap::Entry::Occupied(mut entry) => {
+                entry.get_mut().1 = item;
+                None
+            }
+            dashmap::Entry::Vacant(entry) => {
+                let ordinal = self.next.fetch_add(1, Ordering::Relaxed);
+                entry.insert((ordinal, item));
+                Some(ordinal)
+            }
+        };
+        if let Some(ordinal) = added {
+            self.order.write().unwrap_or_else(|p| p.into_inner()).insert(ordinal, id);
+        }
+    }
+
+    /// The item, cloned.
+    pub fn get(&self, id: &str) -> Option<T> {
+        self.items.get(id).map(|e| e.1.clone())
+    }
+
+    /// The creation ordinal of `id`.
+    pub fn ordinal(&self, id: &str) -> Option<u64> {
+        self.items.get(id).map(|e| e.0)
+    }
+
+    /// Changes the item in place; `None` when absent.
+    pub fn update<R>(&self, id: &str, change: impl FnOnce(&mut T) -> R) -> Option<R> {
+        self.items.get_mut(id).map(|mut e| change(&mut e.1))
+    }
+
+    /// Removes the item.
+    pub fn remove(&self, id: &str) -> Option<T> {
+        let (_, (ordinal, item)) = self.items.remove(id)?;
+        self.order.write().unwrap_or_else(|p| p.into_inner()).remove(&ordinal);
+        Some(item)
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Every item, in creation order.
+    pub fn all(&self) -> Vec<T> {
+        let order = self.order.read().unwrap_or_else(|p| p.into_inner());
+        order.values().filter_map(|id| self.get(id)).collect()
+    }
+
+    /// One page of the items that `keep`, in creation order.
+    pub fn page<V>(
+        &self,
+        request: &PageRequest,
+        keep: impl Fn(&T) -> bool,
+        view: impl Fn(T) -> V,
+    ) -> Result<Page<V>, Error> {
+        let limit = checked_limit(request.limit)?;
+        let after = match &request.pagination_token {
+            None => 0,
+            Some(token) => token
+                .parse::<u64>()
+                .map_err(|_| ValidationError::new("paginationToken", format!("`{token}` is not a token this server issued")))?,
+        };
+        let order = self.order.read().unwrap_or_else(|p| p.into_inner());
+        let mut items = Vec::with_capacity(limit.min(64));
+        let mut last = None;
+        let mut more = false;
+        for (ordinal, id) in order.range(after + 1..) {
+            let Some(item) = self.get(id) else { continue };
+            if !keep(&item) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(view(item));
+            last = Some(*ordinal);
+        }
+        Ok(Page { items, next_page_token: if more { last.map(|o| o.to_string()) } else { None } })
+    }
+}
+
+/// Validates a page size.
+pub fn checked_limit(limit: Option<usize>) -> Result<usize, Error> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_LIMIT),
+        Some(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ValidationError::new("limit", format!("`{n}` must be between 1 and {MAX_PAGE_LIMIT}")).into()),
+    }
+}

@@ -1,0 +1,167 @@
+//! Exact money: token amounts up to 2^256 - 1 in smallest units, USD as exact decimals.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ruint::aliases::U256;
+use rust_decimal::Decimal;
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+/// A token amount in the asset's smallest unit (wei, satoshi).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct TokenAmount(pub U256);
+
+impl TokenAmount {
+    /// Parses a non-negative integer string of at most 2^256 - 1.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("`{text}` is not a non-negative integer in the asset's smallest unit"));
+        }
+        U256::from_str_radix(text, 10)
+            .map(TokenAmount)
+            .map_err(|_| format!("`{text}` exceeds 2^256 - 1"))
+    }
+
+    /// `self + other`, `None` on overflow.
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        self.0.checked_add(other.0).map(TokenAmount)
+    }
+}
+
+impl fmt::Display for TokenAmount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Parses a USD decimal: finite, exact, given as a string or a JSON number.
+pub fn parse_usd(text: &str) -> Result<Decimal, String> {
+    let text = text.trim();
+    let valid = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+        && text.bytes().filter(|b| *b == b'.').count() <= 1;
+    if !valid {
+        return Err(format!("`{text}` is not a decimal"));
+    }
+    Decimal::from_str(text).map_err(|_| format!("`{text}` is not a decimal within 28 significant digits"))
+}
+
+/// Converts `amount / 10^decimals` into a decimal, `None` when it does not fit
+/// (the caller then treats the asset as unpriced: fail closed).
+///
+/// Digits beyond the 28th decimal place are truncated; prices have far fewer.
+pub fn units_to_decimal(amount: TokenAmount, decimals: u8) -> Option<Decimal> {
+    let scale = U256::from(10u8).checked_pow(U256::from(decimals))?;
+    let whole = amount.0 / scale;
+    let rest = amount.0 % scale;
+    let whole = Decimal::from_str(&whole.to_string()).ok()?;
+    if rest.is_zero() {
+        return Some(whole);
+    }
+    // Keep at most 28 fractional digits of `rest / 10^decimals`.
+    let (rest, scale) = if decimals > 28 {
+        let drop = U256::from(10u8).checked_pow(U256::from(decimals - 28))?;
+        (rest / drop, 28)
+    } else {
+        (rest, u32::from(decimals))
+    };
+    let rest: u128 = rest.try_into().ok()?;
+    let fraction = Decimal::try_from_i128_with_scale(i128::try_from(rest).ok()?, scale).ok()?;
+    whole.checked_add(fraction)
+}
+
+/// A value given as a JSON string or number and kept as its exact text, so that
+/// `"100000"` and `100000` read the same and nothing passes through `f64`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NumberText(pub String);
+
+impl Serialize for NumberText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for NumberText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = NumberText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a decimal string or number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NumberText, E> {
+                Ok(NumberText(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumberText, E> {
+                Ok(NumberText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumberText, E> {
+                Ok(NumberText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumberText, E> {
+                if !v.is_finite() {
+                    return Err(E::custom("number is not finite"));
+                }
+                Ok(NumberText(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl fmt::Display for NumberText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_amounts_are_exact_up_to_u256_max() {
+        let max = "115792089237316195423570985008687907853269984665640564039457584007913129639935";
+        assert_eq!(TokenAmount::parse(max).unwrap().to_string(), max);
+        let over = "115792089237316195423570985008687907853269984665640564039457584007913129639936";
+        assert!(TokenAmount::parse(over).unwrap_err().contains("2^256"));
+        assert!(TokenAmount::parse("-1").is_err());
+        assert!(TokenAmount::parse("1.5").is_err());
+        assert!(TokenAmount::parse("").is_err());
+        let max = TokenAmount::parse(max).unwrap();
+        assert!(max.checked_add(TokenAmount(U256::from(1u8))).is_none());
+    }
+
+    #[test]
+    fn units_convert_exactly() {
+        let wei = TokenAmount::parse("1500000000000000000").unwrap();
+        assert_eq!(units_to_decimal(wei, 18).unwrap(), Decimal::from_str("1.5").unwrap());
+        let sat = TokenAmount::parse("12345").unwrap();
+        assert_eq!(units_to_decimal(sat, 8).unwrap(), Decimal::from_str("0.00012345").unwrap());
+        let huge = TokenAmount(U256::MAX);
+        assert!(units_to_decimal(huge, 0).is_none(), "too large to price fails closed");
+        assert_eq!(units_to_decimal(TokenAmount::parse("7").unwrap(), 0).unwrap(), Decimal::from(7));
+    }
+
+    #[test]
+    fn usd_parsing_rejects_non_decimals() {
+        assert_eq!(parse_usd("1500.25").unwrap(), Decimal::from_str("1500.25").unwrap());
+        assert!(parse_usd("1e5").is_err());
+        assert!(parse_usd("abc").is_err());
+        assert!(parse_usd("").is_err());
+    }
+}
+
+impl Serialize for TokenAmount {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenAmount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        TokenAmount::parse(&text).map_err(de::Error::custom)
+    }
+}

@@ -1,0 +1,10 @@
+//! The contract's types, with the exact JSON names of `api.md`.
+
+pub mod activity;
+pub mod amount;
+pub mod approval;
+pub mod change_request;
+pub mod ids;
+pub mod policy;
+pub mod principal;
+pub mod webhook;

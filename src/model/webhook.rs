@@ -1,0 +1,94 @@
+//! Webhooks and their events.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The event kinds a webhook can subscribe to.
+pub const EVENT_KINDS: [&str; 3] =
+    ["policy.triggered", "policy.approval.pending", "policy.approval.resolved"];
+
+/// Whether a webhook receives events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum WebhookStatus {
+    /// Receives events.
+    #[default]
+    Enabled,
+    /// Receives nothing.
+    Disabled,
+}
+
+/// The body of `POST /v2/webhooks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookSpec {
+    /// Where events are POSTed.
+    pub url: String,
+    /// Event kinds, or `["*"]` for all.
+    pub events: Vec<String>,
+    /// Enabled unless given.
+    #[serde(default)]
+    pub status: WebhookStatus,
+}
+
+/// A registered webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// `wh-...`
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Subscribed kinds.
+    pub events: Vec<String>,
+    /// Enabled or disabled.
+    pub status: WebhookStatus,
+    /// HMAC key; shown only in the answer to the create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// When it was registered.
+    pub date_created: DateTime<Utc>,
+}
+
+impl Webhook {
+    /// Whether the webhook wants events of `kind`.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.status == WebhookStatus::Enabled
+            && self.events.iter().any(|e| e == "*" || e == kind)
+    }
+}
+
+/// Delivery state of one event to one webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeliveryStatus {
+    /// Not delivered yet; will be tried (again).
+    Pending,
+    /// A 2xx answer was received.
+    Delivered,
+    /// Retries were exhausted.
+    Failed,
+}
+
+/// One event for one webhook, with its delivery log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent {
+    /// `ev-...`
+    pub id: String,
+    /// The webhook it goes to.
+    pub webhook_id: String,
+    /// Event kind.
+    pub kind: String,
+    /// When it happened.
+    pub date: DateTime<Utc>,
+    /// Delivery state.
+    pub status: DeliveryStatus,
+    /// Tries so far, the first included.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// The event's `data`, as JSON text (kept verbatim so the signature is stable).
+    #[serde(default)]
+    pub data: String,
+    /// When the next try is due.
+    #[serde(default)]
+    pub next_attempt: Option<DateTime<Utc>>,
+}

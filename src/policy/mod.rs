@@ -1,0 +1,16 @@
+//! Policy validation, compilation into an indexed [`PolicySet`], and pure
+//! evaluation. Nothing here does I/O or talks to actors.
+
+pub mod compile;
+pub mod evaluate;
+pub mod set;
+pub mod subject;
+pub mod window_math;
+
+#[cfg(test)]
+mod tests;
+
+pub use compile::{compile, validate, CompiledPolicy};
+pub use evaluate::{decide, rule_outcome, DefaultAction, EvaluationMode, Judged, Quantity, RuleOutcome, Verdict, WindowCheck, WindowKey};
+pub use set::PolicySet;
+pub use subject::{PriceTable, Subject};

@@ -1,0 +1,155 @@
+//! The compiled, indexed set of active policies: an immutable snapshot that
+//! the registry swaps atomically when policies change, so readers never lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::model::policy::{ActivityKind, PolicyStatus};
+
+use super::compile::{CompiledPolicy, CompiledRule, Measure};
+use super::subject::Subject;
+
+/// Positions (into [`PolicySet::policies`]) of one activity kind's policies,
+/// bucketed by the most selective filter each has, so that evaluation only
+/// looks at policies that can match.
+#[derive(Debug, Default)]
+struct KindIndex {
+    by_wallet: HashMap<String, Vec<usize>>,
+    by_tag: HashMap<String, Vec<usize>>,
+    by_initiator: HashMap<String, Vec<usize>>,
+    by_policy: HashMap<String, Vec<usize>>,
+    unindexed: Vec<usize>,
+}
+
+/// The active policies, compiled and indexed.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    /// Active policies in evaluation order: `priority` ascending (absent
+    /// last), ties by creation.
+    policies: Vec<Arc<CompiledPolicy>>,
+    kinds: HashMap<ActivityKind, KindIndex>,
+}
+
+impl PolicySet {
+    /// Builds the set from every known policy; archived ones are left out.
+    pub fn new(all: impl IntoIterator<Item = Arc<CompiledPolicy>>) -> Self {
+        let mut policies: Vec<_> =
+            all.into_iter().filter(|p| p.policy.spec.status == PolicyStatus::Active).collect();
+        policies.sort_by_key(|p| (p.policy.spec.priority.is_none(), p.policy.spec.priority, p.ordinal));
+        let mut kinds: HashMap<ActivityKind, KindIndex> = HashMap::new();
+        for (position, compiled) in policies.iter().enumerate() {
+            let index = kinds.entry(compiled.policy.spec.activity_kind).or_default();
+            let filters = &compiled.filters;
+            // One bucket per policy: the narrowest filter that must hold.
+            if let Some(ids) = &filters.wallet_id {
+                for id in ids {
+                    index.by_wallet.entry(id.clone()).or_default().push(position);
+                }
+            } else if let Some(ids) = &filters.policy_id {
+                for id in ids {
+                    index.by_policy.entry(id.clone()).or_default().push(position);
+                }
+            } else if let Some(ids) = &filters.initiator_id {
+                for id in ids {
+                    index.by_initiator.entry(id.clone()).or_default().push(position);
+                }
+            } else if let Some(tags) = filters.tags_any.as_ref() {
+                for tag in tags {
+                    index.by_tag.entry(tag.clone()).or_default().push(position);
+                }
+            } else if let Some(tag) = filters.tags_all.as_ref().and_then(|t| t.first()) {
+                index.by_tag.entry(tag.clone()).or_default().push(position);
+            } else {
+                index.unindexed.push(position);
+            }
+        }
+        PolicySet { policies, kinds }
+    }
+
+    /// Number of active policies.
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// Whether no policy is active.
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// The active policies whose activity kind and filters match `subject`,
+    /// in evaluation order.
+    pub fn matching(&self, subject: &Subject) -> Vec<Arc<CompiledPolicy>> {
+        let Some(index) = self.kinds.get(&subject.kind) else { return Vec::new() };
+        let mut positions: Vec<usize> = index.unindexed.clone();
+        let mut extend = |bucket: Option<&Vec<usize>>| {
+            if let Some(bucket) = bucket {
+                positions.extend_from_slice(bucket);
+            }
+        };
+        if let Some(wallet) = &subject.wallet_id {
+            extend(index.by_wallet.get(wallet));
+        }
+        if let Some(policy) = &subject.policy_id {
+            extend(index.by_policy.get(policy));
+        }
+        extend(index.by_initiator.get(&subject.initiator_id));
+        let mut seen_tags = HashSet::new();
+        for tag in &subject.wallet_tags {
+            if seen_tags.insert(tag) {
+                extend(index.by_tag.get(tag));
+            }
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+            .into_iter()
+            .map(|p| &self.policies[p])
+            .filter(|p| applies_to(p, subject))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Whether every filter of `policy` holds for `subject`, and, for a velocity
+/// rule on one asset, whether the activity moves that asset.
+pub fn applies_to(policy: &CompiledPolicy, subject: &Subject) -> bool {
+    let f = &policy.filters;
+    let within = |set: &Option<HashSet<String>>, value: Option<&String>| match set {
+        None => true,
+        Some(set) => value.is_some_and(|v| set.contains(v)),
+    };
+    if !within(&f.wallet_id, subject.wallet_id.as_ref())
+        || !within(&f.initiator_id, Some(&subject.initiator_id))
+        || !within(&f.recipient, subject.recipient.as_ref())
+        || !within(&f.policy_id, subject.policy_id.as_ref())
+    {
+        return false;
+    }
+    if let Some(any) = &f.tags_any {
+        if !subject.wallet_tags.iter().any(|t| any.contains(t)) {
+            return false;
+        }
+    }
+    if let Some(all) = &f.tags_all {
+        if !all.iter().all(|t| subject.wallet_tags.contains(t)) {
+            return false;
+        }
+    }
+    if let Some(types) = &f.transaction_type {
+        match subject.transaction_type {
+            Some(t) if types.contains(t.as_str()) => {}
+            _ => return false,
+        }
+    }
+    if let Some(symbols) = &f.asset_symbol {
+        if !subject.assets.iter().all(|a| symbols.contains(&a.symbol)) {
+            return false;
+        }
+    }
+    if let CompiledRule::Velocity(v) = &policy.rule {
+        if let Measure::Asset { symbol, .. } = &v.measure {
+            return subject.moves(symbol);
+        }
+    }
+    true
+}

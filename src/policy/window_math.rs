@@ -1,0 +1,193 @@
+//! Velocity window accounting, without actors: the entries of one window, the
+//! check-and-reserve step, and where a window starts.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+
+use crate::model::amount::TokenAmount;
+use crate::model::policy::CalendarPeriod;
+
+use super::compile::{Measure, Span, Velocity};
+use super::evaluate::{describe_span, Quantity};
+
+/// The earliest instant (inclusive) that still counts in a window at `now`.
+pub fn window_start(span: Span, now: DateTime<Utc>) -> DateTime<Utc> {
+    match span {
+        // Rolling: the last `secs` seconds; an entry exactly `secs` old is out.
+        Span::Rolling(secs) => now - Duration::seconds(secs as i64) + Duration::nanoseconds(1),
+        Span::Calendar(period) => {
+            let midnight = |d: chrono::NaiveDate| Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN));
+            let today = now.date_naive();
+            match period {
+                CalendarPeriod::Day => midnight(today),
+                CalendarPeriod::Week => {
+                    midnight(today - Duration::days(i64::from(today.weekday().num_days_from_monday())))
+                }
+                CalendarPeriod::Month => midnight(today.with_day(1).unwrap_or(today)),
+            }
+        }
+    }
+}
+
+/// The sum of a window, by measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Total {
+    Usd(Decimal),
+    Units(TokenAmount),
+    Count(u64),
+}
+
+/// The result of asking a window to reserve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveAnswer {
+    /// Whether the rule triggered (then nothing was reserved).
+    pub triggered: bool,
+    /// Why, for a person.
+    pub reason: String,
+}
+
+/// The entries of one window: committed counts and pending reservations.
+///
+/// INVARIANT (no overshoot): a reservation is taken only if committed +
+/// reserved + the new quantity stays within the limit, and check and take
+/// happen in one call, so concurrent activities cannot pass the limit together.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    committed: VecDeque<(DateTime<Utc>, Quantity)>,
+    reserved: HashMap<u64, (DateTime<Utc>, Quantity)>,
+}
+
+impl Ledger {
+    /// Checks whether `quantity` fits under `velocity`'s limit at `now` and,
+    /// if so, reserves it under `reservation`.
+    pub fn reserve(
+        &mut self,
+        velocity: &Velocity,
+        reservation: u64,
+        quantity: Option<Quantity>,
+        now: DateTime<Utc>,
+    ) -> ReserveAnswer {
+        self.prune(velocity.span, now);
+        let span = describe_span(velocity.span);
+        let Some(quantity) = quantity else {
+            return ReserveAnswer { triggered: true, reason: format!("value is unpriced; velocity limit fails closed {span}") };
+        };
+        let current = self.total(velocity, now);
+        let verdict = match (current, quantity, &velocity.measure) {
+            (Some(Total::Usd(sum)), Quantity::Usd(q), Measure::Usd(limit)) => match sum.checked_add(q) {
+                Some(next) if next <= *limit => None,
+                Some(next) => Some(format!("{sum} USD {span} + {q} USD = {next} USD exceeds limit {limit} USD")),
+                None => Some("window total overflows; fails closed".to_owned()),
+            },
+            (Some(Total::Units(sum)), Quantity::Units(q), Measure::Asset { symbol, limit }) => {
+                match sum.checked_add(q) {
+                    Some(next) if next <= *limit => None,
+                    Some(next) => Some(format!(
+                        "{sum} {symbol} {span} + {q} {symbol} = {next} {symbol} exceeds limit {limit} {symbol}"
+                    )),
+                    None => Some("window total overflows; fails closed".to_owned()),
+                }
+            }
+            (Some(Total::Count(n)), Quantity::One, Measure::Count(limit)) => {
+                if n + 1 <= *limit {
+                    None
+                } else {
+                    Some(format!("{n} activities {span} + 1 exceeds limit {limit}"))
+                }
+            }
+            (None, _, _) => Some("window total overflows; fails closed".to_owned()),
+            _ => Some("activity does not fit this window's measure; fails closed".to_owned()),
+        };
+        match verdict {
+            Some(reason) => ReserveAnswer { triggered: true, reason },
+            None => {
+                self.reserved.insert(reservation, (now, quantity));
+                ReserveAnswer { triggered: false, reason: format!("within the velocity limit {span}") }
+            }
+        }
+    }
+
+    /// Turns a reservation into a count; without one (the activity was not
+    /// checked here, or was approved later), counts `quantity` as given.
+    pub fn commit(&mut self, reservation: u64, quantity: Option<Quantity>, at: DateTime<Utc>) {
+        match self.reserved.remove(&reservation) {
+            Some((_, q)) => self.push(at, q),
+            None => {
+                if let Some(q) = quantity {
+                    self.push(at, q);
+                }
+            }
+        }
+    }
+
+    /// Adds a count as journaled (recovery, approvals).
+    pub fn push(&mut self, at: DateTime<Utc>, quantity: Quantity) {
+        // Keep entries sorted by time; recovery and approvals may arrive late.
+        let position = self.committed.partition_point(|(t, _)| *t <= at);
+        self.committed.insert(position, (at, quantity));
+    }
+
+    /// Drops a reservation (the activity was blocked or held).
+    pub fn release(&mut self, reservation: u64) {
+        self.reserved.remove(&reservation);
+    }
+
+    /// Number of committed entries still kept.
+    pub fn len(&self) -> usize {
+        self.committed.len()
+    }
+
+    /// Whether nothing is committed or reserved.
+    pub fn is_empty(&self) -> bool {
+        self.committed.is_empty() && self.reserved.is_empty()
+    }
+
+    /// Committed total (without reservations) at `now`, as text, for tests and views.
+    pub fn committed_total(&self, velocity: &Velocity, now: DateTime<Utc>) -> String {
+        let start = window_start(velocity.span, now);
+        let inside = self.committed.iter().filter(|(t, _)| *t >= start).map(|(_, q)| *q);
+        sum(velocity, inside).map(|t| match t {
+            Total::Usd(d) => d.normalize().to_string(),
+            Total::Units(u) => u.to_string(),
+            Total::Count(n) => n.to_string(),
+        }).unwrap_or_else(|| "overflow".to_owned())
+    }
+
+    /// Forgets entries that no window starting at or after `now` can see.
+    fn prune(&mut self, span: Span, now: DateTime<Utc>) {
+        let start = window_start(span, now);
+        while self.committed.front().is_some_and(|(t, _)| *t < start) {
+            self.committed.pop_front();
+        }
+    }
+
+    fn total(&self, velocity: &Velocity, now: DateTime<Utc>) -> Option<Total> {
+        let start = window_start(velocity.span, now);
+        let inside = self
+            .committed
+            .iter()
+            .chain(self.reserved.values())
+            .filter(|(t, _)| *t >= start)
+            .map(|(_, q)| *q);
+        sum(velocity, inside)
+    }
+}
+
+fn sum(velocity: &Velocity, quantities: impl Iterator<Item = Quantity>) -> Option<Total> {
+    let mut total = match velocity.measure {
+        Measure::Usd(_) => Total::Usd(Decimal::ZERO),
+        Measure::Asset { .. } => Total::Units(TokenAmount::default()),
+        Measure::Count(_) => Total::Count(0),
+    };
+    for q in quantities {
+        total = match (total, q) {
+            (Total::Usd(s), Quantity::Usd(v)) => Total::Usd(s.checked_add(v)?),
+            (Total::Units(s), Quantity::Units(v)) => Total::Units(s.checked_add(v)?),
+            (Total::Count(n), _) => Total::Count(n + 1),
+            (t, _) => t,
+        };
+    }
+    Some(total)
+}

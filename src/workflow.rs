@@ -1,0 +1,84 @@
+//! The approval state machine, pure: who may decide, and what a decision does.
+//! The approval actor and recovery both run it, so a replayed journal ends in
+//! exactly the state the live engine answered.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Error;
+use crate::model::approval::{Approval, ApprovalGroup, ApprovalStatus, Decision, DecisionValue};
+use crate::model::principal::PrincipalKind;
+
+/// Whether `who` may approve in `group` of an approval started by `initiator`.
+pub fn may_approve_in(group: &ApprovalGroup, initiator: &str, who: &str, kind: PrincipalKind) -> bool {
+    let listed = match &group.approvers.user_id {
+        Some(list) => list.values.iter().any(|id| id == who),
+        // `approvers: {}` means any User.
+        None => kind == PrincipalKind::User,
+    };
+    let kind_ok = kind == PrincipalKind::User || group.service_accounts_can_approve;
+    let initiator_ok = who != initiator || group.initiator_can_approve;
+    listed && kind_ok && initiator_ok
+}
+
+/// Whether `who` may decide `value` on `approval` (status aside).
+pub fn is_eligible(approval: &Approval, who: &str, kind: PrincipalKind, value: DecisionValue) -> bool {
+    // The initiator may always deny (cancel) its own activity.
+    if value == DecisionValue::Denied && who == approval.initiator_id {
+        return true;
+    }
+    approval.approval_groups.iter().any(|g| may_approve_in(g, &approval.initiator_id, who, kind))
+}
+
+/// Checks a decision in the contract's order: not eligible 403, then already
+/// decided or no longer pending 409. (Unknown approval 404 is the caller's.)
+pub fn check_decision(approval: &Approval, who: &str, kind: PrincipalKind, value: DecisionValue) -> Result<(), Error> {
+    if !is_eligible(approval, who, kind, value) {
+        return Err(Error::Forbidden(format!("`{who}` is not an eligible approver of approval `{}`", approval.id)));
+    }
+    if approval.status != ApprovalStatus::Pending {
+        return Err(Error::Conflict(format!(
+            "approval `{}` is no longer pending (it is {})",
+            approval.id,
+            approval.status.as_str()
+        )));
+    }
+    if approval.decisions.iter().any(|d| d.user_id == who) {
+        return Err(Error::Conflict(format!("`{who}` has already decided on approval `{}`", approval.id)));
+    }
+    Ok(())
+}
+
+/// Records a checked decision and returns the status it resolves the approval
+/// to, if any. An approval counts once in every group that lists the decider.
+pub fn apply_decision(approval: &mut Approval, decision: Decision) -> Option<ApprovalStatus> {
+    approval.date_updated = decision.date;
+    let resolved = match decision.value {
+        DecisionValue::Denied => Some(ApprovalStatus::Denied),
+        DecisionValue::Approved => {
+            for group in &mut approval.approval_groups {
+                if may_approve_in(group, &approval.initiator_id, &decision.user_id, decision.user_kind)
+                    && !group.approved_by.contains(&decision.user_id)
+                {
+                    group.approved_by.push(decision.user_id.clone());
+                }
+            }
+            let all_met =
+                approval.approval_groups.iter().all(|g| g.approved_by.len() >= g.quorum as usize);
+            all_met.then_some(ApprovalStatus::Approved)
+        }
+    };
+    approval.decisions.push(decision);
+    resolved
+}
+
+/// Marks the approval resolved.
+pub fn resolve(approval: &mut Approval, status: ApprovalStatus, date: DateTime<Utc>) {
+    approval.status = status;
+    approval.date_resolved = Some(date);
+    approval.date_updated = date;
+}
+
+/// Whether the approval is pending and its deadline has passed at `now`.
+pub fn is_due(approval: &Approval, now: DateTime<Utc>) -> bool {
+    approval.status == ApprovalStatus::Pending && approval.expiration_date.is_some_and(|d| d <= now)
+}
