@@ -1,0 +1,185 @@
+//! Velocity windows through the embedded engine: rolling and calendar spans,
+//! scopes, USD, asset and count measures, what counts and when.
+
+mod common;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::*;
+use serde_json::{json, Value};
+use warden::*;
+
+fn velocity(kind: &str, configuration: Value, action: Value) -> PolicySpec {
+    spec(json!({"name": "velocity", "activityKind": "Wallets:Sign",
+        "rule": {"kind": kind, "configuration": configuration}, "action": action}))
+}
+
+fn usd_velocity(limit: &str, extra: Value) -> PolicySpec {
+    let mut configuration = json!({"limit": limit, "currency": "USD", "timeWindow": 3600});
+    merge(&mut configuration, extra);
+    velocity("TransactionAmountVelocity", configuration, json!({"kind": "Block"}))
+}
+
+async fn statuses(h: &Harness, values: &[&str]) -> Vec<ActivityStatus> {
+    let mut out = Vec::new();
+    for v in values {
+        out.push(h.submit(transfer_with(v, json!({}))).await.status);
+    }
+    out
+}
+
+use ActivityStatus::{Allowed, Blocked};
+
+#[actix_rt::test]
+async fn rolling_usd_window_admits_up_to_the_limit_and_forgets_old_counts() {
+    let h = harness(|b| b).await;
+    let policy = h.add_policy(usd_velocity("1000", json!({}))).await;
+    assert_eq!(statuses(&h, &["600", "300", "200", "100"]).await, [Allowed, Allowed, Blocked, Allowed]);
+    assert_eq!(h.engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("1000"));
+    h.clock.advance(Duration::seconds(1800));
+    assert_eq!(statuses(&h, &["0.01"]).await, [Blocked]);
+    h.clock.advance(Duration::seconds(1800));
+    assert_eq!(statuses(&h, &["1000"]).await, [Allowed], "the first counts left the window");
+    // Another wallet has its own window.
+    let other = h.submit(transfer_with("1000", json!({"wallet": {"id": "wa-2"}}))).await;
+    assert_eq!(other.status, Allowed);
+}
+
+#[actix_rt::test]
+async fn the_reason_says_what_the_window_holds() {
+    let h = harness(|b| b).await;
+    h.add_policy(usd_velocity("1000", json!({}))).await;
+    h.submit(transfer_with("900", json!({}))).await;
+    let blocked = h.submit(transfer_with("200", json!({}))).await;
+    assert_eq!(blocked.status, Blocked);
+    assert!(blocked.policy_evaluations[0].reason.contains("900 USD"), "{}", blocked.policy_evaluations[0].reason);
+    assert!(blocked.policy_evaluations[0].reason.contains("exceeds limit 1000 USD"));
+}
+
+#[actix_rt::test]
+async fn timeframe_minutes_is_an_alias() {
+    let h = harness(|b| b).await;
+    let spec = velocity("TransactionAmountVelocity", json!({"limit": "100", "currency": "USD", "timeframe": 10}), json!({"kind": "Block"}));
+    h.add_policy(spec).await;
+    assert_eq!(statuses(&h, &["100", "1"]).await, [Allowed, Blocked]);
+    h.clock.advance(Duration::minutes(10));
+    assert_eq!(statuses(&h, &["1"]).await, [Allowed]);
+}
+
+#[actix_rt::test]
+async fn calendar_day_resets_at_utc_midnight() {
+    let h = harness(|b| b).await;
+    h.add_policy(usd_velocity("100", json!({"timeWindow": null, "calendar": "Day"}))).await;
+    h.clock.set(Utc.with_ymd_and_hms(2026, 11, 22, 23, 59, 0).unwrap());
+    assert_eq!(statuses(&h, &["100", "1"]).await, [Allowed, Blocked]);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap());
+    assert_eq!(statuses(&h, &["100"]).await, [Allowed]);
+}
+
+#[actix_rt::test]
+async fn calendar_week_starts_on_monday() {
+    let h = harness(|b| b).await;
+    h.add_policy(usd_velocity("100", json!({"timeWindow": null, "calendar": "Week"}))).await;
+    // Sunday 22 Nov, then Monday 23 Nov: a new ISO week.
+    assert_eq!(statuses(&h, &["100", "1"]).await, [Allowed, Blocked]);
+    h.clock.set(Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 1).unwrap());
+    assert_eq!(statuses(&h, &["100", "1"]).await, [Allowed, Blocked]);
+}
+
+#[actix_rt::test]
+async fn count_velocity_per_initiator() {
+    let h = harness(|b| b).await;
+    h.add_policy(velocity(
+        "TransactionCountVelocity",
+        json!({"limit": 2, "timeWindow": 60, "scope": "Initiator"}),
+        json!({"kind": "Block"}),
+    ))
+    .await;
+    assert_eq!(statuses(&h, &["1", "1", "1"]).await, [Allowed, Allowed, Blocked]);
+    // Another initiator on the same wallet has its own count.
+    let carol = h.submit(transfer_with("1", json!({"initiator": {"id": "us-carol"}}))).await;
+    assert_eq!(carol.status, Allowed);
+}
+
+#[actix_rt::test]
+async fn organization_and_recipient_scopes() {
+    let h = harness(|b| b).await;
+    let org = h.add_policy(usd_velocity("100", json!({"scope": "Organization"}))).await;
+    assert_eq!(h.submit(transfer_with("60", json!({"wallet": {"id": "wa-a"}}))).await.status, Allowed);
+    assert_eq!(h.submit(transfer_with("60", json!({"wallet": {"id": "wa-b"}}))).await.status, Blocked);
+    assert_eq!(h.engine.window_total(&org.id, "*").await.as_deref(), Some("60"));
+
+    let h = harness(|b| b).await;
+    h.add_policy(usd_velocity("100", json!({"scope": "Recipient"}))).await;
+    // The same recipient written in two cases shares a window.
+    let to = |r: &str| json!({"transaction": {"recipient": r}, "wallet": {"id": format!("w-{r}")}});
+    assert_eq!(h.submit(transfer_with("60", to("0xABCDEF0000000000000000000000000000000001"))).await.status, Allowed);
+    assert_eq!(h.submit(transfer_with("60", to("0xabcdef0000000000000000000000000000000001"))).await.status, Blocked);
+    assert_eq!(h.submit(transfer_with("60", to("0x0000000000000000000000000000000000000002"))).await.status, Allowed);
+}
+
+#[actix_rt::test]
+async fn asset_velocity_counts_only_that_asset_in_smallest_units() {
+    let h = harness(|b| b).await;
+    h.add_policy(velocity(
+        "TransactionAmountVelocity",
+        json!({"limit": "2000000000000000000", "asset": "ETH", "timeWindow": 3600}),
+        json!({"kind": "Block"}),
+    ))
+    .await;
+    // Each transfer moves 1.5 ETH.
+    assert_eq!(statuses(&h, &["1", "1"]).await, [Allowed, Blocked]);
+    let usdc = json!({"transaction": {"assets": [{"symbol": "USDC", "decimals": 6, "amount": "999999999999", "valueUsd": "999999"}]}});
+    assert_eq!(h.submit(transfer_with("1", usdc)).await.status, Allowed, "the rule applies only to ETH activities");
+}
+
+#[actix_rt::test]
+async fn unpriced_activities_trigger_usd_windows_and_count_in_count_windows() {
+    let h = harness(|b| b).await;
+    let count = h
+        .add_policy(velocity("TransactionCountVelocity", json!({"limit": 10, "timeWindow": 60}), json!({"kind": "NoAction"})))
+        .await;
+    let usd_spec = velocity(
+        "TransactionAmountVelocity",
+        json!({"limit": "100", "currency": "USD", "timeWindow": 60}),
+        json!({"kind": "NoAction"}),
+    );
+    let usd = h.add_policy(usd_spec).await;
+    let unpriced = json!({"transaction": {"assets": [{"symbol": "DOGE", "decimals": 8, "amount": "100"}]}});
+    let activity = h.submit(transfer_with("1", unpriced)).await;
+    // NoAction: triggered, but allowed.
+    assert_eq!(activity.status, Allowed);
+    assert!(activity.policy_evaluations.iter().any(|e| e.policy_id == usd.id && e.reason.contains("unpriced")));
+    assert_eq!(h.engine.window_total(&usd.id, "wa-1").await.as_deref(), Some("0"));
+    assert_eq!(h.engine.window_total(&count.id, "wa-1").await.as_deref(), Some("1"));
+}
+
+#[actix_rt::test]
+async fn held_activities_count_only_when_approved() {
+    let h = harness(|b| b).await;
+    let window = h.add_policy(usd_velocity("1000000", json!({}))).await;
+    h.add_policy(large_transaction_policy()).await;
+    let denied = h.submit(transfer_with("150000", json!({}))).await;
+    let approved = h.submit(transfer_with("200000", json!({}))).await;
+    assert_eq!(h.engine.window_total(&window.id, "wa-1").await.as_deref(), Some("0"), "pending counts nothing");
+    h.deny(&user("us-1"), denied.approval_id.as_deref().unwrap()).await.unwrap();
+    h.approve(&user("us-1"), approved.approval_id.as_deref().unwrap()).await.unwrap();
+    h.approve(&user("us-2"), approved.approval_id.as_deref().unwrap()).await.unwrap();
+    // Decisions are answered after the counts are sent to the window.
+    assert_eq!(h.engine.window_total(&window.id, "wa-1").await.as_deref(), Some("200000"));
+    // Blocked activities never count.
+    let blocked = h.submit(transfer_with("900000", json!({}))).await;
+    assert_eq!(blocked.status, Blocked);
+    assert_eq!(h.engine.window_total(&window.id, "wa-1").await.as_deref(), Some("200000"));
+}
+
+#[actix_rt::test]
+async fn windows_are_rebuilt_after_a_restart() {
+    let h = harness(|b| b).await;
+    let policy = h.add_policy(usd_velocity("1000", json!({}))).await;
+    assert_eq!(statuses(&h, &["400", "500"]).await, [Allowed, Allowed]);
+    h.clock.advance(Duration::seconds(10));
+    let engine = h.restart(|b| b).await;
+    assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("900"));
+    let next = engine.evaluate(transfer_with("200", json!({}))).await.unwrap();
+    assert_eq!(next.status, Blocked);
+}
