@@ -69,7 +69,7 @@ impl Journal for MemoryJournal {
     }
 
     fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
-        let len = self.records()?.len();
-        Ok(len.checked_sub(1).map(seq_of))
+        let len = self.records()?.len() as Seq;
+        Ok((len > 0).then_some(len))
     }
 }

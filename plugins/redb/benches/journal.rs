@@ -1,5 +1,6 @@
-//! Append throughput by batch size, beside this machine's fsync floor, and
-//! the time to open and scan a journal of a million records.
+//! Append throughput by batch size, beside this machine's fsync floor; the
+//! cost of redb's commit strategies, which the crate docs weigh; and the time
+//! to open and scan a journal of a million records.
 //!
 //! Run with `cargo bench -p warden-redb` (a few minutes; building the
 //! million-record journal takes a few seconds of it).
@@ -9,6 +10,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use redb::{Database, Durability, TableDefinition};
 use warden_journal::Journal;
 use warden_redb::RedbJournal;
 
@@ -63,6 +65,50 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
+/// Sets a write transaction's commit strategy.
+type Configure = fn(&mut redb::WriteTransaction);
+
+/// A commit of raw redb under each strategy the crate docs weigh, with
+/// values of the size the journal stores (payload plus 5-byte header).
+fn commit_strategy(c: &mut Criterion) {
+    const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("bench");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut group = c.benchmark_group("commit_strategy");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    let value = [b'x'; PAYLOAD_LEN + 5];
+    let strategies: [(&str, Configure); 3] = [
+        ("one_phase", |txn| txn.set_two_phase_commit(false)),
+        ("two_phase", |txn| txn.set_two_phase_commit(true)),
+        ("quick_repair", |txn| txn.set_quick_repair(true)),
+    ];
+    for (name, configure) in strategies {
+        for size in [1_u64, 1000] {
+            let db = Database::create(dir.path().join(format!("{name}-{size}.redb")))
+                .expect("create database");
+            let mut next = 0_u64;
+            group.throughput(Throughput::Elements(size));
+            group.bench_function(BenchmarkId::new(name, size), |b| {
+                b.iter(|| {
+                    let mut txn = db.begin_write().expect("begin write");
+                    txn.set_durability(Durability::Immediate)
+                        .expect("durability");
+                    configure(&mut txn);
+                    {
+                        let mut table = txn.open_table(TABLE).expect("table");
+                        for key in next..next + size {
+                            table.insert(key, &value[..]).expect("insert");
+                        }
+                    }
+                    txn.commit().expect("commit");
+                    next += size;
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
 fn scan(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("scan.redb");
@@ -100,5 +146,5 @@ fn scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, scan);
+criterion_group!(benches, append, commit_strategy, scan);
 criterion_main!(benches);

@@ -20,6 +20,9 @@ pub(crate) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("wa
 pub struct RedbJournal {
     path: PathBuf,
     handle: Mutex<Handle>,
+    /// Held by `append` from its write to its cleanup after a failure, so no
+    /// other batch can commit before a failed one is scheduled for removal.
+    append: Mutex<()>,
 }
 
 /// The open database, or what must happen before the next one is used.
@@ -34,17 +37,16 @@ struct Handle {
 
 impl RedbJournal {
     /// Opens the journal in the redb file at `path`, creating the file if it
-    /// is missing. A file left by a crash is repaired by redb here.
+    /// is missing. Every page of the file is verified first, and a file left
+    /// by a crash is repaired (see the [crate docs](crate)).
+    ///
+    /// Fails with [`JournalError::Storage`] if the file cannot be opened, is
+    /// not a redb database, is open in another process, or fails redb's
+    /// integrity check.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
         let db = open_database(&path, None)?;
-        Ok(Self {
-            path,
-            handle: Mutex::new(Handle {
-                db: Some(Arc::new(db)),
-                unacknowledged_from: None,
-            }),
-        })
+        Ok(Self::from_database(path, db))
     }
 
     /// The path of the redb file.
@@ -52,7 +54,7 @@ impl RedbJournal {
         &self.path
     }
 
-    #[cfg(test)]
+    /// A journal on `db`, already open, whose file is at `path`.
     pub(crate) fn from_database(path: PathBuf, db: Database) -> Self {
         Self {
             path,
@@ -60,6 +62,7 @@ impl RedbJournal {
                 db: Some(Arc::new(db)),
                 unacknowledged_from: None,
             }),
+            append: Mutex::new(()),
         }
     }
 
@@ -82,7 +85,8 @@ impl RedbJournal {
     }
 
     /// Drops `db` after a failed write, so the next call reopens the file,
-    /// and remembers that records from `first` on were never acknowledged.
+    /// and remembers that records from `first` on, if a commit of them was
+    /// attempted, were never acknowledged.
     fn discard(&self, db: &Arc<Database>, first: Option<Seq>) {
         let mut handle = self.handle();
         if let Some(first) = first {
@@ -100,22 +104,23 @@ impl RedbJournal {
     }
 
     /// Writes `payloads` in one transaction; returns the first seq given.
+    /// `committing` is set to that seq just before the commit, which may
+    /// reach the disk even if it fails.
     fn write_batch(
         db: &Database,
         payloads: &[Vec<u8>],
-        first: &mut Option<Seq>,
+        committing: &mut Option<Seq>,
     ) -> Result<Seq, JournalError> {
         let mut txn = db
             .begin_write()
             .map_err(storage("begin write transaction"))?;
         configure_commit(&mut txn)?;
-        {
+        let next = {
             let mut table = txn.open_table(RECORDS).map_err(storage("open table"))?;
             let last = table.last().map_err(storage("read last record"))?;
             let next = next_seq(last.map(|(seq, _)| seq.value()))?;
-            *first = Some(next);
-            let count = payloads.len() as Seq;
-            if next.checked_add(count - 1).is_none() {
+            // `payloads` is not empty: `append` answers empty batches itself.
+            if next.checked_add(payloads.len() as Seq - 1).is_none() {
                 return Err(seq_exhausted());
             }
             let mut stored = Vec::new();
@@ -125,12 +130,14 @@ impl RedbJournal {
                     .insert(seq, stored.as_slice())
                     .map_err(storage("insert record"))?;
             }
-        }
+            next
+        };
         // INVARIANT (answered means durable): `commit` returns only after
         // the fsyncs of an immediate-durability commit; only then is the
         // batch acknowledged.
+        *committing = Some(next);
         txn.commit().map_err(storage("commit"))?;
-        first.ok_or_else(|| JournalError::Storage("batch written without a seq".into()))
+        Ok(next)
     }
 }
 
@@ -139,13 +146,15 @@ impl Journal for RedbJournal {
         if payloads.is_empty() {
             return next_seq(self.last_seq()?);
         }
+        // Poisoning cannot leave anything half done: the lock guards no data.
+        let _serial = self.append.lock().unwrap_or_else(PoisonError::into_inner);
         let db = self.database()?;
-        let mut first = None;
-        let result = Self::write_batch(&db, payloads, &mut first);
+        let mut committing = None;
+        let result = Self::write_batch(&db, payloads, &mut committing);
         if result.is_err() {
             // After a failed write redb refuses further use of this handle
             // (`PreviousIo`) until the file is reopened; see the crate docs.
-            self.discard(&db, first);
+            self.discard(&db, committing);
         }
         result
     }
@@ -235,7 +244,9 @@ fn open_database(path: &Path, unacknowledged_from: Option<Seq>) -> Result<Databa
         if let Some(first) = unacknowledged_from {
             // INVARIANT (failed batch invisible): a batch whose commit
             // returned an error may still have reached the disk; it was never
-            // acknowledged, so it is removed before anyone reads it.
+            // acknowledged, so it is removed before anyone reads it. Nothing
+            // after it can have committed: `append` held its lock until the
+            // old handle was dropped, and every later call comes here first.
             table
                 .retain_in(first.., |_, _| false)
                 .map_err(storage("remove unacknowledged records"))?;

@@ -20,24 +20,26 @@
 //! two-phase commit: `append` returns `Ok` only after redb's fsyncs, so an
 //! acknowledged batch survives a crash of the process or of the machine.
 //!
-//! Commit settings, measured on the 2-core development machine (fsync of a
-//! small file about 0.26 ms; figures in `BENCH_RESULTS.md`):
+//! Commit settings, weighed with this crate's bench (`commit_strategy`,
+//! raw redb commits of 205-byte values; figures in `BENCH_RESULTS.md`) on the
+//! 2-core development machine, where a small write and fsync of a plain file
+//! takes 0.11 to 0.28 ms and fsync-bound figures vary up to 2x between runs:
 //!
 //! - **Two-phase commit: on.** redb's default one-phase commit writes the
-//!   new root and flips it before a single fsync, and detects a torn commit
-//!   on recovery by a non-cryptographic checksum; redb documents a theoretical
-//!   attack on it by input that an attacker controls and recommends two-phase
+//!   new root and flips to it before its single fsync, and on recovery tells
+//!   a torn commit by a non-cryptographic checksum; redb documents a
+//!   theoretical attack on that by crafted input, and recommends two-phase
 //!   commit to whoever accepts malicious input. Warden's records carry the
-//!   fields of activities submitted by requesters, so it follows that advice.
-//!   The price is a second fsync: a commit of one record went from 0.28 to
-//!   0.46 ms, one of 1000 records from 1.9 to 2.1 ms. The journal writer's
-//!   group commit makes batches grow with load, which is where the cost
-//!   matters least.
+//!   fields of activities submitted by requesters, so it takes the advice.
+//!   The price is a second, small fsync: in the recorded run a commit of 1
+//!   record went from 0.30 to 0.40 ms, one of 1000 records from 2.1 to
+//!   3.0 ms (476k down to 333k records/s; an earlier run measured 1.9 against
+//!   2.1 ms). If the throughput budget needs that back, turning it off is one
+//!   line in `configure_commit`.
 //! - **Quick repair: off.** It saves the allocator state in every commit
-//!   (one record: 0.52 ms, 100 records: 0.98 ms against 0.71 ms) so that
-//!   recovery after a crash need not walk the file. Every open here walks
-//!   and verifies the whole file anyway (next section), so it would buy
-//!   nothing.
+//!   (1 record: 0.54 ms, 1000 records: 3.7 ms) so that recovery after a crash
+//!   need not walk the file. Every open here walks and verifies the whole
+//!   file anyway (see *Corruption*), so it would buy nothing.
 //!
 //! # What survives a crash
 //!
@@ -77,15 +79,15 @@
 //! so a file damaged outside redb fails to open with
 //! [`JournalError::Storage`](warden_journal::JournalError::Storage) instead
 //! of being trusted, where redb's plain open may panic. The check reads the
-//! whole file: about 0.2 s per million records of 200 bytes, on top of the
-//! engine's own recovery scan of about the same time. It is also the crash
+//! whole file: 0.17 to 0.25 s per million records of 200 bytes, on top of
+//! the engine's own recovery scan (0.13 to 0.14 s). It doubles as the crash
 //! recovery, so a restart after a crash costs no more than a clean one.
 //!
 //! # Sharing
 //!
 //! One process opens the file at a time (redb locks it). Appends are
-//! serialized by redb's write lock; reads run on snapshots and never wait
-//! for a commit.
+//! serialized, as redb's single writer would serialize them anyway; reads
+//! run on snapshots and never wait for a commit.
 #![deny(missing_docs)]
 
 mod journal;
