@@ -116,3 +116,48 @@ async fn pending_changes_survive_a_restart_and_apply_after_it() {
     assert_eq!(again.change_request(&cr.id).unwrap().status, ChangeRequestStatus::Applied);
     assert!(again.policy(&cr.entity_id).is_ok());
 }
+
+#[actix_rt::test]
+async fn a_crash_between_approval_and_application_loses_nothing() {
+    use warden_journal::faulty::CrashImage;
+    // Crash exactly at the commit that resolves the approval and applies the
+    // change, then at the commit after it: either way the restarted engine
+    // holds a whole state, never an approved change that was not applied.
+    for crash_offset in [1u64, 2] {
+        let journal = std::sync::Arc::new(CrashImage::new());
+        let clock = ManualClock::new(t0());
+        let engine = Engine::builder().clock(clock.clone()).shared_journal(journal.clone()).build().await.unwrap();
+        engine.create_policy(&admin(), governing(json!(["us-carol", "us-dave"]), 1, json!({}))).await.unwrap();
+        let cr = pending(engine.create_policy(&admin(), large_transaction_policy()).await.unwrap());
+        journal.crash_at(journal.appends() + crash_offset);
+        let decided = engine.decide(&user("us-carol"), &cr.approval_id, DecisionValue::Approved, "ok").await;
+        if crash_offset == 2 {
+            // A later commit crashes; this one was answered.
+            assert!(decided.is_ok());
+            let _ = engine.evaluate(transfer_with("1", json!({}))).await;
+        } else {
+            assert!(matches!(decided, Err(Error::Journal(_))), "the crashed commit is not answered as done");
+        }
+        engine.shutdown();
+
+        let restarted = Engine::builder().clock(clock).shared_journal(std::sync::Arc::new(journal.crash())).build().await.unwrap();
+        let change = restarted.change_request(&cr.id).unwrap();
+        let approval = restarted.approval(&cr.approval_id).unwrap();
+        match (decided.is_ok(), change.status) {
+            (true, ChangeRequestStatus::Applied) => {
+                assert_eq!(approval.status, ApprovalStatus::Approved);
+                assert!(restarted.policy(&cr.entity_id).is_ok());
+            }
+            (false, ChangeRequestStatus::Pending) => {
+                assert_eq!(approval.status, ApprovalStatus::Pending);
+                assert!(approval.decisions.is_empty(), "the unanswered decision is not half there");
+                assert!(restarted.policy(&cr.entity_id).is_err());
+                // And the change can still be approved after the restart.
+                restarted.decide(&user("us-dave"), &cr.approval_id, DecisionValue::Approved, "ok").await.unwrap();
+                assert!(restarted.policy(&cr.entity_id).is_ok());
+            }
+            (answered, status) => panic!("answered={answered} but change request is {status:?}"),
+        }
+        restarted.shutdown();
+    }
+}
