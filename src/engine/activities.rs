@@ -18,6 +18,7 @@ use crate::policy::subject::wallet_subject;
 use crate::policy::window_math::ReserveAnswer;
 use crate::policy::{decide, rule_outcome, CompiledPolicy, Judged, RuleOutcome, Subject, Verdict, WindowCheck};
 
+use super::activity_log::ActivityEntry;
 use super::core::Core;
 use super::facts::{Count, Fact, Json};
 use super::notices::Notices;
@@ -41,7 +42,8 @@ impl Core {
         // INVARIANT (idempotency): the cell is filled only by a journaled
         // evaluation; concurrent repeats wait for it instead of evaluating.
         let id = cell.get_or_try_init(|| async { self.evaluate_once(request, subject).await.map(|a| a.id) }).await?;
-        self.activities.get(id).ok_or_else(|| Error::not_found("activity", id))
+        let entry = self.activities.get(id).ok_or_else(|| Error::not_found("activity", id))?;
+        self.load_activity(entry)
     }
 
     async fn evaluate_once(self: &Arc<Self>, request: ActivityRequest, subject: Subject) -> Result<Activity, Error> {
@@ -116,17 +118,20 @@ impl Core {
         }
         facts.extend(notices.facts());
 
-        if let Err(error) = self.commit(&facts).await {
-            self.release(&checks, reservation);
-            return Err(error);
-        }
+        let seq = match self.commit(&facts).await {
+            Ok(seq) => seq,
+            Err(error) => {
+                self.release(&checks, reservation);
+                return Err(error);
+            }
+        };
         // Committed: the reservations become counts, or are given back.
         if counts.is_empty() {
             self.release(&checks, reservation);
         } else {
             self.apply_counts(&counts, reservation);
         }
-        self.activities.put(activity.clone());
+        self.activities.put(ActivityEntry::hot(activity.clone(), seq));
         if let Some(approval) = approval {
             self.approvals.put(approval.clone());
             self.spawn_approval(approval);

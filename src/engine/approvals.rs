@@ -68,10 +68,7 @@ impl Core {
                 ApprovalStatus::Denied => ActivityStatus::Denied,
                 _ => ActivityStatus::Expired,
             };
-            self.activities.update(&next.activity.id, |a| {
-                a.status = status;
-                a.date_updated = now;
-            });
+            self.activities.update(&next.activity.id, |a| a.set_status(status, now));
             self.apply_counts(&counts, 0);
             metrics::gauge!("warden_approvals_pending").decrement(1.0);
             metrics::counter!("warden_approvals_resolved_total", "status" => next.status.as_str()).increment(1);

@@ -19,7 +19,6 @@ use crate::actors::webhook_dispatcher::Dispatcher;
 use crate::actors::window::{self, WindowActor};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::model::activity::Activity;
 use crate::model::approval::Approval;
 use crate::model::change_request::ChangeRequest;
 use crate::model::ids::{new_id, IdKind};
@@ -30,12 +29,13 @@ use crate::policy::compile::CompiledPolicy;
 use crate::policy::window_math::Ledger;
 use crate::policy::{compile, DefaultAction, EvaluationMode, PolicySet, PriceTable, WindowKey};
 
+use super::activity_log::ActivityEntry;
 use super::facts::{Count, Fact, Json};
 use super::store::Store;
 use super::EngineEvent;
 
 /// How the engine evaluates, from its builder.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// `all-triggered` or `first-match`.
     pub mode: EvaluationMode,
@@ -45,6 +45,25 @@ pub struct Settings {
     pub prices: PriceTable,
     /// Known principals, for the lockout check of governing policies.
     pub principals: Vec<Principal>,
+    /// How long a resolved activity stays whole in memory; older ones are
+    /// read back from the journal when asked for.
+    pub hot_retention: chrono::Duration,
+}
+
+/// Resolved activities stay whole in memory for a day by default: the
+/// signer's and the approvers' working set, while the trail can grow for years.
+pub const DEFAULT_HOT_RETENTION: chrono::Duration = chrono::Duration::hours(24);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: EvaluationMode::default(),
+            default_action: DefaultAction::default(),
+            prices: PriceTable::default(),
+            principals: Vec::new(),
+            hot_retention: DEFAULT_HOT_RETENTION,
+        }
+    }
 }
 
 /// Restart counters of supervised actors.
@@ -65,7 +84,7 @@ pub struct Core {
     pub(crate) policies: Store<Policy>,
     pub(crate) snapshot: ArcSwap<PolicySet>,
     pub(crate) compiled: DashMap<String, Arc<CompiledPolicy>>,
-    pub(crate) activities: Store<Activity>,
+    pub(crate) activities: Store<ActivityEntry>,
     pub(crate) approvals: Store<Approval>,
     pub(crate) change_requests: Store<ChangeRequest>,
     pub(crate) webhooks: Store<Webhook>,
@@ -123,9 +142,10 @@ impl Core {
         }
     }
 
-    /// Commits facts through the group-committing writer.
-    pub(crate) async fn commit(&self, facts: &[Fact]) -> Result<(), Error> {
-        self.writer.commit(facts).await.map(|_| ())
+    /// Commits facts through the group-committing writer; returns the seq
+    /// of the first of them.
+    pub(crate) async fn commit(&self, facts: &[Fact]) -> Result<warden_journal::Seq, Error> {
+        self.writer.commit(facts).await
     }
 
     /// The arbiter for the next actor: round robin over one per core.

@@ -18,6 +18,7 @@ use crate::policy::subject::policy_change_subject;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome};
 
 use super::activities::open_approval;
+use super::activity_log::ActivityEntry;
 use super::core::Core;
 use super::facts::{Fact, Json};
 use super::notices::Notices;
@@ -131,8 +132,8 @@ impl Core {
         let Some(approval) = approval else {
             facts.push(Fact::PolicyPut(Json(target.clone())));
             facts.extend(notices.facts());
-            self.commit(&facts).await?;
-            self.activities.put(activity);
+            let seq = self.commit(&facts).await?;
+            self.activities.put(ActivityEntry::hot(activity, seq));
             self.install_policy(target.clone());
             self.publish(notices);
             metrics::counter!("warden_activities_total", "status" => "Allowed").increment(1);
@@ -159,9 +160,9 @@ impl Core {
         facts.push(Fact::ChangeRequestOpened(Json(change.clone())));
         notices.add(self, "policy.approval.pending", json!({ "approval": approval }), now);
         facts.extend(notices.facts());
-        self.commit(&facts).await?;
+        let seq = self.commit(&facts).await?;
 
-        self.activities.put(activity);
+        self.activities.put(ActivityEntry::hot(activity, seq));
         self.change_requests.put(change.clone());
         self.pending_changes.insert(policy_id, change.id.clone());
         self.approvals.put(approval.clone());

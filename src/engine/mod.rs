@@ -3,6 +3,7 @@
 //! journal.
 
 mod activities;
+mod activity_log;
 mod approvals;
 pub(crate) mod core;
 pub(crate) mod facts;
@@ -148,6 +149,13 @@ impl EngineBuilder {
         self
     }
 
+    /// How long resolved activities stay whole in memory (default 24 h);
+    /// older ones stay listed and readable, read back from the journal.
+    pub fn hot_retention(mut self, retention: std::time::Duration) -> Self {
+        self.settings.hot_retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        self
+    }
+
     /// Number of arbiters (threads) for window and approval actors; default
     /// one per core.
     pub fn arbiters(mut self, n: usize) -> Self {
@@ -209,7 +217,8 @@ impl Engine {
 
     /// One activity.
     pub fn activity(&self, id: &str) -> Result<Activity, Error> {
-        self.core.activities.get(id).ok_or_else(|| Error::not_found("activity", id))
+        let entry = self.core.activities.get(id).ok_or_else(|| Error::not_found("activity", id))?;
+        self.core.load_activity(entry)
     }
 
     /// The audit trail, oldest first.
@@ -217,13 +226,10 @@ impl Engine {
         self.core.activities.page(
             page,
             |a| {
-                filter.status.is_none_or(|s| a.status == s)
-                    && filter
-                        .wallet_id
-                        .as_ref()
-                        .is_none_or(|w| a.activity.wallet.as_ref().is_some_and(|aw| &aw.id == w))
+                filter.status.is_none_or(|s| a.status() == s)
+                    && filter.wallet_id.as_deref().is_none_or(|w| a.wallet_id() == Some(w))
             },
-            |a| a,
+            |a| self.core.load_activity(a),
         )
     }
 
@@ -271,7 +277,7 @@ impl Engine {
 
     /// Policies in creation order, optionally by status.
     pub fn policies(&self, status: Option<PolicyStatus>, page: &PageRequest) -> Result<Page<PolicyView>, Error> {
-        self.core.policies.page(page, |p| status.is_none_or(|s| p.spec.status == s), |p| self.policy_view(p))
+        self.core.policies.page(page, |p| status.is_none_or(|s| p.spec.status == s), |p| Ok(self.policy_view(p)))
     }
 
     /// One change request.
@@ -299,7 +305,7 @@ impl Engine {
                         workflow::is_eligible(a, who, kind, DecisionValue::Approved)
                     })
             },
-            |a| a,
+            |a| Ok(a),
         )
     }
 
@@ -360,7 +366,7 @@ impl Engine {
 
     /// Webhooks in creation order (without secrets).
     pub fn webhooks(&self, page: &PageRequest) -> Result<Page<Webhook>, Error> {
-        self.core.webhooks.page(page, |_| true, |w| Webhook { secret: None, ..w })
+        self.core.webhooks.page(page, |_| true, |w| Ok(Webhook { secret: None, ..w }))
     }
 
     /// Deletes a webhook.
@@ -371,7 +377,7 @@ impl Engine {
     /// A webhook's delivery log.
     pub fn webhook_events(&self, id: &str, page: &PageRequest) -> Result<Page<WebhookEvent>, Error> {
         self.webhook(id)?;
-        self.core.events.page(page, |e| e.webhook_id == id, |e| e)
+        self.core.events.page(page, |e| e.webhook_id == id, Ok)
     }
 
     /// Engine events as they happen (after they are durable).
@@ -390,6 +396,12 @@ impl Engine {
         let key = WindowKey { policy_id: policy_id.to_owned(), scope_key: scope_key.to_owned() };
         let now = self.core.clock.now();
         self.core.window(&key).send(crate::actors::window::Total { velocity: velocity.clone(), now }).await.ok()
+    }
+
+    /// Retires, now, the resolved activities older than the hot retention
+    /// (the registry also does this on a timer); returns how many.
+    pub fn retire_activities(&self) -> usize {
+        self.core.retire_activities(self.core.clock.now() - self.core.settings.hot_retention)
     }
 
     /// Restarts of supervised actors so far: (windows, approvals).

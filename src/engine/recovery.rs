@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use warden_journal::{Journal, JournalError};
+use warden_journal::{Journal, JournalError, Seq};
 
 use crate::error::Error;
 use crate::model::activity::ActivityStatus;
@@ -17,16 +17,22 @@ use crate::policy::window_math::{window_start, Ledger};
 use crate::policy::WindowKey;
 use crate::workflow;
 
+use super::activity_log::ActivityEntry;
 use super::core::Core;
 use super::facts::{Count, Fact, Json};
 
 /// Calls `visit` with every fact of the journal, in order. A record that does
 /// not decode is reported with its position, never skipped.
 pub(crate) fn for_each_fact(journal: &dyn Journal, mut visit: impl FnMut(Fact)) -> Result<(), Error> {
+    for_each_record(journal, |_, fact| visit(fact))
+}
+
+/// [`for_each_fact`], with each fact's seq.
+pub(crate) fn for_each_record(journal: &dyn Journal, mut visit: impl FnMut(Seq, Fact)) -> Result<(), Error> {
     journal.scan(1, &mut |record| {
         let fact = Fact::decode(&record.payload)
             .map_err(|e| JournalError::Corrupt { seq: record.seq, reason: e.to_string() })?;
-        visit(fact);
+        visit(record.seq, fact);
         Ok(())
     })?;
     Ok(())
@@ -36,11 +42,12 @@ pub(crate) fn for_each_fact(journal: &dyn Journal, mut visit: impl FnMut(Fact)) 
 pub(crate) async fn recover(core: &Arc<Core>) -> Result<(), Error> {
     let mut counts: Vec<Count> = Vec::new();
     let mut records = 0u64;
-    for_each_fact(core.journal.as_ref(), |fact| {
+    for_each_record(core.journal.as_ref(), |seq, fact| {
         records += 1;
-        apply(core, fact, &mut counts);
+        apply(core, seq, fact, &mut counts);
     })?;
     core.load_policies();
+    let retired = core.retire_activities(core.clock.now() - core.settings.hot_retention);
     restart_windows(core, counts);
     let pending: Vec<_> =
         core.approvals.all().into_iter().filter(|a| a.status == ApprovalStatus::Pending).collect();
@@ -49,11 +56,11 @@ pub(crate) async fn recover(core: &Arc<Core>) -> Result<(), Error> {
         core.spawn_approval(approval);
     }
     let expired = core.expire_due().await;
-    tracing::info!(records, expired, "recovery complete");
+    tracing::info!(records, retired, expired, "recovery complete");
     Ok(())
 }
 
-fn apply(core: &Core, fact: Fact, counts: &mut Vec<Count>) {
+fn apply(core: &Core, seq: Seq, fact: Fact, counts: &mut Vec<Count>) {
     match fact {
         Fact::PolicyPut(Json(policy)) => {
             // The latest version wins; creation order is kept by `put`.
@@ -64,7 +71,7 @@ fn apply(core: &Core, fact: Fact, counts: &mut Vec<Count>) {
                 let cell = tokio::sync::OnceCell::new_with(Some(activity.id.clone()));
                 core.external_ids.insert(external_id.clone(), Arc::new(cell));
             }
-            core.activities.put(activity);
+            core.activities.put(ActivityEntry::hot(activity, seq));
             counts.extend(c);
         }
         Fact::ApprovalOpened(Json(approval)) => core.approvals.put(approval),
@@ -83,10 +90,7 @@ fn apply(core: &Core, fact: Fact, counts: &mut Vec<Count>) {
                 ApprovalStatus::Denied => ActivityStatus::Denied,
                 _ => ActivityStatus::Expired,
             };
-            core.activities.update(&approval.activity.id, |a| {
-                a.status = activity_status;
-                a.date_updated = date;
-            });
+            core.activities.update(&approval.activity.id, |a| a.set_status(activity_status, date));
             if let Some(change) = core.change_requests.all().into_iter().find(|c| c.approval_id == approval_id) {
                 core.change_requests.update(&change.id, |c| {
                     c.status = if status == ApprovalStatus::Approved {

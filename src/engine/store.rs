@@ -110,6 +110,11 @@ impl<T: Clone + Keyed> Store<T> {
         self.items.get_mut(id).map(|mut e| change(&mut e.1))
     }
 
+    /// Changes every item in place; returns how many calls returned true.
+    pub fn update_all(&self, mut change: impl FnMut(&mut T) -> bool) -> usize {
+        self.items.iter_mut().filter_map(|mut e| change(&mut e.1).then_some(())).count()
+    }
+
     /// Removes the item.
     pub fn remove(&self, id: &str) -> Option<T> {
         let (_, (ordinal, item)) = self.items.remove(id)?;
@@ -122,9 +127,10 @@ impl<T: Clone + Keyed> Store<T> {
         self.items.len()
     }
 
-    /// Whether empty.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+    /// What `pick` makes of each item it keeps, in no order; the items it
+    /// skips are not cloned (the dispatcher's scan of the delivery log).
+    pub(crate) fn pick<V>(&self, mut pick: impl FnMut(&T) -> Option<V>) -> Vec<V> {
+        self.items.iter().filter_map(|entry| pick(&entry.value().1)).collect()
     }
 
     /// Every item, in creation order.
@@ -138,7 +144,7 @@ impl<T: Clone + Keyed> Store<T> {
         &self,
         request: &PageRequest,
         keep: impl Fn(&T) -> bool,
-        view: impl Fn(T) -> V,
+        view: impl Fn(T) -> Result<V, Error>,
     ) -> Result<Page<V>, Error> {
         let limit = checked_limit(request.limit)?;
         let after = match &request.pagination_token {
@@ -160,7 +166,7 @@ impl<T: Clone + Keyed> Store<T> {
                 more = true;
                 break;
             }
-            items.push(view(item));
+            items.push(view(item)?);
             last = Some(*ordinal);
         }
         Ok(Page { items, next_page_token: if more { last.map(|o| o.to_string()) } else { None } })

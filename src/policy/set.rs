@@ -66,16 +66,6 @@ impl PolicySet {
         PolicySet { policies, kinds }
     }
 
-    /// Number of active policies.
-    pub fn len(&self) -> usize {
-        self.policies.len()
-    }
-
-    /// Whether no policy is active.
-    pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
-    }
-
     /// The active policies whose activity kind and filters match `subject`,
     /// in evaluation order.
     pub fn matching(&self, subject: &Subject) -> Vec<Arc<CompiledPolicy>> {

@@ -134,16 +134,6 @@ impl Ledger {
         self.reserved.remove(&reservation);
     }
 
-    /// Number of committed entries still kept.
-    pub fn len(&self) -> usize {
-        self.committed.len()
-    }
-
-    /// Whether nothing is committed or reserved.
-    pub fn is_empty(&self) -> bool {
-        self.committed.is_empty() && self.reserved.is_empty()
-    }
-
     /// Committed total (without reservations) at `now`, as text, for tests and views.
     pub fn committed_total(&self, velocity: &Velocity, now: DateTime<Utc>) -> String {
         let start = window_start(velocity.span, now);
