@@ -59,6 +59,7 @@ impl ApprovalActor {
         &mut self,
         next: Approval,
         decision: Option<Decision>,
+        answer: impl FnOnce(Result<Approval, Error>) -> Result<Approval, Error> + 'static,
     ) -> AtomicResponse<Self, Result<Approval, Error>> {
         let core = match self.core() {
             Ok(core) => core,
@@ -73,7 +74,7 @@ impl ApprovalActor {
                             ctx.stop();
                         }
                     }
-                    result
+                    answer(result)
                 },
             ),
         ))
@@ -109,21 +110,32 @@ impl Handler<Decide> for ApprovalActor {
     type Result = AtomicResponse<Self, Result<Approval, Error>>;
 
     /// Checks the decision (403 then 409), records it, and resolves the
-    /// approval when every group has its quorum or on an eligible denial.
+    /// approval when every group has its quorum or on an eligible denial. A
+    /// decision arriving after the deadline (before the sweep got to it)
+    /// expires the approval and is refused with 409.
     fn handle(&mut self, msg: Decide, _: &mut Context<Self>) -> Self::Result {
-        if let Err(e) = workflow::check_decision(&self.approval, &msg.who, msg.kind, msg.value) {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
-        }
         let now = match self.core() {
             Ok(core) => core.clock.now(),
             Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         };
+        let checked = workflow::check_decision(&self.approval, &msg.who, msg.kind, msg.value);
+        if checked.is_ok() && workflow::is_due(&self.approval, now) {
+            let mut next = self.approval.clone();
+            workflow::resolve(&mut next, ApprovalStatus::Expired, now);
+            let id = next.id.clone();
+            return self.transition(next, None, move |expired| {
+                expired.and_then(|_| Err(Error::Conflict(format!("approval `{id}` expired before the decision"))))
+            });
+        }
+        if let Err(e) = checked {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
         let decision = Decision { user_id: msg.who, user_kind: msg.kind, value: msg.value, reason: msg.reason, date: now };
         let mut next = self.approval.clone();
         if let Some(status) = workflow::apply_decision(&mut next, decision.clone()) {
             workflow::resolve(&mut next, status, now);
         }
-        self.transition(next, Some(decision))
+        self.transition(next, Some(decision), |settled| settled)
     }
 }
 
@@ -137,7 +149,7 @@ impl Handler<Expire> for ApprovalActor {
             Some(now) if workflow::is_due(&self.approval, now) => {
                 let mut next = self.approval.clone();
                 workflow::resolve(&mut next, ApprovalStatus::Expired, now);
-                self.transition(next, None)
+                self.transition(next, None, |settled| settled)
             }
             _ => AtomicResponse::new(Box::pin(fut::ready(Ok(self.approval.clone())))),
         }

@@ -103,7 +103,11 @@ impl Handler<Reserve> for WindowActor {
             Ok(answer) => MessageResult(answer),
             Err(_) => {
                 ctx.stop();
-                MessageResult(ReserveAnswer { triggered: true, reason: "velocity window failed; fails closed".into() })
+                MessageResult(ReserveAnswer {
+                    triggered: true,
+                    reason: "velocity window failed; fails closed".into(),
+                    at: msg.now,
+                })
             }
         }
     }

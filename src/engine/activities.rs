@@ -48,7 +48,7 @@ impl Core {
 
     async fn evaluate_once(self: &Arc<Self>, request: ActivityRequest, subject: Subject) -> Result<Activity, Error> {
         let started = Instant::now();
-        let now = self.clock.now();
+        let asked_at = self.clock.now();
         let snapshot = self.snapshot.load_full();
         let matching = snapshot.matching(&subject);
         let reservation = self.reservations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -71,15 +71,22 @@ impl Core {
                 velocity: check.velocity.clone(),
                 reservation,
                 quantity: check.quantity,
-                now,
+                now: asked_at,
             })
         }))
         .await;
+        // The activity happens at the latest time its windows checked it at
+        // (never earlier than asked): its counts and its dates agree.
+        let mut now = asked_at;
+        let mut checked_at = Vec::with_capacity(checks.len());
         for ((i, _), answer) in checks.iter().zip(answers) {
             let answer = answer.unwrap_or_else(|_| ReserveAnswer {
                 triggered: true,
                 reason: "velocity window unavailable; fails closed".to_owned(),
+                at: asked_at,
             });
+            now = now.max(answer.at);
+            checked_at.push(answer.at);
             judged[*i] = Some(Judged { policy: matching[*i].clone(), triggered: answer.triggered, reason: answer.reason });
         }
         let judged: Vec<Judged> = judged.into_iter().flatten().collect();
@@ -87,7 +94,12 @@ impl Core {
 
         let activity_id = new_id(IdKind::Activity);
         let counts: Vec<Count> = if verdict.status == ActivityStatus::Allowed {
-            checks.iter().map(|(_, c)| Count { window: c.key.clone(), quantity: c.quantity, at: now }).collect()
+            // Each window counts the activity from the time it checked it.
+            checks
+                .iter()
+                .zip(&checked_at)
+                .map(|((_, c), at)| Count { window: c.key.clone(), quantity: c.quantity, at: *at })
+                .collect()
         } else {
             Vec::new()
         };

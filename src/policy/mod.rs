@@ -8,6 +8,8 @@ pub mod subject;
 pub mod window_math;
 
 #[cfg(test)]
+mod ledger_tests;
+#[cfg(test)]
 mod tests;
 
 pub use compile::{compile, validate, CompiledPolicy};

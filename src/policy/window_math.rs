@@ -46,6 +46,9 @@ pub struct ReserveAnswer {
     pub triggered: bool,
     /// Why, for a person.
     pub reason: String,
+    /// The time the check was made at: the caller's time, or the window's
+    /// latest if that is later (see [`Ledger`]).
+    pub at: DateTime<Utc>,
 }
 
 /// The entries of one window: committed counts and pending reservations.
@@ -53,10 +56,17 @@ pub struct ReserveAnswer {
 /// INVARIANT (no overshoot): a reservation is taken only if committed +
 /// reserved + the new quantity stays within the limit, and check and take
 /// happen in one call, so concurrent activities cannot pass the limit together.
+///
+/// INVARIANT (monotonic window time): checks are made at the later of the
+/// caller's time and the latest time this window has seen. A caller that read
+/// the clock before another but reaches the window after it is checked (and
+/// counted) at the later time, so pruning by a later time never hides a count
+/// from an earlier check.
 #[derive(Debug, Default)]
 pub struct Ledger {
     committed: VecDeque<(DateTime<Utc>, Quantity)>,
     reserved: HashMap<u64, (DateTime<Utc>, Quantity)>,
+    latest: Option<DateTime<Utc>>,
 }
 
 impl Ledger {
@@ -69,10 +79,16 @@ impl Ledger {
         quantity: Option<Quantity>,
         now: DateTime<Utc>,
     ) -> ReserveAnswer {
+        let now = self.latest.map_or(now, |latest| latest.max(now));
+        self.latest = Some(now);
         self.prune(velocity.span, now);
         let span = describe_span(velocity.span);
         let Some(quantity) = quantity else {
-            return ReserveAnswer { triggered: true, reason: format!("value is unpriced; velocity limit fails closed {span}") };
+            return ReserveAnswer {
+                triggered: true,
+                reason: format!("value is unpriced; velocity limit fails closed {span}"),
+                at: now,
+            };
         };
         let current = self.total(velocity, now);
         let verdict = match (current, quantity, &velocity.measure) {
@@ -101,19 +117,20 @@ impl Ledger {
             _ => Some("activity does not fit this window's measure; fails closed".to_owned()),
         };
         match verdict {
-            Some(reason) => ReserveAnswer { triggered: true, reason },
+            Some(reason) => ReserveAnswer { triggered: true, reason, at: now },
             None => {
                 self.reserved.insert(reservation, (now, quantity));
-                ReserveAnswer { triggered: false, reason: format!("within the velocity limit {span}") }
+                ReserveAnswer { triggered: false, reason: format!("within the velocity limit {span}"), at: now }
             }
         }
     }
 
-    /// Turns a reservation into a count; without one (the activity was not
-    /// checked here, or was approved later), counts `quantity` as given.
+    /// Turns a reservation into a count at the time it was checked; without
+    /// one (the activity was not checked here, or was approved later), counts
+    /// `quantity` from `at`.
     pub fn commit(&mut self, reservation: u64, quantity: Option<Quantity>, at: DateTime<Utc>) {
         match self.reserved.remove(&reservation) {
-            Some((_, q)) => self.push(at, q),
+            Some((checked_at, q)) => self.push(checked_at, q),
             None => {
                 if let Some(q) = quantity {
                     self.push(at, q);
