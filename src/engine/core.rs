@@ -259,16 +259,16 @@ impl Core {
     /// After the commit that queued them: keep the deliveries, tell
     /// subscribers and wake the dispatcher.
     pub(crate) fn publish(&self, notices: super::notices::Notices) {
-        let wake = !notices.events.is_empty();
+        let queued: Vec<String> = notices.events.iter().map(|e| e.id.clone()).collect();
         for event in notices.events {
             self.events.put(event);
         }
         for notice in notices.notices {
             let _ = self.subscribers.send(notice);
         }
-        if wake {
+        if !queued.is_empty() {
             if let Some(dispatcher) = self.dispatcher.get() {
-                dispatcher.do_send(crate::actors::webhook_dispatcher::Wake);
+                dispatcher.do_send(crate::actors::webhook_dispatcher::Wake { events: queued });
             }
         }
     }

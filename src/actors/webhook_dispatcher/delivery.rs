@@ -1,0 +1,123 @@
+//! One try of one event: POST it, then journal what came of it.
+
+use std::sync::Weak;
+
+use awc::http::header::{CONTENT_TYPE, USER_AGENT};
+use chrono::{DateTime, Utc};
+
+use crate::engine::core::Core;
+use crate::engine::facts::Fact;
+use crate::model::webhook::{DeliveryStatus, WebhookEvent};
+
+use super::backoff::{self, AfterFailure};
+use super::signing::{self, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+
+/// Value of the `User-Agent` header.
+const AGENT: &str = concat!("warden-webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// Where an event goes, or why it goes nowhere.
+pub(super) type Target = Result<Endpoint, &'static str>;
+
+/// A webhook's address and key.
+pub(super) struct Endpoint {
+    pub(super) url: String,
+    pub(super) secret: String,
+}
+
+/// The HTTP client of the dispatcher: no redirects (a 3xx is a failure: the
+/// signed body goes only to the registered URL), bounded connect and answer
+/// times, at most as many connections as deliveries in flight.
+pub(super) fn client(max_connections: usize) -> awc::Client {
+    let connector = awc::Connector::new().timeout(CONNECT_TIMEOUT).limit(max_connections);
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(REQUEST_TIMEOUT)
+        .disable_redirects()
+        .add_default_header((USER_AGENT, AGENT))
+        .finish()
+}
+
+/// Tries `event` once and journals the outcome; answers when the event is due
+/// again, or `None` when it is settled (or the engine is gone).
+pub(super) async fn attempt(
+    client: awc::Client,
+    core: Weak<Core>,
+    event: WebhookEvent,
+    target: Target,
+) -> Option<DateTime<Utc>> {
+    let (status, attempts, last_error, next_attempt) = match target {
+        // Not a try: `attempts` stays, the event is dropped.
+        Err(why) => (DeliveryStatus::Failed, event.attempts, Some(why.to_owned()), None),
+        Ok(endpoint) => {
+            let sent_at = core.upgrade()?.clock.now();
+            let answer = post(&client, &endpoint, &event, sent_at).await;
+            let attempts = event.attempts.saturating_add(1);
+            let now = core.upgrade()?.clock.now();
+            match answer {
+                Ok(()) => (DeliveryStatus::Delivered, attempts, event.last_error.clone(), None),
+                Err(error) => match backoff::after_failure(event.date, attempts, now) {
+                    AfterFailure::RetryAt(at) => (DeliveryStatus::Pending, attempts, Some(error), Some(at)),
+                    AfterFailure::GiveUp => (DeliveryStatus::Failed, attempts, Some(error), None),
+                },
+            }
+        }
+    };
+    let core = core.upgrade()?;
+    let fact = Fact::DeliveryRecorded {
+        event_id: event.id.clone(),
+        status,
+        attempts,
+        last_error: last_error.clone(),
+        next_attempt,
+    };
+    // INVARIANT (journal first): the delivery log in memory shows only what is
+    // journaled. If this commit is lost, the event is still Pending after a
+    // restart and is sent again (at least once; receivers dedupe on its id).
+    if let Err(error) = core.commit(&[fact]).await {
+        tracing::warn!(event = %event.id, %error, "delivery outcome not journaled; the event will be tried again");
+        let delay = backoff::retry_delay(attempts.max(1));
+        return Some(core.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX));
+    }
+    core.events.update(&event.id, |e| {
+        e.status = status;
+        e.attempts = attempts;
+        e.last_error = last_error;
+        e.next_attempt = next_attempt;
+    });
+    let outcome = match status {
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Pending => "retry",
+        DeliveryStatus::Failed => "failed",
+    };
+    metrics::counter!("warden_webhook_deliveries_total", "outcome" => outcome).increment(1);
+    match status {
+        DeliveryStatus::Failed => tracing::warn!(event = %event.id, attempts, "webhook delivery failed for good"),
+        _ => tracing::debug!(event = %event.id, attempts, ?status, "webhook delivery tried"),
+    }
+    next_attempt
+}
+
+/// POSTs the signed event; `Ok` on any 2xx, else what went wrong.
+async fn post(
+    client: &awc::Client,
+    endpoint: &Endpoint,
+    event: &WebhookEvent,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let body = signing::body(event);
+    let signature = signing::signature(&endpoint.secret, body.as_bytes());
+    let answer = client
+        .post(endpoint.url.as_str())
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .insert_header((EVENT_ID_HEADER, event.id.as_str()))
+        .insert_header((TIMESTAMP_HEADER, now.timestamp().to_string()))
+        .insert_header((SIGNATURE_HEADER, signature))
+        .send_body(body)
+        .await;
+    match answer {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("receiver answered HTTP {}", response.status())),
+        Err(error) => Err(error.to_string()),
+    }
+}
