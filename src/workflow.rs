@@ -6,17 +6,32 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Error;
 use crate::model::approval::{Approval, ApprovalGroup, ApprovalStatus, Decision, DecisionValue};
+use crate::model::policy::Approvers;
 use crate::model::principal::PrincipalKind;
 
 /// Whether `who` may approve in `group` of an approval started by `initiator`.
 pub fn may_approve_in(group: &ApprovalGroup, initiator: &str, who: &str, kind: PrincipalKind) -> bool {
-    let listed = match &group.approvers.user_id {
+    may_approve(&group.approvers, group.service_accounts_can_approve, group.initiator_can_approve, initiator, who, kind)
+}
+
+/// The eligibility rule itself: listed (`approvers: {}` lists any User, and
+/// any ServiceAccount where service accounts may approve); a ServiceAccount
+/// only with `serviceAccountsCanApprove`; the initiator only with
+/// `initiatorCanApprove`.
+pub fn may_approve(
+    approvers: &Approvers,
+    service_accounts_can_approve: bool,
+    initiator_can_approve: bool,
+    initiator: &str,
+    who: &str,
+    kind: PrincipalKind,
+) -> bool {
+    let listed = match &approvers.user_id {
         Some(list) => list.values.iter().any(|id| id == who),
-        // `approvers: {}` means any User.
-        None => kind == PrincipalKind::User,
+        None => true,
     };
-    let kind_ok = kind == PrincipalKind::User || group.service_accounts_can_approve;
-    let initiator_ok = who != initiator || group.initiator_can_approve;
+    let kind_ok = kind == PrincipalKind::User || service_accounts_can_approve;
+    let initiator_ok = who != initiator || initiator_can_approve;
     listed && kind_ok && initiator_ok
 }
 

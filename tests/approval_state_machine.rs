@@ -51,7 +51,7 @@ fn principal(who: usize) -> Principal {
 
 #[derive(Debug, Clone)]
 struct Group {
-    /// Indices into `POOL`; `None` is `approvers: {}` (any User).
+    /// Indices into `POOL`; `None` is `approvers: {}` (any User; service accounts with the flag).
     approvers: Option<Vec<usize>>,
     quorum: u32,
     initiator_can_approve: bool,
@@ -98,14 +98,14 @@ impl Model {
         holders.into_iter().flatten().min().map(|s| s as i64)
     }
 
-    /// May `who` approve in `group`? Listed (or any User for `{}`); a service
+    /// May `who` approve in `group`? Listed (`{}` lists everyone); a service
     /// account only with `serviceAccountsCanApprove`; the initiator only with
     /// `initiatorCanApprove`.
     fn may_approve_in(&self, group: &Group, who: usize) -> bool {
         let kind = POOL[who].1;
         let listed = match &group.approvers {
             Some(list) => list.contains(&who),
-            None => kind == PrincipalKind::User,
+            None => true,
         };
         let kind_ok = kind == PrincipalKind::User || group.service_accounts_can_approve;
         let initiator_ok = who != self.initiator || group.initiator_can_approve;
@@ -250,8 +250,10 @@ impl ReferenceStateMachine for ApprovalMachine {
             Step::DecideUnknown { .. } => Expect::NotFound,
             Step::Advance { secs } | Step::RestartLater { secs } => {
                 state.elapsed += secs;
-                if state.status == ApprovalStatus::Pending && state.expiry().is_some_and(|e| state.elapsed >= e) {
-                    state.resolve(ApprovalStatus::Expired);
+                if let Some(deadline) = state.expiry().filter(|e| state.status == ApprovalStatus::Pending && state.elapsed >= *e) {
+                    // It expires at its deadline, however late that is noticed.
+                    state.status = ApprovalStatus::Expired;
+                    state.resolved_at = Some(deadline);
                 }
                 Expect::Nothing
             }

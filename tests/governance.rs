@@ -161,3 +161,18 @@ async fn a_crash_between_approval_and_application_loses_nothing() {
         restarted.shutdown();
     }
 }
+
+#[actix_rt::test]
+async fn everyone_groups_count_service_accounts_only_with_the_flag() {
+    let principals = vec![Principal::user("us-alice", &[Role::Admin]), Principal::service_account("sa-1", &[])];
+    let h = harness(|b| b.principals(principals)).await;
+    let mut everyone = governing(json!([]), 2, json!({}));
+    everyone.action.approval_groups[0].approvers = Approvers::default();
+    // One user can never make a quorum of two.
+    assert!(matches!(h.engine.create_policy(&admin(), everyone.clone()).await, Err(Error::Invalid(_))));
+    // With service accounts allowed, alice and sa-1 can.
+    everyone.action.approval_groups[0].service_accounts_can_approve = true;
+    assert!(h.engine.create_policy(&admin(), everyone).await.is_ok());
+    let cr = pending(h.engine.create_policy(&admin(), large_transaction_policy()).await.unwrap());
+    h.engine.decide(&service("sa-1"), &cr.approval_id, DecisionValue::Approved, "bot").await.unwrap();
+}

@@ -167,7 +167,9 @@ async fn approvals_expire_with_the_manual_clock() {
     assert_eq!(h.engine.approval(&id).unwrap().status, ApprovalStatus::Pending);
     h.clock.advance(Duration::seconds(1));
     assert_eq!(h.engine.expire_due().await, 1);
-    assert_eq!(h.engine.approval(&id).unwrap().status, ApprovalStatus::Expired);
+    let expired = h.engine.approval(&id).unwrap();
+    assert_eq!(expired.status, ApprovalStatus::Expired);
+    assert_eq!(expired.date_resolved, expired.expiration_date, "it expired at its deadline");
     assert_eq!(h.engine.activity(&activity.id).unwrap().status, ActivityStatus::Expired);
     assert!(matches!(h.approve(&user("us-1"), &id).await, Err(Error::Conflict(_))));
 }
@@ -183,6 +185,7 @@ async fn an_approval_due_while_the_engine_was_down_expires_at_start() {
     let engine = h.restart(|b| b).await;
     let approval = engine.approval(&id).unwrap();
     assert_eq!(approval.status, ApprovalStatus::Expired);
+    assert_eq!(approval.date_resolved, Some(t0() + Duration::seconds(86400)), "dated at its deadline, not at the restart");
     assert_eq!(approval.decisions.len(), 1, "the decision taken before the restart is kept");
     assert_eq!(engine.activity(&activity.id).unwrap().status, ActivityStatus::Expired);
 }

@@ -44,3 +44,16 @@ async fn a_crashed_approval_actor_restarts_with_its_decisions() {
     assert_eq!(approval.status, ApprovalStatus::Approved);
     assert_eq!(approval.approval_groups[0].approved_by, ["us-1", "us-2"]);
 }
+
+#[actix_rt::test]
+async fn resolved_approvals_are_not_restarted() {
+    let h = harness(|b| b).await;
+    h.add_policy(large_transaction_policy()).await;
+    for _ in 0..20 {
+        let id = h.submit(transfer_with("150000", json!({}))).await.approval_id.unwrap();
+        h.approve(&user("us-1"), &id).await.unwrap();
+        assert_eq!(h.approve(&user("us-2"), &id).await.unwrap().status, ApprovalStatus::Approved);
+        assert!(matches!(h.approve(&user("us-3"), &id).await, Err(Error::Conflict(_))));
+    }
+    assert_eq!(h.engine.actor_restarts(), (0, 0), "only a crash restarts an actor");
+}

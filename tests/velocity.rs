@@ -183,3 +183,18 @@ async fn windows_are_rebuilt_after_a_restart() {
     let next = engine.evaluate(transfer_with("200", json!({}))).await.unwrap();
     assert_eq!(next.status, Blocked);
 }
+
+#[actix_rt::test]
+async fn widening_a_window_brings_back_the_counts_it_now_covers() {
+    let h = harness(|b| b).await;
+    let narrow = usd_velocity("1000", json!({"timeWindow": 60}));
+    let policy = h.add_policy(narrow).await;
+    assert_eq!(statuses(&h, &["700"]).await, [Allowed]);
+    h.clock.advance(Duration::seconds(120));
+    assert_eq!(statuses(&h, &["100"]).await, [Allowed], "the 700 left the 60 s window");
+    let wide = usd_velocity("1000", json!({"timeWindow": 3600}));
+    h.engine.update_policy(&admin(), &policy.id, wide).await.unwrap();
+    assert_eq!(h.engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("800"));
+    assert_eq!(statuses(&h, &["300"]).await, [Blocked], "700 + 100 + 300 exceed 1000 in the last hour");
+    assert_eq!(statuses(&h, &["200"]).await, [Allowed]);
+}

@@ -67,11 +67,16 @@ impl ApprovalActor {
         };
         AtomicResponse::new(Box::pin(
             async move { core.settle_approval(next, decision).await }.into_actor(self).map(
-                |result, actor, ctx| {
+                |result, actor, _| {
                     if let Ok(approval) = &result {
                         actor.approval = approval.clone();
                         if approval.status != ApprovalStatus::Pending {
-                            ctx.stop();
+                            // Unlisted, the actor stops once the last caller
+                            // holding its address is answered; stopping it here
+                            // would make its supervisor restart it.
+                            if let Some(core) = actor.core.upgrade() {
+                                core.approval_actors.remove(&approval.id);
+                            }
                         }
                     }
                     answer(result)
@@ -83,14 +88,6 @@ impl ApprovalActor {
 
 impl Actor for ApprovalActor {
     type Context = Context<Self>;
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        if self.approval.status != ApprovalStatus::Pending {
-            if let Some(core) = self.core.upgrade() {
-                core.approval_actors.remove(&self.approval.id);
-            }
-        }
-    }
 }
 
 /// Restarted by its [`Supervisor`] after a panic: the approval is read back
@@ -121,7 +118,8 @@ impl Handler<Decide> for ApprovalActor {
         let checked = workflow::check_decision(&self.approval, &msg.who, msg.kind, msg.value);
         if checked.is_ok() && workflow::is_due(&self.approval, now) {
             let mut next = self.approval.clone();
-            workflow::resolve(&mut next, ApprovalStatus::Expired, now);
+            let deadline = next.expiration_date.unwrap_or(now);
+            workflow::resolve(&mut next, ApprovalStatus::Expired, deadline);
             let id = next.id.clone();
             return self.transition(next, None, move |expired| {
                 expired.and_then(|_| Err(Error::Conflict(format!("approval `{id}` expired before the decision"))))
@@ -148,7 +146,9 @@ impl Handler<Expire> for ApprovalActor {
         match now {
             Some(now) if workflow::is_due(&self.approval, now) => {
                 let mut next = self.approval.clone();
-                workflow::resolve(&mut next, ApprovalStatus::Expired, now);
+                // It expired at its deadline, also when noticed later.
+                let deadline = next.expiration_date.unwrap_or(now);
+                workflow::resolve(&mut next, ApprovalStatus::Expired, deadline);
                 self.transition(next, None, |settled| settled)
             }
             _ => AtomicResponse::new(Box::pin(fut::ready(Ok(self.approval.clone())))),

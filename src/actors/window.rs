@@ -32,6 +32,8 @@ pub struct Reserve {
 pub struct Commit {
     /// The reservation to count, if any was taken.
     pub reservation: u64,
+    /// The activity counted.
+    pub activity: String,
     /// What to count when no reservation was taken.
     pub quantity: Option<Quantity>,
     /// When the count starts.
@@ -45,6 +47,12 @@ pub struct Release {
     /// The reservation.
     pub reservation: u64,
 }
+
+/// Take the counts of a ledger rebuilt from the journal (the rule changed),
+/// keeping the reservations in flight.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReplaceCounts(pub Ledger);
 
 /// The committed total at `now` (for inspection and tests).
 #[derive(Message)]
@@ -117,7 +125,7 @@ impl Handler<Commit> for WindowActor {
     type Result = ();
 
     fn handle(&mut self, msg: Commit, _: &mut Context<Self>) {
-        self.ledger.commit(msg.reservation, msg.quantity, msg.at);
+        self.ledger.commit(msg.reservation, &msg.activity, msg.quantity, msg.at);
     }
 }
 
@@ -126,6 +134,14 @@ impl Handler<Release> for WindowActor {
 
     fn handle(&mut self, msg: Release, _: &mut Context<Self>) {
         self.ledger.release(msg.reservation);
+    }
+}
+
+impl Handler<ReplaceCounts> for WindowActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplaceCounts, _: &mut Context<Self>) {
+        self.ledger.replace_counts(msg.0);
     }
 }
 

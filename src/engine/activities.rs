@@ -98,7 +98,12 @@ impl Core {
             checks
                 .iter()
                 .zip(&checked_at)
-                .map(|((_, c), at)| Count { window: c.key.clone(), quantity: c.quantity, at: *at })
+                .map(|((_, c), at)| Count {
+                    activity_id: activity_id.clone(),
+                    window: c.key.clone(),
+                    quantity: c.quantity,
+                    at: *at,
+                })
                 .collect()
         } else {
             Vec::new()
@@ -145,8 +150,9 @@ impl Core {
         }
         self.activities.put(ActivityEntry::hot(activity.clone(), seq));
         if let Some(approval) = approval {
-            self.approvals.put(approval.clone());
-            self.spawn_approval(approval);
+            // The actor first: a listed approval can always be decided.
+            self.spawn_approval(approval.clone());
+            self.approvals.put(approval);
             metrics::gauge!("warden_approvals_pending").increment(1.0);
         }
         self.publish(notices);
@@ -164,14 +170,16 @@ impl Core {
 
     /// The window counts an activity adds when it is approved: every
     /// velocity policy that matches it now.
-    pub(crate) fn counts_when_approved(&self, request: &ActivityRequest, at: DateTime<Utc>) -> Vec<Count> {
+    pub(crate) fn counts_when_approved(&self, activity_id: &str, request: &ActivityRequest, at: DateTime<Utc>) -> Vec<Count> {
         let Ok(subject) = wallet_subject(request, &self.settings.prices) else { return Vec::new() };
         self.snapshot
             .load()
             .matching(&subject)
             .iter()
             .filter_map(|p| match rule_outcome(p, &subject) {
-                RuleOutcome::Window(c) => Some(Count { window: c.key, quantity: c.quantity, at }),
+                RuleOutcome::Window(c) => {
+                    Some(Count { activity_id: activity_id.to_owned(), window: c.key, quantity: c.quantity, at })
+                }
                 RuleOutcome::Decided { .. } => None,
             })
             .collect()
@@ -215,7 +223,7 @@ pub(crate) fn open_approval(
         date_created: now,
         date_updated: now,
         date_resolved: None,
-        expiration_date: timeout
-            .map(|secs| now + Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1_000_000).min(1 << 40))),
+        // Timeouts are validated to at most a year: no overflow here.
+        expiration_date: timeout.map(|secs| now + Duration::seconds(secs.min(1 << 40) as i64)),
     }
 }

@@ -38,7 +38,7 @@ impl Core {
         let mut counts = Vec::new();
         if resolved {
             if next.status == ApprovalStatus::Approved && request.kind == ActivityKind::WalletsSign {
-                counts = self.counts_when_approved(request, now);
+                counts = self.counts_when_approved(&next.activity.id, request, now);
             }
             facts.push(Fact::ApprovalResolved {
                 approval_id: next.id.clone(),

@@ -25,8 +25,10 @@ use crate::model::ids::{new_id, IdKind};
 use crate::model::policy::Policy;
 use crate::model::principal::Principal;
 use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent};
-use crate::policy::compile::CompiledPolicy;
-use crate::policy::window_math::Ledger;
+use std::collections::HashMap;
+
+use crate::policy::compile::{CompiledPolicy, CompiledRule, Velocity};
+use crate::policy::window_math::{window_start, Ledger};
 use crate::policy::{compile, DefaultAction, EvaluationMode, PolicySet, PriceTable, WindowKey};
 
 use super::activity_log::ActivityEntry;
@@ -158,11 +160,56 @@ impl Core {
     }
 
     /// Compiles `policy` into the snapshot and swaps it in. Only the registry
-    /// calls this, one change at a time.
-    pub(crate) fn install_policy(&self, policy: Policy) {
+    /// calls this, one change at a time. When a velocity rule changed, its
+    /// windows are rebuilt from the journal: a wider window must see counts a
+    /// narrower one had already forgotten.
+    pub(crate) fn install_policy(self: &Arc<Self>, policy: Policy) {
+        let id = policy.id.clone();
+        let before = self.compiled.get(&id).map(|c| c.rule.clone());
         self.policies.put(policy.clone());
         self.compile_one(policy);
         self.swap_snapshot();
+        let after = self.compiled.get(&id).map(|c| c.rule.clone());
+        if let (Some(before), Some(CompiledRule::Velocity(velocity))) = (before, after.as_ref()) {
+            if Some(&before) != after.as_ref() {
+                self.rebuild_windows(&id, velocity);
+            }
+        }
+    }
+
+    /// Rebuilds every window of a velocity policy from the journal's counts
+    /// inside the rule's current horizon.
+    fn rebuild_windows(self: &Arc<Self>, policy_id: &str, velocity: &Velocity) {
+        let start = window_start(velocity.span, self.clock.now());
+        let mut ledgers: HashMap<WindowKey, Ledger> = HashMap::new();
+        let scanned = super::recovery::for_each_fact(self.journal.as_ref(), |fact| {
+            let counts = match fact {
+                Fact::ActivityEvaluated { counts, .. } | Fact::ApprovalResolved { counts, .. } => counts,
+                _ => return,
+            };
+            for count in counts.into_iter().filter(|c| c.window.policy_id == policy_id && c.at >= start) {
+                if let Some(q) = count.quantity {
+                    ledgers.entry(count.window).or_default().push(count.at, q, &count.activity_id);
+                }
+            }
+        });
+        if let Err(error) = scanned {
+            tracing::error!(policy = policy_id, %error, "windows could not be rebuilt after a rule change");
+            return;
+        }
+        let existing: Vec<WindowKey> =
+            self.windows.iter().filter(|e| e.key().policy_id == policy_id).map(|e| e.key().clone()).collect();
+        for key in existing {
+            ledgers.entry(key).or_default();
+        }
+        for (key, ledger) in ledgers {
+            match self.windows.entry(key.clone()) {
+                dashmap::Entry::Occupied(actor) => actor.get().do_send(window::ReplaceCounts(ledger)),
+                dashmap::Entry::Vacant(slot) => {
+                    slot.insert(self.start_window(key, ledger));
+                }
+            }
+        }
     }
 
     /// Compiles every stored policy and swaps the snapshot once (recovery).
@@ -228,6 +275,7 @@ impl Core {
         for count in counts {
             self.window(&count.window).do_send(window::Commit {
                 reservation,
+                activity: count.activity_id.clone(),
                 quantity: count.quantity,
                 at: count.at,
             });
@@ -284,7 +332,7 @@ impl Core {
             for count in counts {
                 if &count.window == key {
                     if let Some(q) = count.quantity {
-                        ledger.push(count.at, q);
+                        ledger.push(count.at, q, &count.activity_id);
                     }
                 }
             }

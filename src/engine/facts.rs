@@ -41,6 +41,8 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Json<T> {
 /// One count of an activity into one velocity window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Count {
+    /// The activity counted.
+    pub activity_id: String,
     /// The window.
     pub window: WindowKey,
     /// What was added; `None` for an unpriced activity in a USD window.

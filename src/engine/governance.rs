@@ -16,6 +16,7 @@ use crate::model::policy::{ActionKind, ActivityKind, Policy, PolicySpec, PolicyS
 use crate::model::principal::{Principal, PrincipalKind};
 use crate::policy::subject::policy_change_subject;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome};
+use crate::workflow;
 
 use super::activities::open_approval;
 use super::activity_log::ActivityEntry;
@@ -165,8 +166,8 @@ impl Core {
         self.activities.put(ActivityEntry::hot(activity, seq));
         self.change_requests.put(change.clone());
         self.pending_changes.insert(policy_id, change.id.clone());
-        self.approvals.put(approval.clone());
-        self.spawn_approval(approval);
+        self.spawn_approval(approval.clone());
+        self.approvals.put(approval);
         self.publish(notices);
         metrics::gauge!("warden_approvals_pending").increment(1.0);
         metrics::counter!("warden_activities_total", "status" => "PendingApproval").increment(1);
@@ -242,23 +243,26 @@ impl Core {
         }
         let known = &self.settings.principals;
         for (i, group) in spec.action.approval_groups.iter().enumerate() {
-            let can_approve = |id: &str| match known.iter().find(|p| p.id == id) {
-                Some(p) => p.kind == PrincipalKind::User || group.service_accounts_can_approve,
-                // An id the engine does not know may be a principal added later.
-                None => true,
+            let able_by_kind = |id: &str, kind: PrincipalKind| {
+                workflow::may_approve(&group.approvers, group.service_accounts_can_approve, true, "", id, kind)
             };
             let able = match &group.approvers.user_id {
                 Some(list) => {
-                    let mut ids: Vec<&String> = list.values.iter().filter(|id| can_approve(id)).collect();
+                    let mut ids: Vec<&String> = list
+                        .values
+                        .iter()
+                        .filter(|id| match known.iter().find(|p| &p.id == *id) {
+                            Some(p) => able_by_kind(&p.id, p.kind),
+                            // An id the engine does not know may be a principal added later.
+                            None => true,
+                        })
+                        .collect();
                     ids.sort();
                     ids.dedup();
                     ids.len()
                 }
                 None if known.is_empty() => usize::MAX,
-                None => known
-                    .iter()
-                    .filter(|p| p.kind == PrincipalKind::User || group.service_accounts_can_approve)
-                    .count(),
+                None => known.iter().filter(|p| able_by_kind(&p.id, p.kind)).count(),
             };
             if able < group.quorum as usize {
                 return Err(ValidationError::new(

@@ -179,6 +179,15 @@ impl EngineBuilder {
     }
 }
 
+/// Runs a state change to its end even if the caller stops waiting (a
+/// dropped HTTP connection, a timeout): once its facts may be committed, the
+/// in-memory state, the windows and the idempotency keys must follow them.
+async fn detached<T: Send + 'static>(
+    change: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(change).await.map_err(|e| Error::Unavailable(format!("engine task failed: {e}")))?
+}
+
 /// A running policy engine. Cheap to clone; every clone is the same engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -212,7 +221,8 @@ impl Engine {
     /// Evaluates a `Wallets:Sign` activity and answers once the answer is
     /// durable: `Allowed`, `Blocked` or `PendingApproval`.
     pub async fn evaluate(&self, request: ActivityRequest) -> Result<Activity, Error> {
-        self.core.evaluate(request).await
+        let core = self.core.clone();
+        detached(async move { core.evaluate(request).await }).await
     }
 
     /// One activity.
@@ -355,7 +365,8 @@ impl Engine {
 
     /// Registers a webhook; the answer carries the secret, shown only here.
     pub async fn create_webhook(&self, spec: WebhookSpec) -> Result<Webhook, Error> {
-        self.core.create_webhook(spec).await
+        let core = self.core.clone();
+        detached(async move { core.create_webhook(spec).await }).await
     }
 
     /// One webhook (without its secret).
@@ -371,7 +382,8 @@ impl Engine {
 
     /// Deletes a webhook.
     pub async fn delete_webhook(&self, id: &str) -> Result<Webhook, Error> {
-        self.core.delete_webhook(id).await
+        let (core, id) = (self.core.clone(), id.to_owned());
+        detached(async move { core.delete_webhook(&id).await }).await
     }
 
     /// A webhook's delivery log.

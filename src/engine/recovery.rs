@@ -136,7 +136,7 @@ fn restart_windows(core: &Arc<Core>, counts: Vec<Count>) {
         if count.at < window_start(velocity.span, now) {
             continue;
         }
-        ledgers.entry(count.window).or_default().push(count.at, quantity);
+        ledgers.entry(count.window).or_default().push(count.at, quantity, &count.activity_id);
     }
     for (key, ledger) in ledgers {
         let addr = core.start_window(key.clone(), ledger);

@@ -77,21 +77,21 @@ impl<T: Clone + Keyed> Store<T> {
     /// Inserts or replaces the item with its id; a new id goes to the end of the order.
     pub fn put(&self, item: T) {
         let id = item.key().to_owned();
-        // The order lock is taken only after the map's shard lock is released:
-        // `page` takes them the other way round.
-        let added = match self.items.entry(id.clone()) {
-            dashmap::Entry::Occupied(mut entry) => {
-                entry.get_mut().1 = item;
-                None
-            }
+        if let Some(mut entry) = self.items.get_mut(&id) {
+            entry.1 = item;
+            return;
+        }
+        // A new id: its ordinal is drawn and listed under the order lock, so a
+        // page never hands out a token past an item it has not seen. (Locks
+        // are taken order first, then map, as `page` does.)
+        let mut order = self.order.write().unwrap_or_else(|p| p.into_inner());
+        match self.items.entry(id.clone()) {
+            dashmap::Entry::Occupied(mut entry) => entry.get_mut().1 = item,
             dashmap::Entry::Vacant(entry) => {
                 let ordinal = self.next.fetch_add(1, Ordering::Relaxed);
                 entry.insert((ordinal, item));
-                Some(ordinal)
+                order.insert(ordinal, id);
             }
-        };
-        if let Some(ordinal) = added {
-            self.order.write().unwrap_or_else(|p| p.into_inner()).insert(ordinal, id);
         }
     }
 

@@ -100,8 +100,11 @@ impl<'de> Deserialize<'de> for NumberText {
                 Ok(NumberText(v.to_string()))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumberText, E> {
-                if !v.is_finite() {
-                    return Err(E::custom("number is not finite"));
+                // Beyond 2^53 a JSON number has already lost digits in
+                // parsing: refuse it rather than compare an inexact amount.
+                const EXACT: f64 = 9_007_199_254_740_992.0;
+                if !v.is_finite() || v.abs() >= EXACT {
+                    return Err(E::custom("number is too large to be exact; give it as a decimal string"));
                 }
                 Ok(NumberText(v.to_string()))
             }
@@ -142,6 +145,18 @@ mod tests {
         let huge = TokenAmount(U256::MAX);
         assert!(units_to_decimal(huge, 0).is_none(), "too large to price fails closed");
         assert_eq!(units_to_decimal(TokenAmount::parse("7").unwrap(), 0).unwrap(), Decimal::from(7));
+    }
+
+    #[test]
+    fn json_numbers_are_taken_only_while_exact() {
+        let small: NumberText = serde_json::from_str("1500.25").unwrap();
+        assert_eq!(small.0, "1500.25");
+        let integer: NumberText = serde_json::from_str("100000").unwrap();
+        assert_eq!(integer.0, "100000");
+        let huge: Result<NumberText, _> = serde_json::from_str("20000000000000000001");
+        assert!(huge.unwrap_err().to_string().contains("decimal string"));
+        let text: NumberText = serde_json::from_str("\"20000000000000000001\"").unwrap();
+        assert_eq!(text.0, "20000000000000000001");
     }
 
     #[test]

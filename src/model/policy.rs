@@ -202,7 +202,8 @@ pub struct ApprovalGroupSpec {
     pub name: String,
     /// Approvals needed, at least 1.
     pub quorum: u32,
-    /// Who may approve; `{}` means any User.
+    /// Who may approve; `{}` means any User (and any ServiceAccount when
+    /// `serviceAccountsCanApprove`).
     #[serde(default)]
     pub approvers: Approvers,
     /// Whether the initiator counts as an approver of its own activity.
@@ -213,11 +214,11 @@ pub struct ApprovalGroupSpec {
     pub service_accounts_can_approve: bool,
 }
 
-/// Approver selection.
+/// Approver selection; `{}` lists everyone.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Approvers {
-    /// Explicit list; absent means any User.
+    /// Explicit list; absent means everyone eligible by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<InList>,
 }

@@ -17,6 +17,10 @@ use super::subject::normalize_address;
 /// Longest rolling window: one year of seconds.
 pub const MAX_TIME_WINDOW_SECS: u64 = 31_536_000;
 
+/// Longest approval timeout: one year, like the longest window; an approval
+/// nobody decides within a year is no longer an answer anyone waits for.
+pub const MAX_AUTO_REJECT_TIMEOUT_SECS: u64 = 31_536_000;
+
 /// What a velocity window sums.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Measure {
@@ -162,8 +166,13 @@ fn validate_action(spec: &PolicySpec) -> Result<(), ValidationError> {
                     }
                 }
             }
-            if action.auto_reject_timeout == Some(0) {
-                return Err(ValidationError::new("action.autoRejectTimeout", "must be at least 1 second"));
+            if let Some(timeout) = action.auto_reject_timeout {
+                if !(1..=MAX_AUTO_REJECT_TIMEOUT_SECS).contains(&timeout) {
+                    return Err(ValidationError::new(
+                        "action.autoRejectTimeout",
+                        format!("must be between 1 and {MAX_AUTO_REJECT_TIMEOUT_SECS} seconds"),
+                    ));
+                }
             }
         }
         ActionKind::Block | ActionKind::NoAction => {

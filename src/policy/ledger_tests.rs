@@ -115,6 +115,7 @@ fn run_ledger_model(kind: MeasureKind, limit: u64, window_secs: u64, ops: Vec<Le
     let mut model = LedgerModel::default();
     let mut next_id = 1u64;
     let mut pushed = false;
+    let mut pushes = 0u64;
     for (step, op) in ops.into_iter().enumerate() {
         match op {
             LedgerOp::Advance(ms) => now += Duration::milliseconds(ms),
@@ -139,7 +140,7 @@ fn run_ledger_model(kind: MeasureKind, limit: u64, window_secs: u64, ops: Vec<Le
                 let (at, q) = model.reserved.remove(&id).unwrap();
                 // The engine counts a reservation at its evaluation time, and
                 // passes the quantity too.
-                ledger.commit(id, Some(quantity(kind, q)), at);
+                ledger.commit(id, &format!("ac-{id}"), Some(quantity(kind, q)), at);
                 model.committed.push((at, q));
             }
             LedgerOp::Release(pick) => {
@@ -153,7 +154,8 @@ fn run_ledger_model(kind: MeasureKind, limit: u64, window_secs: u64, ops: Vec<Le
             LedgerOp::Push { quantity: q, back } => {
                 let at = now - Duration::milliseconds(back);
                 // Reservation 0 is never taken: the approval path.
-                ledger.commit(0, Some(quantity(kind, q)), at);
+                pushes += 1;
+                ledger.commit(0, &format!("approved-{pushes}"), Some(quantity(kind, q)), at);
                 model.committed.push((at, q));
                 pushed = true;
             }
@@ -209,7 +211,7 @@ fn ledger_check_with_an_earlier_now_is_made_at_the_window_time() {
     let velocity = Velocity { measure: Measure::Usd(Decimal::from(100)), span: Span::Rolling(10), scope: Default::default() };
     let mut ledger = Ledger::default();
     assert!(!ledger.reserve(&velocity, 1, Some(Quantity::Usd(Decimal::from(60))), t0()).triggered);
-    ledger.commit(1, None, t0());
+    ledger.commit(1, "ac-1", None, t0());
     // B, read at t = 10.5 s, is checked first: the count at t = 0 is out of its window (and pruned).
     let b_now = t0() + Duration::milliseconds(10_500);
     assert!(!ledger.reserve(&velocity, 2, Some(Quantity::Usd(Decimal::from(1))), b_now).triggered);
@@ -220,9 +222,21 @@ fn ledger_check_with_an_earlier_now_is_made_at_the_window_time() {
     let a = ledger.reserve(&velocity, 3, Some(Quantity::Usd(Decimal::from(50))), a_now);
     assert!(!a.triggered, "{}", a.reason);
     assert_eq!(a.at, b_now);
-    ledger.commit(3, None, a_now);
+    ledger.commit(3, "ac-3", None, a_now);
     assert_eq!(ledger.committed_total(&velocity, b_now), "50");
     // Counted from 10.5 s: still inside at 20.4 s, out at 20.5 s.
     assert_eq!(ledger.committed_total(&velocity, t0() + Duration::milliseconds(20_400)), "50");
     assert_eq!(ledger.committed_total(&velocity, t0() + Duration::milliseconds(20_500)), "0");
+}
+
+#[test]
+fn an_activity_is_counted_once_per_window() {
+    let velocity = Velocity { measure: Measure::Usd(Decimal::from(100)), span: Span::Rolling(10), scope: Default::default() };
+    let mut ledger = Ledger::default();
+    assert!(!ledger.reserve(&velocity, 1, Some(Quantity::Usd(Decimal::from(70))), t0()).triggered);
+    // The count arrives from the journal (a rebuilt actor) before the commit.
+    ledger.push(t0(), Quantity::Usd(Decimal::from(70)), "ac-1");
+    ledger.commit(1, "ac-1", None, t0());
+    ledger.commit(0, "ac-1", Some(Quantity::Usd(Decimal::from(70))), t0());
+    assert_eq!(ledger.committed_total(&velocity, t0()), "70");
 }

@@ -120,6 +120,17 @@ fn quorum_must_be_reachable_and_positive() {
 }
 
 #[test]
+fn auto_reject_timeout_is_bounded() {
+    let approval = |timeout: u64| {
+        with(json!({"action": {"kind": "RequestApproval", "autoRejectTimeout": timeout,
+            "approvalGroups": [{"name": "g", "quorum": 1}]}}))
+    };
+    assert_eq!(error_of(approval(0)), "action.autoRejectTimeout must be between 1 and 31536000 seconds");
+    assert!(error_of(approval(u64::MAX)).starts_with("action.autoRejectTimeout"));
+    assert!(validate(&spec(approval(86400))).is_ok());
+}
+
+#[test]
 fn request_approval_needs_groups_and_block_takes_none() {
     let e = error_of(with(json!({"action": {"kind": "RequestApproval"}})));
     assert_eq!(e, "action.approvalGroups must list at least one group");
@@ -361,7 +372,7 @@ fn ledger_reserves_commits_and_expires_rolling_entries() {
     assert!(ledger.reserve(&velocity, 2, usd(50), t0).triggered);
     ledger.release(1);
     assert!(!ledger.reserve(&velocity, 3, usd(100), t0).triggered);
-    ledger.commit(3, None, t0);
+    ledger.commit(3, "ac-3", None, t0);
     assert_eq!(ledger.committed_total(&velocity, t0), "100");
     assert!(ledger.reserve(&velocity, 4, usd(1), t0 + chrono::Duration::seconds(59)).triggered);
     // Exactly 60 s later the entry has left the rolling window.

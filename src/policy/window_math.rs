@@ -1,7 +1,7 @@
 //! Velocity window accounting, without actors: the entries of one window, the
 //! check-and-reserve step, and where a window starts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -62,11 +62,24 @@ pub struct ReserveAnswer {
 /// the clock before another but reaches the window after it is checked (and
 /// counted) at the later time, so pruning by a later time never hides a count
 /// from an earlier check.
+///
+/// INVARIANT (counted once): every count names its activity, and an activity
+/// is counted at most once per window, so a count replayed from the journal
+/// (an actor rebuilt while a commit was in flight) is not added twice.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    committed: VecDeque<(DateTime<Utc>, Quantity)>,
+    committed: VecDeque<Entry>,
+    counted: HashSet<String>,
     reserved: HashMap<u64, (DateTime<Utc>, Quantity)>,
     latest: Option<DateTime<Utc>>,
+}
+
+/// One count of one activity.
+#[derive(Debug)]
+struct Entry {
+    at: DateTime<Utc>,
+    quantity: Quantity,
+    activity: String,
 }
 
 impl Ledger {
@@ -125,25 +138,36 @@ impl Ledger {
         }
     }
 
-    /// Turns a reservation into a count at the time it was checked; without
-    /// one (the activity was not checked here, or was approved later), counts
-    /// `quantity` from `at`.
-    pub fn commit(&mut self, reservation: u64, quantity: Option<Quantity>, at: DateTime<Utc>) {
+    /// Turns a reservation into a count of `activity` at the time it was
+    /// checked; without one (the activity was not checked here, or was
+    /// approved later), counts `quantity` from `at`.
+    pub fn commit(&mut self, reservation: u64, activity: &str, quantity: Option<Quantity>, at: DateTime<Utc>) {
         match self.reserved.remove(&reservation) {
-            Some((checked_at, q)) => self.push(checked_at, q),
+            Some((checked_at, q)) => self.push(checked_at, q, activity),
             None => {
                 if let Some(q) = quantity {
-                    self.push(at, q);
+                    self.push(at, q, activity);
                 }
             }
         }
     }
 
-    /// Adds a count as journaled (recovery, approvals).
-    pub fn push(&mut self, at: DateTime<Utc>, quantity: Quantity) {
+    /// Adds a count of `activity` as journaled (recovery, approvals), unless
+    /// that activity is already counted here.
+    pub fn push(&mut self, at: DateTime<Utc>, quantity: Quantity, activity: &str) {
+        if !self.counted.insert(activity.to_owned()) {
+            return;
+        }
         // Keep entries sorted by time; recovery and approvals may arrive late.
-        let position = self.committed.partition_point(|(t, _)| *t <= at);
-        self.committed.insert(position, (at, quantity));
+        let position = self.committed.partition_point(|e| e.at <= at);
+        self.committed.insert(position, Entry { at, quantity, activity: activity.to_owned() });
+    }
+
+    /// Takes the counts of `rebuilt` (read again from the journal, after the
+    /// rule changed) and keeps this ledger's reservations and time.
+    pub fn replace_counts(&mut self, rebuilt: Ledger) {
+        self.committed = rebuilt.committed;
+        self.counted = rebuilt.counted;
     }
 
     /// Drops a reservation (the activity was blocked or held).
@@ -154,7 +178,7 @@ impl Ledger {
     /// Committed total (without reservations) at `now`, as text, for tests and views.
     pub fn committed_total(&self, velocity: &Velocity, now: DateTime<Utc>) -> String {
         let start = window_start(velocity.span, now);
-        let inside = self.committed.iter().filter(|(t, _)| *t >= start).map(|(_, q)| *q);
+        let inside = self.committed.iter().filter(|e| e.at >= start).map(|e| e.quantity);
         sum(velocity, inside).map(|t| match t {
             Total::Usd(d) => d.normalize().to_string(),
             Total::Units(u) => u.to_string(),
@@ -165,19 +189,17 @@ impl Ledger {
     /// Forgets entries that no window starting at or after `now` can see.
     fn prune(&mut self, span: Span, now: DateTime<Utc>) {
         let start = window_start(span, now);
-        while self.committed.front().is_some_and(|(t, _)| *t < start) {
-            self.committed.pop_front();
+        while self.committed.front().is_some_and(|e| e.at < start) {
+            if let Some(entry) = self.committed.pop_front() {
+                self.counted.remove(&entry.activity);
+            }
         }
     }
 
     fn total(&self, velocity: &Velocity, now: DateTime<Utc>) -> Option<Total> {
         let start = window_start(velocity.span, now);
-        let inside = self
-            .committed
-            .iter()
-            .chain(self.reserved.values())
-            .filter(|(t, _)| *t >= start)
-            .map(|(_, q)| *q);
+        let committed = self.committed.iter().map(|e| (e.at, e.quantity));
+        let inside = committed.chain(self.reserved.values().copied()).filter(|(t, _)| *t >= start).map(|(_, q)| q);
         sum(velocity, inside)
     }
 }
