@@ -3,6 +3,7 @@
 
 mod actors;
 mod clock;
+pub mod config;
 mod engine;
 mod error;
 pub mod http;

@@ -1,1 +1,127 @@
-fn main(){}
+//! `warden serve [--config FILE] [--listen ADDR] [--data-dir DIR]`: the
+//! policy engine over HTTP, journaled in `DATA_DIR/warden.redb`.
+//!
+//! Without `--config` it runs in development mode: one Admin+Signer user
+//! (`us-dev`) whose fresh token is printed once on stdout.
+
+use std::io::IsTerminal;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use warden::config::{Config, DEV_PRINCIPAL_ID};
+use warden_redb::RedbJournal;
+
+/// The journal's file name inside the data directory.
+const JOURNAL_FILE: &str = "warden.redb";
+
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about = "Transaction policy engine: allow, block or require a quorum of approvers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the HTTP server until SIGTERM or ctrl-c.
+    Serve {
+        /// The TOML config file; without it, development mode.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding the config's `listen`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Directory of the journal, overriding the config's `data_dir`.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let Command::Serve { config, listen, data_dir } = cli.command;
+    match actix_web::rt::System::new().block_on(serve(config, listen, data_dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("warden: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    config_file: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (mut config, dev_token) = match &config_file {
+        Some(path) => (Config::load(path)?, None),
+        None => {
+            let (config, token) = Config::development();
+            (config, Some(token))
+        }
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(data_dir) = data_dir {
+        config.data_dir = data_dir;
+    }
+
+    // Before the engine: recovery already records metrics.
+    warden::http::install_metrics();
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create data directory `{}`: {e}", config.data_dir.display()))?;
+    let journal_path = config.data_dir.join(JOURNAL_FILE);
+    let journal = RedbJournal::open(&journal_path)
+        .map_err(|e| format!("cannot open journal `{}`: {e}", journal_path.display()))?;
+    let engine = config.engine_builder().journal(journal).build().await?;
+    let listener =
+        TcpListener::bind(&config.listen).map_err(|e| format!("cannot listen on `{}`: {e}", config.listen))?;
+    let address = listener.local_addr()?;
+
+    if let Some(token) = dev_token {
+        println!("development mode: principal `{DEV_PRINCIPAL_ID}` (Admin, Signer); this token is shown only once:");
+        println!("WARDEN_TOKEN={token}");
+    }
+    println!("warden listening on http://{address}");
+    tracing::info!(%address, data_dir = %config.data_dir.display(), principals = config.principals.len(), "warden started");
+    warden::http::serve(listener, engine, &config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

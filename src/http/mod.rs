@@ -1,1 +1,161 @@
-//! The HTTP adapter (actix-web).
+//! The HTTP adapter (actix-web): the contract of `api.md` over an [`Engine`].
+//! It authenticates, parses, calls the engine and shapes answers; the
+//! engine holds every rule.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let engine = warden::Engine::builder().build().await.expect("engine");
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let credentials = warden::http::Credentials::default()
+//!     .with_token(warden::Principal::user("us-alice", &[warden::Role::Admin]), "secret-token");
+//! warden::http::Server::new(engine)
+//!     .credentials(credentials)
+//!     .serve(listener, std::future::pending())
+//!     .await
+//! # }
+//! ```
+
+mod auth;
+mod body;
+mod metrics;
+mod observe;
+mod openapi;
+mod problem;
+mod query;
+mod routes;
+mod schemas;
+
+use std::future::Future;
+use std::io;
+use std::net::TcpListener;
+
+use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
+
+pub use self::auth::Credentials;
+pub use self::metrics::install as install_metrics;
+pub use self::observe::REQUEST_ID;
+pub use self::openapi::ApiDoc;
+pub use self::problem::{Problem, PROBLEM_JSON};
+
+use self::body::BodyLimit;
+use self::openapi::OpenApiJson;
+use crate::config::{Config, DEFAULT_BODY_LIMIT};
+use crate::engine::Engine;
+
+/// Seconds that in-flight requests get to finish once shutdown starts: a
+/// request waits at most for one journal commit and an actor round trip, so
+/// this is generous, while still bounding how long a stop can take.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// An HTTP server over an engine.
+#[derive(Debug)]
+pub struct Server {
+    engine: Engine,
+    credentials: Credentials,
+    body_limit: usize,
+    workers: Option<usize>,
+}
+
+impl Server {
+    /// A server with no principals (every authenticated route answers 401)
+    /// and the default body limit.
+    pub fn new(engine: Engine) -> Self {
+        Server { engine, credentials: Credentials::default(), body_limit: DEFAULT_BODY_LIMIT, workers: None }
+    }
+
+    /// A server with the principals and body limit of `config`.
+    pub fn from_config(engine: Engine, config: &Config) -> Self {
+        Server::new(engine).credentials(Credentials::new(config.principals.clone())).body_limit(config.body_limit)
+    }
+
+    /// Who may call.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Largest accepted request body in bytes (default 1 MiB); larger is 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes.max(1);
+        self
+    }
+
+    /// Number of worker threads (default: one per physical core).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers.max(1));
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting,
+    /// lets in-flight requests finish, and shuts the engine down (which
+    /// flushes the journal). Must run inside an actix system.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + 'static) -> io::Result<()> {
+        let metrics = web::Data::new(metrics::install());
+        let engine = web::Data::new(self.engine.clone());
+        let credentials = web::Data::new(self.credentials);
+        let openapi = web::Data::new(OpenApiJson::render());
+        let limit = BodyLimit(self.body_limit);
+        let address = listener.local_addr().ok();
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(engine.clone())
+                .app_data(credentials.clone())
+                .app_data(metrics.clone())
+                .app_data(openapi.clone())
+                .app_data(limit)
+                .wrap(ErrorHandlers::new().default_handler(problem::rewrite_bare_error))
+                .wrap(from_fn(observe::observe))
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+        })
+        // Signals are the caller's `shutdown` future: the server then always
+        // stops the same way, and the engine shuts down after it.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+        if let Some(workers) = self.workers {
+            server = server.workers(workers);
+        }
+        let server = match server.listen(listener) {
+            Ok(server) => server.run(),
+            Err(error) => {
+                self.engine.shutdown();
+                return Err(error);
+            }
+        };
+        tracing::info!(address = ?address, "listening");
+
+        let handle = server.handle();
+        let stopper = actix_rt::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        let upkeep = metrics::spawn_upkeep();
+
+        let result = server.await;
+        stopper.abort();
+        upkeep.abort();
+        // INVARIANT (answered means durable): the server has stopped, so no
+        // request is in flight; shutting down flushes what was answered.
+        self.engine.shutdown();
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Serves `engine` on `listener` with the principals and body limit of
+/// `config` until `shutdown` resolves; see [`Server::serve`].
+pub async fn serve(
+    listener: TcpListener,
+    engine: Engine,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> io::Result<()> {
+    Server::from_config(engine, config).serve(listener, shutdown).await
+}
+
+async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, Problem> {
+    Err(Problem::not_found(format!("no route for `{}`", request.path())))
+}

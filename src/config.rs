@@ -1,0 +1,325 @@
+//! The server's configuration file (TOML), as `api.md` shows it:
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! data_dir = "warden-data"
+//! evaluation = "all-triggered"
+//! default_action = "NoAction"
+//! body_limit = 1048576
+//!
+//! [[principals]]
+//! id = "us-alice"
+//! kind = "User"
+//! roles = ["Admin"]
+//! token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//!
+//! [prices]
+//! ETH = "3000"
+//! ```
+//!
+//! Unknown keys are an error naming the key: a typo must not silently fall
+//! back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rand::RngCore;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::engine::EngineBuilder;
+use crate::model::principal::{Principal, PrincipalKind, Role};
+use crate::policy::{DefaultAction, EvaluationMode, PriceTable};
+
+/// Where the server listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where the journal lives unless told otherwise (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = "warden-data";
+/// Largest accepted request body: 1 MiB holds a policy with thousands of
+/// whitelisted addresses, far more than any legitimate request, while keeping
+/// what one request can make the server buffer small.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// The principal of development mode.
+pub const DEV_PRINCIPAL_ID: &str = "us-dev";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A value is of the right type but not acceptable.
+    #[error("invalid config: `{key}` {message}")]
+    Invalid {
+        /// The offending key, e.g. `principals[0].token_sha256`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// One principal of the config file, with the sha256 of its bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalConfig {
+    /// The principal (id, kind, roles).
+    pub principal: Principal,
+    /// sha256 of its bearer token; the token itself is never stored.
+    pub token_sha256: [u8; 32],
+}
+
+impl PrincipalConfig {
+    /// A principal authenticated by `token` (hashed here).
+    pub fn with_token(principal: Principal, token: &str) -> Self {
+        PrincipalConfig { principal, token_sha256: token_sha256(token) }
+    }
+}
+
+/// The validated configuration of a Warden server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Address to listen on (`host:port`).
+    pub listen: String,
+    /// Directory holding the journal (`warden.redb`).
+    pub data_dir: PathBuf,
+    /// `all-triggered` or `first-match`.
+    pub evaluation: EvaluationMode,
+    /// `first-match`'s answer when no policy triggers.
+    pub default_action: DefaultAction,
+    /// Who may call, and how they authenticate.
+    pub principals: Vec<PrincipalConfig>,
+    /// USD per whole unit of each symbol.
+    pub prices: PriceTable,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.to_owned(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            evaluation: EvaluationMode::default(),
+            default_action: DefaultAction::default(),
+            principals: Vec::new(),
+            prices: PriceTable::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// The file as written; [`Config`] is what it means.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    evaluation: EvaluationMode,
+    #[serde(default)]
+    default_action: DefaultAction,
+    #[serde(default)]
+    principals: Vec<RawPrincipal>,
+    #[serde(default)]
+    prices: BTreeMap<String, toml::Value>,
+    body_limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrincipal {
+    id: String,
+    #[serde(default)]
+    kind: PrincipalKind,
+    #[serde(default)]
+    roles: Vec<Role>,
+    token_sha256: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::from_toml(&text)
+    }
+
+    /// Parses and validates config text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut principals: Vec<PrincipalConfig> = Vec::with_capacity(raw.principals.len());
+        for (i, p) in raw.principals.into_iter().enumerate() {
+            let key = |name: &str| format!("principals[{i}].{name}");
+            if p.id.trim().is_empty() {
+                return Err(invalid(key("id"), "must not be empty"));
+            }
+            if principals.iter().any(|known| known.principal.id == p.id) {
+                return Err(invalid(key("id"), format!("`{}` is listed twice", p.id)));
+            }
+            let token_sha256 = parse_sha256(&p.token_sha256)
+                .ok_or_else(|| invalid(key("token_sha256"), "must be 64 hexadecimal digits (a sha256 digest)"))?;
+            if let Some(j) = principals.iter().position(|known| known.token_sha256 == token_sha256) {
+                return Err(invalid(key("token_sha256"), format!("is the same as `principals[{j}].token_sha256`")));
+            }
+            let principal = Principal { id: p.id, kind: p.kind, roles: p.roles };
+            principals.push(PrincipalConfig { principal, token_sha256 });
+        }
+        let mut prices = PriceTable::new();
+        for (symbol, value) in raw.prices {
+            let key = format!("prices.{symbol}");
+            let text = match &value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                _ => return Err(invalid(key, "must be a decimal string such as \"3000\"")),
+            };
+            let price = Decimal::from_str(text.trim())
+                .map_err(|_| invalid(key.clone(), format!("`{text}` is not a decimal")))?;
+            if price.is_sign_negative() {
+                return Err(invalid(key, format!("`{text}` must not be negative")));
+            }
+            prices.insert(symbol, price);
+        }
+        let body_limit = raw.body_limit.unwrap_or(DEFAULT_BODY_LIMIT);
+        if body_limit == 0 {
+            return Err(invalid("body_limit".into(), "must be at least 1 byte"));
+        }
+        Ok(Config {
+            listen: raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            evaluation: raw.evaluation,
+            default_action: raw.default_action,
+            principals,
+            prices,
+            body_limit,
+        })
+    }
+
+    /// The embedded default in development mode: one Admin+Signer user
+    /// (`us-dev`) with a fresh random token, returned once beside the config.
+    pub fn development() -> (Config, String) {
+        let mut bytes = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let token = format!("wdn_dev_{}", hex::encode(bytes));
+        let principal = Principal::user(DEV_PRINCIPAL_ID, &[Role::Admin, Role::Signer]);
+        let config = Config { principals: vec![PrincipalConfig::with_token(principal, &token)], ..Config::default() };
+        (config, token)
+    }
+
+    /// The principals, as the engine knows them.
+    pub fn engine_principals(&self) -> Vec<Principal> {
+        self.principals.iter().map(|p| p.principal.clone()).collect()
+    }
+
+    /// An engine builder with this config's evaluation mode, default action,
+    /// prices and principals (the journal is the caller's to add).
+    pub fn engine_builder(&self) -> EngineBuilder {
+        EngineBuilder::default()
+            .evaluation_mode(self.evaluation)
+            .default_action(self.default_action)
+            .prices(self.prices.clone())
+            .principals(self.engine_principals())
+    }
+}
+
+/// The sha256 of a bearer token, as stored in the config.
+pub fn token_sha256(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The lower-case hex sha256 of a bearer token, as written in `token_sha256`.
+pub fn token_sha256_hex(token: &str) -> String {
+    hex::encode(token_sha256(token))
+}
+
+fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut digest).ok()?;
+    Some(digest)
+}
+
+fn invalid(key: String, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+listen = "127.0.0.1:9999"
+data_dir = "/tmp/w"
+evaluation = "first-match"
+default_action = "Block"
+body_limit = 2048
+
+[[principals]]
+id = "us-alice"
+kind = "User"
+roles = ["Admin"]
+token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+[prices]
+ETH = "3000"
+BTC = 60000
+"#;
+
+    #[test]
+    fn the_contract_sample_parses() {
+        let config = Config::from_toml(SAMPLE).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9999");
+        assert_eq!(config.evaluation, EvaluationMode::FirstMatch);
+        assert_eq!(config.default_action, DefaultAction::Block);
+        assert_eq!(config.body_limit, 2048);
+        assert_eq!(config.principals[0].principal.roles, vec![Role::Admin]);
+        assert_eq!(config.principals[0].token_sha256, token_sha256("test"));
+        assert_eq!(config.prices["ETH"], Decimal::from(3000));
+        assert_eq!(config.prices["BTC"], Decimal::from(60000));
+    }
+
+    #[test]
+    fn defaults_apply_to_an_empty_file() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("listen = \"x\"\nlisten_addr = \"y\"\n").unwrap_err().to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+        let err = Config::from_toml("[[principals]]\nid = \"a\"\ntoken_sha256 = \"00\"\nrole = [\"Admin\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("role"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::from_toml("[[principals]]\nid = \"a\"\ntoken_sha256 = \"abc\"\n").unwrap_err().to_string();
+        assert!(err.contains("principals[0].token_sha256"), "{err}");
+        let err = Config::from_toml("[prices]\nETH = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("prices.ETH"), "{err}");
+        let err = Config::from_toml("evaluation = \"random\"\n").unwrap_err().to_string();
+        assert!(err.contains("evaluation"), "{err}");
+    }
+
+    #[test]
+    fn development_mode_has_one_admin_signer() {
+        let (config, token) = Config::development();
+        assert_eq!(config.principals.len(), 1);
+        let dev = &config.principals[0];
+        assert_eq!(dev.principal.id, DEV_PRINCIPAL_ID);
+        assert!(dev.principal.has_role(Role::Admin) && dev.principal.has_role(Role::Signer));
+        assert_eq!(dev.token_sha256, token_sha256(&token));
+    }
+}

@@ -1,0 +1,148 @@
+//! Bearer-token authentication and role checks, as extractors: a route that
+//! takes a [`Caller`] answers 401 without a known token; one that takes an
+//! [`Authorized<R>`] also answers 403 without role `R`. Both run before the
+//! body is read, so an unauthorized caller never gets to its validation.
+
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
+
+use actix_web::http::header;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use super::problem::Problem;
+use crate::config::{token_sha256, PrincipalConfig};
+use crate::model::principal::{Principal, Role};
+
+/// The principals the server knows, by the sha256 of their tokens.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    entries: Vec<PrincipalConfig>,
+}
+
+impl Credentials {
+    /// Credentials of the given principals.
+    pub fn new(entries: Vec<PrincipalConfig>) -> Self {
+        Credentials { entries }
+    }
+
+    /// Adds a principal authenticated by `token`.
+    pub fn with_token(mut self, principal: Principal, token: &str) -> Self {
+        self.entries.push(PrincipalConfig::with_token(principal, token));
+        self
+    }
+
+    /// The principal whose token is `token`, if any.
+    ///
+    /// Every entry is compared, in constant time, whatever matches: the
+    /// answer time says nothing about how close a guess was nor which
+    /// principal it hit.
+    pub fn authenticate(&self, token: &str) -> Option<&Principal> {
+        let digest = token_sha256(token);
+        let mut found = 0u32;
+        let mut index = 0u32;
+        for (i, entry) in self.entries.iter().enumerate() {
+            let hit = entry.token_sha256.ct_eq(&digest);
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            index = u32::conditional_select(&index, &i, hit);
+            found |= u32::from(hit.unwrap_u8());
+        }
+        (found == 1).then(|| &self.entries[index as usize].principal)
+    }
+
+    /// The principal of a request, from its `Authorization: Bearer` header.
+    pub fn caller(&self, request: &HttpRequest) -> Result<Principal, Problem> {
+        let header = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| Problem::unauthorized("authorization: a bearer token is required"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| Problem::unauthorized("authorization: expected `Bearer <token>`"))?;
+        self.authenticate(token).cloned().ok_or_else(|| Problem::unauthorized("authorization: unknown bearer token"))
+    }
+}
+
+/// Any authenticated principal.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequest for Caller {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(request).map(Caller))
+    }
+}
+
+/// A role a route requires.
+pub trait RequiredRole {
+    /// The role.
+    const ROLE: Role;
+}
+
+/// Requires [`Role::Admin`]: policies and webhooks.
+#[derive(Debug)]
+pub struct AdminRole;
+
+impl RequiredRole for AdminRole {
+    const ROLE: Role = Role::Admin;
+}
+
+/// Requires [`Role::Signer`]: submitting activities.
+#[derive(Debug)]
+pub struct SignerRole;
+
+impl RequiredRole for SignerRole {
+    const ROLE: Role = Role::Signer;
+}
+
+/// An authenticated principal holding role `R`.
+#[derive(Debug, Clone)]
+pub struct Authorized<R>(pub Principal, PhantomData<R>);
+
+impl<R: RequiredRole> FromRequest for Authorized<R> {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let authorized = authenticate(request).and_then(|principal| {
+            if principal.has_role(R::ROLE) {
+                Ok(Authorized(principal, PhantomData))
+            } else {
+                Err(Problem::forbidden(format!("principal `{}` lacks the role `{:?}`", principal.id, R::ROLE)))
+            }
+        });
+        ready(authorized)
+    }
+}
+
+fn authenticate(request: &HttpRequest) -> Result<Principal, Problem> {
+    let credentials = request
+        .app_data::<web::Data<Credentials>>()
+        .ok_or_else(|| Problem::unavailable("authentication is not configured"))?;
+    credentials.caller(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_find_their_principal_only() {
+        let credentials = Credentials::default()
+            .with_token(Principal::user("us-a", &[Role::Admin]), "alpha")
+            .with_token(Principal::user("us-b", &[]), "beta");
+        assert_eq!(credentials.authenticate("alpha").map(|p| p.id.as_str()), Some("us-a"));
+        assert_eq!(credentials.authenticate("beta").map(|p| p.id.as_str()), Some("us-b"));
+        assert!(credentials.authenticate("gamma").is_none());
+        assert!(credentials.authenticate("").is_none());
+    }
+}

@@ -1,0 +1,176 @@
+//! JSON request bodies: 415 for a body that is not JSON, 413 over the limit,
+//! 400 naming the JSON path of whatever does not fit the expected type.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::problem::Problem;
+use crate::config::DEFAULT_BODY_LIMIT;
+
+/// The body size limit in force (app data; the default applies without it).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON body deserialized into `T`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = request.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let checked = check_content_type(request).and_then(|()| check_declared_length(request, limit));
+        let mut payload = payload.take();
+        Box::pin(async move {
+            checked?;
+            let bytes = read_limited(&mut payload, limit).await?;
+            parse(&bytes).map(JsonBody)
+        })
+    }
+}
+
+/// JSON is `application/json` or any `application/*+json`. A request without
+/// a Content-Type is read as JSON, as most JSON APIs do.
+fn check_content_type(request: &HttpRequest) -> Result<(), Problem> {
+    let mime =
+        request.mime_type().map_err(|_| Problem::unsupported_media_type("content-type: is not a valid media type"))?;
+    let Some(mime) = mime else { return Ok(()) };
+    let is_json = mime.type_() == "application"
+        && (mime.subtype() == "json" || mime.suffix().is_some_and(|suffix| suffix == "json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(Problem::unsupported_media_type(format!("content-type: `{mime}` is not JSON; send `application/json`")))
+    }
+}
+
+/// Refuses a body announced larger than the limit before reading any of it.
+fn check_declared_length(request: &HttpRequest, limit: usize) -> Result<(), Problem> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(Problem::payload_too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+async fn read_limited(payload: &mut Payload, limit: usize) -> Result<Bytes, Problem> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Problem::bad_request(format!("body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(Problem::payload_too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Deserializes `bytes`, naming the JSON path of the first mismatch.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::bad_request("body: a JSON document is required"));
+    }
+    // Every body of the contract is an object; serde would also read a
+    // struct from an array, which no client means.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Problem::bad_request("body: must be a JSON object"),
+            Err(e) => Problem::bad_request(format!("body: is not valid JSON: {e}")),
+        });
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let error = match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            return deserializer
+                .end()
+                .map(|()| value)
+                .map_err(|e| Problem::bad_request(format!("body: is not valid JSON: {e}")))
+        }
+        Err(error) => error,
+    };
+    if !error.inner().is_syntax() && !error.inner().is_eof() {
+        return Err(mismatch(&error));
+    }
+    // serde_json reports some type mismatches (a number where a name is
+    // expected) as syntax errors; when the document is valid JSON, reading
+    // it again from a `Value` gives the real message.
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Err(_) => {
+            let path = error.path().to_string();
+            // `.` is the root; `?` marks a position serde could not name.
+            let at = if path == "." || path.starts_with('?') { "body" } else { path.as_str() };
+            Err(Problem::bad_request(format!("{at}: is not valid JSON: {}", error.inner())))
+        }
+        Ok(value) => match serde_path_to_error::deserialize::<_, T>(value) {
+            Err(error) => Err(mismatch(&error)),
+            Ok(_) => Err(mismatch(&error)),
+        },
+    }
+}
+
+fn mismatch(error: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let path = error.path().to_string();
+    let message = error.inner().to_string();
+    // serde_json appends the position; the path already says where.
+    let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(text, _)| text);
+    if path == "." {
+        Problem::bad_request(format!("body: {message}"))
+    } else {
+        Problem::bad_request(format!("{path}: {message}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::activity::ActivityRequest;
+
+    #[test]
+    fn type_errors_name_the_json_path() {
+        let body = br#"{"kind": "Wallets:Sign", "transaction": {"type": "Transfer",
+            "assets": [{"symbol": "ETH", "decimals": 18, "amount": true}]}}"#;
+        let problem = parse::<ActivityRequest>(body).unwrap_err();
+        assert_eq!(problem.status, 400);
+        assert!(problem.detail.starts_with("transaction.assets[0].amount: invalid type"), "{}", problem.detail);
+    }
+
+    #[test]
+    fn syntax_errors_say_so() {
+        let problem = parse::<ActivityRequest>(b"{\"kind\": ").unwrap_err();
+        assert!(problem.detail.starts_with("kind: is not valid JSON"), "{}", problem.detail);
+        let body = br#"{"kind": "Wallets:Sign", "transaction": {"assets": [{"amount": 1.5e400}]}}"#;
+        let problem = parse::<ActivityRequest>(body).unwrap_err();
+        assert!(problem.detail.starts_with("transaction.assets[0].amount: is not valid JSON"), "{}", problem.detail);
+        let problem = parse::<ActivityRequest>(b"[1, 2]").unwrap_err();
+        assert_eq!(problem.detail, "body: must be a JSON object");
+        let problem = parse::<ActivityRequest>(b"  ").unwrap_err();
+        assert_eq!(problem.detail, "body: a JSON document is required");
+        let problem = parse::<ActivityRequest>(b"{\"kind\": \"Wallets:Sign\"} x").unwrap_err();
+        assert!(problem.detail.starts_with("body: is not valid JSON"), "{}", problem.detail);
+    }
+
+    #[test]
+    fn a_number_where_a_name_belongs_is_a_type_error() {
+        let body = br#"{"kind": 7}"#;
+        let problem = parse::<ActivityRequest>(body).unwrap_err();
+        assert!(problem.detail.starts_with("kind: invalid type: integer `7`"), "{}", problem.detail);
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let problem = parse::<ActivityRequest>(b"{}").unwrap_err();
+        assert_eq!(problem.detail, "body: missing field `kind`");
+    }
+}

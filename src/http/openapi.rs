@@ -1,0 +1,171 @@
+//! The OpenAPI 3 document, generated from the route annotations and served
+//! at `GET /openapi.json`. The error answers, common to every route, are
+//! added here once rather than repeated on each route.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::problem::{Problem, PROBLEM_JSON};
+use super::routes::{activities, approvals, change_requests, ops, policies, webhooks};
+use super::schemas::*;
+
+/// The document's derivation.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Warden", description = "Transaction policy engine: allow, block or require a quorum of approvers."),
+    paths(
+        activities::submit, activities::list, activities::get,
+        policies::create, policies::list, policies::get, policies::update, policies::archive,
+        approvals::list, approvals::get, approvals::decide,
+        change_requests::get,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::events,
+        ops::healthz, ops::metrics, ops::openapi,
+    ),
+    components(schemas(
+        Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
+        ApprovalGroupSpecDoc, PolicySpecDoc, PolicyDoc, PolicyListDoc, ChangeRequestDoc, DecisionDoc, ApprovalDoc,
+        ApprovalListDoc, DecisionRequestDoc, WebhookSpecDoc, WebhookDoc, WebhookListDoc, WebhookEventDoc,
+        WebhookEventListDoc, HealthDoc,
+    )),
+    modifiers(&Conventions),
+    tags(
+        (name = "activities", description = "What the signer asks about"),
+        (name = "policies", description = "Policies and governed changes"),
+        (name = "approvals", description = "Quorum approvals"),
+        (name = "webhooks", description = "Event delivery"),
+        (name = "operations", description = "Health, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The rendered document, built once per server.
+#[derive(Debug, Clone)]
+pub struct OpenApiJson(pub String);
+
+impl OpenApiJson {
+    /// Renders [`ApiDoc`].
+    pub fn render() -> Self {
+        // Serializing the generated document cannot fail: it holds only maps,
+        // strings and numbers.
+        OpenApiJson(ApiDoc::openapi().to_json().unwrap_or_else(|_| String::from("{}")))
+    }
+}
+
+/// Bearer authentication and the problem answers of every route.
+struct Conventions;
+
+/// The problem answers, by status: (status, name, description).
+const PROBLEMS: &[(u16, &str, &str)] = &[
+    (400, "BadRequest", "malformed JSON or an invalid field; `detail` names it"),
+    (401, "Unauthorized", "missing or unknown bearer token"),
+    (403, "Forbidden", "authenticated but not allowed"),
+    (404, "NotFound", "unknown id"),
+    (409, "Conflict", "already decided, not pending, a change already pending, or a duplicate"),
+    (413, "PayloadTooLarge", "body over the limit"),
+    (415, "UnsupportedMediaType", "body that is not JSON"),
+    (503, "Unavailable", "the engine is not ready or is stopping; retry"),
+];
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        for (status, name, description) in PROBLEMS {
+            let content = Content::new(Some(RefOr::Ref(Ref::from_schema_name(Problem::name()))));
+            let response = ResponseBuilder::new()
+                .description(format!("{status}: {description}"))
+                .content(PROBLEM_JSON, content)
+                .build();
+            components.responses.insert((*name).to_owned(), RefOr::T(response));
+        }
+        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let has_id = path.contains('{');
+            let operations = [
+                (&mut item.get, Method::Get),
+                (&mut item.post, Method::Post),
+                (&mut item.put, Method::Put),
+                (&mut item.delete, Method::Delete),
+            ];
+            for (operation, method) in operations {
+                if let Some(operation) = operation {
+                    add_problems(operation, method, has_id);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+fn add_problems(operation: &mut Operation, method: Method, has_id: bool) {
+    // Operations marked `security(())` need no token and have no common errors.
+    let public = operation.security.as_ref().is_some_and(|s| s.iter().all(|r| r == &SecurityRequirement::default()));
+    if public {
+        return;
+    }
+    let writes = matches!(method, Method::Post | Method::Put | Method::Delete);
+    let has_body = matches!(method, Method::Post | Method::Put);
+    let list = method == Method::Get && !has_id;
+    let statuses = PROBLEMS.iter().filter(|(status, ..)| match status {
+        400 => has_body || list,
+        404 => has_id,
+        409 => writes,
+        413 | 415 => has_body,
+        _ => true,
+    });
+    for (status, name, _) in statuses {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented() {
+        let document: serde_json::Value = serde_json::from_str(&OpenApiJson::render().0).unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+        let paths = document["paths"].as_object().unwrap();
+        for pattern in super::super::routes::PATTERNS {
+            assert!(paths.contains_key(*pattern), "`{pattern}` is not documented");
+        }
+        let create = &paths["/v2/policies"]["post"];
+        assert_eq!(
+            create["responses"]["202"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ChangeRequest"
+        );
+        assert_eq!(create["responses"]["415"]["$ref"], "#/components/responses/UnsupportedMediaType");
+        assert!(paths["/healthz"]["get"]["responses"].get("401").is_none());
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        for name in ["Problem", "PolicySpec", "Activity", "Approval", "Webhook", "ActivityList"] {
+            assert!(schemas.contains_key(name), "schema `{name}` missing");
+        }
+        assert!(schemas["PolicySpec"]["properties"]["rule"].is_object());
+
+        let mut operation_ids: Vec<&str> = paths
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        let count = operation_ids.len();
+        operation_ids.sort_unstable();
+        operation_ids.dedup();
+        assert_eq!(operation_ids.len(), count, "operation ids are unique");
+        assert_eq!(count, 20, "every operation has an id");
+    }
+}

@@ -1,0 +1,189 @@
+//! RFC 9457 problem documents: every error answer of the server is one, and
+//! this is the one place where engine errors become status codes.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// The media type of problem documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document, and the error type of every route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, naming the offending field.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with `status`; its type and title follow from the status.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        let slug = match status.as_u16() {
+            400 => "invalid-request",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            404 => "not-found",
+            405 => "method-not-allowed",
+            409 => "conflict",
+            413 => "body-too-large",
+            415 => "unsupported-media-type",
+            503 => "unavailable",
+            s if s >= 500 => "internal",
+            _ => "client-error",
+        };
+        Problem {
+            // A URN: it names the kind of problem without pointing at a
+            // page that the deployment may not serve.
+            kind: format!("urn:warden:problem:{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    /// `400`: malformed input; `detail` names the field.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// `401`: missing or unknown bearer token.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::UNAUTHORIZED, detail)
+    }
+
+    /// `403`: authenticated but not allowed.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    /// `404`: unknown route or id.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    /// `413`: body over the limit.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds the limit of {limit} bytes"))
+    }
+
+    /// `415`: a body that is not JSON.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, detail)
+    }
+
+    /// `503`: not ready, or stopping.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+/// The one mapping of engine errors to status codes.
+impl From<Error> for Problem {
+    fn from(error: Error) -> Self {
+        let status = match &error {
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Journal(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // A variant added later: unavailable is the safe answer (retry), never a 500.
+            #[allow(unreachable_patterns)]
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %error, "engine error");
+        }
+        Problem::new(status, error.to_string())
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type(PROBLEM_JSON);
+        if self.status == StatusCode::UNAUTHORIZED.as_u16() {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        // Serializing four plain fields cannot fail; the fallback keeps the type anyway.
+        response.body(serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")))
+    }
+}
+
+/// Error-handler middleware hook: an error answer that actix produced on its
+/// own (no route, wrong method, bad path) becomes a problem document, keeping
+/// its status and headers (`Allow` on 405).
+pub fn rewrite_bare_error<B: MessageBody>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+    }
+    let status = response.status();
+    let (request, original) = response.into_parts();
+    let detail = match status {
+        StatusCode::NOT_FOUND => format!("no route for `{}`", request.path()),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            format!("method `{}` is not allowed on `{}`", request.method(), request.path())
+        }
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let mut rewritten = Problem::new(status, detail).error_response();
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, rewritten).map_into_right_body()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ValidationError;
+
+    #[test]
+    fn each_engine_error_has_one_status() {
+        let cases: Vec<(Error, u16)> = vec![
+            (ValidationError::new("limit", "must be positive").into(), 400),
+            (Error::NotFound { kind: "policy", id: "pl-x".into() }, 404),
+            (Error::Forbidden("no".into()), 403),
+            (Error::Conflict("decided".into()), 409),
+            (Error::Unavailable("stopping".into()), 503),
+        ];
+        for (error, status) in cases {
+            assert_eq!(Problem::from(error).status, status);
+        }
+    }
+
+    #[test]
+    fn invalid_input_names_the_field() {
+        let problem = Problem::from(Error::from(ValidationError::new("rule.configuration.limit", "must be positive")));
+        assert_eq!(problem.detail, "rule.configuration.limit must be positive");
+        assert_eq!(problem.title, "Bad Request");
+    }
+}

@@ -1,0 +1,68 @@
+//! `/v2/activities`: evaluate an activity, and the audit trail.
+
+use actix_web::web::{Data, Json, Path};
+
+use crate::engine::{ActivityFilter, Engine, Page};
+use crate::http::auth::{Authorized, Caller, SignerRole};
+use crate::http::body::JsonBody;
+use crate::http::problem::Problem;
+use crate::http::query::ListQuery;
+use crate::http::schemas::{ActivityDoc, ActivityListDoc, ActivityRequestDoc};
+use crate::model::activity::{Activity, ActivityRequest, ActivityStatus, Initiator};
+
+/// The contract's activity statuses, for error messages.
+const STATUSES: &[&str] = &["Allowed", "Blocked", "PendingApproval", "Approved", "Denied", "Expired"];
+
+/// Evaluates a `Wallets:Sign` activity; the initiator defaults to the caller.
+#[utoipa::path(
+    post, path = "/v2/activities", operation_id = "submitActivity", tag = "activities",
+    request_body = ActivityRequestDoc,
+    responses((status = 200, description = "Allowed, Blocked or PendingApproval", body = ActivityDoc))
+)]
+pub async fn submit(
+    engine: Data<Engine>,
+    caller: Authorized<SignerRole>,
+    JsonBody(mut request): JsonBody<ActivityRequest>,
+) -> Result<Json<Activity>, Problem> {
+    let caller = caller.0;
+    if request.initiator.is_none() {
+        request.initiator = Some(Initiator { id: caller.id, kind: caller.kind });
+    }
+    let activity = engine.evaluate(request).await?;
+    tracing::info!(
+        activity = %activity.id,
+        status = activity.status.as_str(),
+        approval = activity.approval_id.as_deref().unwrap_or(""),
+        "activity evaluated"
+    );
+    Ok(Json(activity))
+}
+
+/// One activity.
+#[utoipa::path(
+    get, path = "/v2/activities/{id}", operation_id = "getActivity", tag = "activities",
+    params(("id" = String, Path, description = "`ac-...`")),
+    responses((status = 200, body = ActivityDoc))
+)]
+pub async fn get(engine: Data<Engine>, _caller: Caller, id: Path<String>) -> Result<Json<Activity>, Problem> {
+    Ok(Json(engine.activity(&id)?))
+}
+
+/// The audit trail, oldest first.
+#[utoipa::path(
+    get, path = "/v2/activities", operation_id = "listActivities", tag = "activities",
+    params(
+        ("walletId" = Option<String>, Query, description = "only this wallet's activities"),
+        ("status" = Option<String>, Query, description = "Allowed, Blocked, PendingApproval, Approved, Denied or Expired"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+        ("paginationToken" = Option<String>, Query, description = "the previous page's nextPageToken"),
+    ),
+    responses((status = 200, body = ActivityListDoc))
+)]
+pub async fn list(engine: Data<Engine>, _caller: Caller, query: ListQuery) -> Result<Json<Page<Activity>>, Problem> {
+    let filter = ActivityFilter {
+        wallet_id: query.text("walletId"),
+        status: query.named::<ActivityStatus>("status", STATUSES)?,
+    };
+    Ok(Json(engine.activities(&filter, &query.page()?)?))
+}

@@ -1,0 +1,67 @@
+//! The routes of the contract. Each handler authenticates, extracts, calls
+//! the engine once and shapes the answer; rules and workflow stay in the
+//! engine.
+
+pub mod activities;
+pub mod approvals;
+pub mod change_requests;
+pub mod ops;
+pub mod policies;
+pub mod webhooks;
+
+use actix_web::web;
+
+/// Every route pattern, as the `route` label of the HTTP metrics.
+pub const PATTERNS: &[&str] = &[
+    "/v2/activities",
+    "/v2/activities/{id}",
+    "/v2/policies",
+    "/v2/policies/{id}",
+    "/v2/policy-approvals",
+    "/v2/policy-approvals/{id}",
+    "/v2/policy-approvals/{id}/decisions",
+    "/v2/change-requests/{id}",
+    "/v2/webhooks",
+    "/v2/webhooks/{id}",
+    "/v2/webhooks/{id}/events",
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+];
+
+/// Registers every route. A path with no route for the method answers 405
+/// (with `Allow`); a path with no route at all, 404.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/v2/activities")
+                .route(web::post().to(activities::submit))
+                .route(web::get().to(activities::list)),
+        )
+        .service(web::resource("/v2/activities/{id}").route(web::get().to(activities::get)))
+        .service(
+            web::resource("/v2/policies").route(web::post().to(policies::create)).route(web::get().to(policies::list)),
+        )
+        .service(
+            web::resource("/v2/policies/{id}")
+                .route(web::get().to(policies::get))
+                .route(web::put().to(policies::update))
+                .route(web::delete().to(policies::archive)),
+        )
+        .service(web::resource("/v2/policy-approvals").route(web::get().to(approvals::list)))
+        .service(web::resource("/v2/policy-approvals/{id}").route(web::get().to(approvals::get)))
+        .service(web::resource("/v2/policy-approvals/{id}/decisions").route(web::post().to(approvals::decide)))
+        .service(web::resource("/v2/change-requests/{id}").route(web::get().to(change_requests::get)))
+        .service(
+            web::resource("/v2/webhooks").route(web::post().to(webhooks::create)).route(web::get().to(webhooks::list)),
+        )
+        .service(
+            web::resource("/v2/webhooks/{id}")
+                .route(web::get().to(webhooks::get))
+                .route(web::delete().to(webhooks::delete)),
+        )
+        .service(web::resource("/v2/webhooks/{id}/events").route(web::get().to(webhooks::events)))
+        .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(web::resource("/openapi.json").route(web::get().to(ops::openapi)));
+}
