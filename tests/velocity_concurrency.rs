@@ -22,11 +22,10 @@ use std::sync::{mpsc, Arc, Barrier, Mutex};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures_util::future::join_all;
 use proptest::prelude::*;
-use proptest::sample::Index;
 use serde_json::json;
 use warden::{
     Activity, ActivityFilter, ActivityKind, ActivityRequest, ActivityStatus, Clock, Decimal, Engine, Error, ManualClock,
-    MemoryJournal, PageRequest, PolicyChange, Principal, Role, TokenAmount,
+    MemoryJournal, PageRequest, PolicyChange, Principal, Role,
 };
 
 // ---------------------------------------------------------------------------
