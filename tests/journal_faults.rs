@@ -76,13 +76,11 @@ async fn crash_run(crash_at: u64) {
             let usd = if i % 3 == 0 { "150000" } else { "1000" };
             engine.evaluate(transfer_with(usd, json!({"externalId": format!("r{round}-{i}")})))
         });
-        for result in join_all(batch).await {
-            if let Ok(activity) = result {
-                if let Some(approval) = &activity.approval_id {
-                    approvals.push((approval.clone(), activity.id.clone()));
-                }
-                answered.insert(activity.id.clone(), activity.status);
+        for activity in join_all(batch).await.into_iter().flatten() {
+            if let Some(approval) = &activity.approval_id {
+                approvals.push((approval.clone(), activity.id.clone()));
             }
+            answered.insert(activity.id.clone(), activity.status);
         }
         let (first, second) = (user("us-1"), user("us-2"));
         let decisions = approvals.iter().map(|(approval, _)| engine.decide(&first, approval, DecisionValue::Approved, "ok"));

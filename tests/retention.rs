@@ -34,7 +34,8 @@ async fn retired_activities_stay_queryable_from_the_journal() {
 
     let by_status = ActivityFilter { status: Some(ActivityStatus::Denied), wallet_id: Some("wa-1".into()) };
     let page = h.engine.activities(&by_status, &PageRequest::default()).unwrap();
-    assert_eq!(page.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), [denied.id.clone()]);
+    let ids: Vec<&str> = page.items.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, [denied.id.as_str()]);
     // A replayed externalId still answers the retired activity.
     assert_eq!(h.submit(transfer_with("10", json!({"externalId": "old-1"}))).await.id, allowed.id);
 

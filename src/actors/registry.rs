@@ -1,13 +1,21 @@
-//! The policy registry: the single writer of the policy snapshot. It runs
-//! policy changes one at a time, applies approved change requests in the same
-//! commit as their approval, and sweeps expired approvals on a timer. Window
-//! and approval actors run under actix [`Supervisor`]s on the engine's
-//! arbiters (one per core), started through the core.
+//! The policy registry: the single writer of the policy snapshot, and the
+//! supervisor of the window and approval actors. It runs policy changes one at
+//! a time, applies approved change requests in the same commit as their
+//! approval, and sweeps expired approvals on a timer. Its [`Supervision`]
+//! starts every window and approval actor under an actix [`Supervisor`], on
+//! one arbiter per core: a crashed actor is restarted and rebuilds its state
+//! from the journal (see their `Supervised` impls).
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use actix::prelude::*;
+
+use crate::actors::approval::ApprovalActor;
+use crate::actors::window::WindowActor;
+use crate::policy::window_math::Ledger;
+use crate::policy::WindowKey;
 
 use crate::engine::core::Core;
 use crate::engine::facts::Fact;
@@ -42,6 +50,50 @@ pub struct ResolveChange {
     pub facts: Vec<Fact>,
     /// The resolved approval.
     pub approval: Approval,
+}
+
+/// Where window and approval actors run and who restarts them.
+#[derive(Debug)]
+pub struct Supervision {
+    /// One arbiter (thread) per core; actors are spread round robin.
+    arbiters: Vec<ArbiterHandle>,
+    next: AtomicUsize,
+    /// Window actor restarts so far.
+    pub window_restarts: AtomicU64,
+    /// Approval actor restarts so far.
+    pub approval_restarts: AtomicU64,
+}
+
+impl Supervision {
+    /// Supervision over `arbiters`.
+    pub fn new(arbiters: Vec<ArbiterHandle>) -> Self {
+        Supervision { arbiters, next: AtomicUsize::new(0), window_restarts: AtomicU64::new(0), approval_restarts: AtomicU64::new(0) }
+    }
+
+    fn next_arbiter(&self) -> ArbiterHandle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.arbiters.get(i % self.arbiters.len().max(1)) {
+            Some(arbiter) => arbiter.clone(),
+            None => Arbiter::current(),
+        }
+    }
+
+    /// Starts a supervised window actor holding `ledger`.
+    pub fn start_window(&self, core: Weak<Core>, key: WindowKey, ledger: Ledger) -> Addr<WindowActor> {
+        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| WindowActor::new(key, ledger, core))
+    }
+
+    /// Starts a supervised approval actor.
+    pub fn start_approval(&self, core: Weak<Core>, approval: Approval) -> Addr<ApprovalActor> {
+        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| ApprovalActor::new(approval, core))
+    }
+
+    /// Stops every arbiter, and the actors on them.
+    pub fn stop(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
 }
 
 /// The registry actor.

@@ -2,7 +2,8 @@
 //! tables derived from the journal, the policy snapshot, and the addresses of
 //! the window and approval actors.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 
 use actix::prelude::*;
@@ -14,7 +15,7 @@ use warden_journal::Journal;
 
 use crate::actors::approval::ApprovalActor;
 use crate::actors::journal_writer::JournalWriter;
-use crate::actors::registry::Registry;
+use crate::actors::registry::{Registry, Supervision};
 use crate::actors::webhook_dispatcher::Dispatcher;
 use crate::actors::window::{self, WindowActor};
 use crate::clock::Clock;
@@ -25,7 +26,6 @@ use crate::model::ids::{new_id, IdKind};
 use crate::model::policy::Policy;
 use crate::model::principal::Principal;
 use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent};
-use std::collections::HashMap;
 
 use crate::policy::compile::{CompiledPolicy, CompiledRule, Velocity};
 use crate::policy::window_math::{window_start, Ledger};
@@ -68,15 +68,6 @@ impl Default for Settings {
     }
 }
 
-/// Restart counters of supervised actors.
-#[derive(Debug, Default)]
-pub struct Supervision {
-    /// Window actor restarts.
-    pub window_restarts: AtomicU64,
-    /// Approval actor restarts.
-    pub approval_restarts: AtomicU64,
-}
-
 /// The shared core of an engine.
 pub struct Core {
     pub(crate) settings: Settings,
@@ -100,8 +91,6 @@ pub struct Core {
     pub(crate) approval_actors: DashMap<String, Addr<ApprovalActor>>,
     pub(crate) registry: OnceLock<Addr<Registry>>,
     pub(crate) dispatcher: OnceLock<Addr<Dispatcher>>,
-    pub(crate) arbiters: Vec<ArbiterHandle>,
-    next_arbiter: AtomicUsize,
     pub(crate) subscribers: broadcast::Sender<EngineEvent>,
     pub(crate) reservations: AtomicU64,
     pub(crate) ready: AtomicBool,
@@ -135,12 +124,10 @@ impl Core {
             approval_actors: DashMap::new(),
             registry: OnceLock::new(),
             dispatcher: OnceLock::new(),
-            arbiters,
-            next_arbiter: AtomicUsize::new(0),
             subscribers,
             reservations: AtomicU64::new(1),
             ready: AtomicBool::new(false),
-            supervision: Supervision::default(),
+            supervision: Supervision::new(arbiters),
         }
     }
 
@@ -148,15 +135,6 @@ impl Core {
     /// of the first of them.
     pub(crate) async fn commit(&self, facts: &[Fact]) -> Result<warden_journal::Seq, Error> {
         self.writer.commit(facts).await
-    }
-
-    /// The arbiter for the next actor: round robin over one per core.
-    pub(crate) fn next_arbiter(&self) -> ArbiterHandle {
-        let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed);
-        match self.arbiters.get(i % self.arbiters.len().max(1)) {
-            Some(arbiter) => arbiter.clone(),
-            None => Arbiter::current(),
-        }
     }
 
     /// Compiles `policy` into the snapshot and swaps it in. Only the registry
@@ -257,15 +235,13 @@ impl Core {
 
     /// Starts a window's actor holding `ledger`.
     pub(crate) fn start_window(self: &Arc<Self>, key: WindowKey, ledger: Ledger) -> Addr<WindowActor> {
-        let core = Arc::downgrade(self);
-        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| WindowActor::new(key, ledger, core))
+        self.supervision.start_window(Arc::downgrade(self), key, ledger)
     }
 
     /// Starts the actor of a pending approval.
     pub(crate) fn spawn_approval(self: &Arc<Self>, approval: Approval) -> Addr<ApprovalActor> {
         let id = approval.id.clone();
-        let core = Arc::downgrade(self);
-        let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| ApprovalActor::new(approval, core));
+        let addr = self.supervision.start_approval(Arc::downgrade(self), approval);
         self.approval_actors.insert(id, addr.clone());
         addr
     }

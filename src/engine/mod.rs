@@ -315,7 +315,7 @@ impl Engine {
                         workflow::is_eligible(a, who, kind, DecisionValue::Approved)
                     })
             },
-            |a| Ok(a),
+            Ok,
         )
     }
 
@@ -442,8 +442,6 @@ impl Engine {
     pub fn shutdown(&self) {
         self.core.ready.store(false, Ordering::Release);
         self.core.writer.close();
-        for arbiter in &self.core.arbiters {
-            arbiter.stop();
-        }
+        self.core.supervision.stop();
     }
 }

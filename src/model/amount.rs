@@ -119,6 +119,19 @@ impl fmt::Display for NumberText {
     }
 }
 
+impl Serialize for TokenAmount {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenAmount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        TokenAmount::parse(&text).map_err(de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,18 +178,5 @@ mod tests {
         assert!(parse_usd("1e5").is_err());
         assert!(parse_usd("abc").is_err());
         assert!(parse_usd("").is_err());
-    }
-}
-
-impl Serialize for TokenAmount {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for TokenAmount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        TokenAmount::parse(&text).map_err(de::Error::custom)
     }
 }

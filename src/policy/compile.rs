@@ -367,7 +367,7 @@ fn compile_filters(kind: ActivityKind, filters: &Filters) -> Result<CompiledFilt
         initiator_id: set(&filters.initiator_id, "initiatorId", same)?,
         transaction_type: set(&filters.transaction_type, "transactionType", same)?,
         asset_symbol: set(&filters.asset_symbol, "assetSymbol", same)?,
-        recipient: set(&filters.recipient, "recipient", |a| normalize_address(a))?,
+        recipient: set(&filters.recipient, "recipient", normalize_address)?,
         policy_id: set(&filters.policy_id, "policyId", same)?,
     })
 }

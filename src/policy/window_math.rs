@@ -120,7 +120,7 @@ impl Ledger {
                 }
             }
             (Some(Total::Count(n)), Quantity::One, Measure::Count(limit)) => {
-                if n + 1 <= *limit {
+                if n < *limit {
                     None
                 } else {
                     Some(format!("{n} activities {span} + 1 exceeds limit {limit}"))
