@@ -121,13 +121,7 @@ impl Core {
         };
 
         let mut notices = Notices::default();
-        for evaluation in &activity.policy_evaluations {
-            let data = json!({"policyEvaluation": {
-                "policyId": evaluation.policy_id, "activityId": activity.id,
-                "triggered": evaluation.triggered, "reason": evaluation.reason, "date": now,
-            }});
-            notices.add(self, "policy.triggered", data, now);
-        }
+        notices.triggered(self, &activity);
         let mut facts = vec![Fact::ActivityEvaluated { activity: Json(activity.clone()), counts: Vec::new() }];
 
         let Some(approval) = approval else {

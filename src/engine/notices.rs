@@ -3,6 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use serde_json::json;
+
+use crate::model::activity::Activity;
 use crate::model::webhook::WebhookEvent;
 
 use super::core::Core;
@@ -21,6 +24,18 @@ impl Notices {
     pub(crate) fn add(&mut self, core: &Core, kind: &str, data: serde_json::Value, now: DateTime<Utc>) {
         self.events.extend(core.outbox(kind, &data, now));
         self.notices.push(EngineEvent { kind: kind.to_owned(), date: now, data });
+    }
+
+    /// Announces `policy.triggered` for each policy that triggered on `activity`.
+    pub(crate) fn triggered(&mut self, core: &Core, activity: &Activity) {
+        let now = activity.date_created;
+        for evaluation in &activity.policy_evaluations {
+            let data = json!({"policyEvaluation": {
+                "policyId": evaluation.policy_id, "activityId": activity.id,
+                "triggered": evaluation.triggered, "reason": evaluation.reason, "date": now,
+            }});
+            self.add(core, "policy.triggered", data, now);
+        }
     }
 
     /// The facts that queue the webhook deliveries.
