@@ -6,9 +6,7 @@
 //! Run with `cargo run --example embedded_signer`.
 
 use serde_json::json;
-use warden::{
-    ActivityRequest, ActivityStatus, DecisionValue, Engine, PolicyChange, PolicySpec, Principal, Role,
-};
+use warden::{ActivityRequest, ActivityStatus, DecisionValue, Engine, PolicyChange, PolicySpec, Principal, Role};
 use warden_redb::RedbJournal;
 
 #[actix::main]

@@ -22,9 +22,7 @@ pub use model::activity::{
     TransactionType, Wallet,
 };
 pub use model::amount::{NumberText, TokenAmount};
-pub use model::approval::{
-    Approval, ApprovalActivity, ApprovalGroup, ApprovalStatus, Decision, DecisionValue,
-};
+pub use model::approval::{Approval, ApprovalActivity, ApprovalGroup, ApprovalStatus, Decision, DecisionValue};
 pub use model::change_request::{ChangeRequest, ChangeRequestStatus, Requester};
 pub use model::policy::{
     Action, ActionKind, ActivityKind, ApprovalGroupSpec, Approvers, CalendarPeriod, Filters, InList, NominalLimit,

@@ -77,8 +77,7 @@ pub fn apply_decision(approval: &mut Approval, decision: Decision) -> Option<App
                     group.approved_by.push(decision.user_id.clone());
                 }
             }
-            let all_met =
-                approval.approval_groups.iter().all(|g| g.approved_by.len() >= g.quorum as usize);
+            let all_met = approval.approval_groups.iter().all(|g| g.approved_by.len() >= g.quorum as usize);
             all_met.then_some(ApprovalStatus::Approved)
         }
     };

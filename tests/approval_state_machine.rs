@@ -250,7 +250,9 @@ impl ReferenceStateMachine for ApprovalMachine {
             Step::DecideUnknown { .. } => Expect::NotFound,
             Step::Advance { secs } | Step::RestartLater { secs } => {
                 state.elapsed += secs;
-                if let Some(deadline) = state.expiry().filter(|e| state.status == ApprovalStatus::Pending && state.elapsed >= *e) {
+                if let Some(deadline) =
+                    state.expiry().filter(|e| state.status == ApprovalStatus::Pending && state.elapsed >= *e)
+                {
                     // It expires at its deadline, however late that is noticed.
                     state.status = ApprovalStatus::Expired;
                     state.resolved_at = Some(deadline);
@@ -378,7 +380,8 @@ impl StateMachineTest for Warden {
         let context = format!("after {step:?}");
         match step {
             Step::Decide { who, value } => {
-                let answer = sut.system.block_on(sut.engine.decide(&principal(who), &sut.approval_id, value, "because"));
+                let answer =
+                    sut.system.block_on(sut.engine.decide(&principal(who), &sut.approval_id, value, "because"));
                 match (model.expect, answer) {
                     (Expect::Ok, Ok(approval)) => assert_approval(&approval, model, &context),
                     (Expect::Forbidden, Err(Error::Forbidden(_))) | (Expect::Conflict, Err(Error::Conflict(_))) => {}

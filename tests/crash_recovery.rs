@@ -63,13 +63,18 @@ async fn load(engine: Engine) {
             "action": {"kind": "Block"}}));
         let PolicyChange::Applied(p) = engine.create_policy(&admin, window).await.unwrap() else { unreachable!() };
         ack(format!("policy {} 0", p.id));
-        let PolicyChange::Applied(p) = engine.create_policy(&admin, large_policy(0)).await.unwrap() else { unreachable!() };
+        let PolicyChange::Applied(p) = engine.create_policy(&admin, large_policy(0)).await.unwrap() else {
+            unreachable!()
+        };
         ack(format!("policy {} 0", p.id));
     }
     let pid = std::process::id();
     let queue: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
         engine
-            .approvals(&ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() }, &PageRequest { limit: Some(1000), ..Default::default() })
+            .approvals(
+                &ApprovalFilter { status: Some(ApprovalStatus::Pending), ..Default::default() },
+                &PageRequest { limit: Some(1000), ..Default::default() },
+            )
             .unwrap()
             .items
             .into_iter()
@@ -83,7 +88,8 @@ async fn load(engine: Engine) {
             for i in 0u64.. {
                 let wallet = WALLETS[((i + task) % 3) as usize];
                 let usd = ["1000", "25000", "150000", "300000"][((i * 7 + task) % 4) as usize];
-                let request = transfer_with(usd, json!({"wallet": {"id": wallet}, "externalId": format!("{pid}-{task}-{i}")}));
+                let request =
+                    transfer_with(usd, json!({"wallet": {"id": wallet}, "externalId": format!("{pid}-{task}-{i}")}));
                 if let Ok(a) = engine.evaluate(request).await {
                     ack(format!("activity {} {} {wallet} {usd}", a.id, a.status.as_str()));
                     if let Some(approval) = a.approval_id {
@@ -119,7 +125,8 @@ async fn load(engine: Engine) {
         let engine = engine.clone();
         tasks.push(actix::spawn(async move {
             let large = engine.policies(None, &PageRequest::default()).unwrap().items[1].policy.id.clone();
-            let start = engine.policy(&large).unwrap().policy.spec.name.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+            let start =
+                engine.policy(&large).unwrap().policy.spec.name.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
             for version in start + 1.. {
                 if engine.update_policy(&admin, &large, large_policy(version)).await.is_ok() {
                     ack(format!("policy {large} {version}"));
@@ -277,7 +284,8 @@ fn verify(round: u32, answered: &Answered, state: &[String]) {
         let w: Vec<&str> = line.split(' ').collect();
         match w[1] {
             "activity" => {
-                activities.insert(w[2].to_owned(), (w[3].to_owned(), w[4].to_owned(), w[5].to_owned(), w[6].to_owned()));
+                activities
+                    .insert(w[2].to_owned(), (w[3].to_owned(), w[4].to_owned(), w[5].to_owned(), w[6].to_owned()));
             }
             "approval" => {
                 approvals.insert(w[2].to_owned(), (w[3].to_owned(), w[4].parse::<usize>().unwrap(), w[5].to_owned()));
@@ -308,7 +316,11 @@ fn verify(round: u32, answered: &Answered, state: &[String]) {
         assert_eq!(&approvals[approval].0, status, "round {round}: approval {approval} changed outcome");
     }
     for (policy, version) in &answered.policies {
-        let found: u64 = policies.get(policy).unwrap_or_else(|| panic!("round {round}: policy {policy} is lost")).parse().unwrap_or(0);
+        let found: u64 = policies
+            .get(policy)
+            .unwrap_or_else(|| panic!("round {round}: policy {policy} is lost"))
+            .parse()
+            .unwrap_or(0);
         assert!(found >= *version, "round {round}: policy {policy} is at v{found}, v{version} was answered");
     }
     // No approval is half resolved, and every window is the sum of the

@@ -35,7 +35,10 @@ async fn governed_create_is_applied_on_approval_with_the_announced_id() {
     assert!(matches!(h.engine.policy(&cr.entity_id), Err(Error::NotFound { .. })), "nothing changed yet");
     // The activity is in the audit trail.
     let modify = h.engine.activities(&ActivityFilter::default(), &PageRequest::default()).unwrap();
-    assert!(modify.items.iter().any(|a| a.activity.kind == ActivityKind::PoliciesModify && a.status == ActivityStatus::PendingApproval));
+    assert!(modify
+        .items
+        .iter()
+        .any(|a| a.activity.kind == ActivityKind::PoliciesModify && a.status == ActivityStatus::PendingApproval));
 
     // The requester may not approve its own change.
     assert!(matches!(h.approve(&user("us-alice"), &cr.approval_id).await, Err(Error::Forbidden(_))));
@@ -59,7 +62,10 @@ async fn governed_update_and_archive_and_their_rejection() {
     let mut stricter = large_transaction_policy();
     stricter.name = "Stricter".into();
     let update = pending(h.engine.update_policy(&admin(), &target.id, stricter.clone()).await.unwrap());
-    assert_eq!(h.engine.policy(&target.id).unwrap().pending_change_request.as_ref().map(|c| c.id.clone()), Some(update.id.clone()));
+    assert_eq!(
+        h.engine.policy(&target.id).unwrap().pending_change_request.as_ref().map(|c| c.id.clone()),
+        Some(update.id.clone())
+    );
     // A second change to the same policy while one is pending: 409.
     assert!(matches!(h.engine.archive_policy(&admin(), &target.id).await, Err(Error::Conflict(_))));
     assert!(matches!(h.engine.update_policy(&admin(), &target.id, stricter.clone()).await, Err(Error::Conflict(_))));
@@ -140,7 +146,8 @@ async fn a_crash_between_approval_and_application_loses_nothing() {
         }
         engine.shutdown();
 
-        let restarted = Engine::builder().clock(clock).shared_journal(std::sync::Arc::new(journal.crash())).build().await.unwrap();
+        let restarted =
+            Engine::builder().clock(clock).shared_journal(std::sync::Arc::new(journal.crash())).build().await.unwrap();
         let change = restarted.change_request(&cr.id).unwrap();
         let approval = restarted.approval(&cr.approval_id).unwrap();
         match (decided.is_ok(), change.status) {

@@ -57,7 +57,8 @@ async fn governed_update_and_archive_apply_on_approval_and_drop_on_denial() {
 
     // The policy changes are activities in the audit trail.
     let trail = server.get("/v2/activities?limit=1000", Some(BOB)).await.expect(200);
-    let modify = trail["items"].as_array().unwrap().iter().filter(|a| a["activity"]["kind"] == "Policies:Modify").count();
+    let modify =
+        trail["items"].as_array().unwrap().iter().filter(|a| a["activity"]["kind"] == "Policies:Modify").count();
     assert_eq!(modify, 5, "the two creates, two updates and the archive");
     server.stop().await;
 }

@@ -83,9 +83,11 @@ async fn crash_run(crash_at: u64) {
             answered.insert(activity.id.clone(), activity.status);
         }
         let (first, second) = (user("us-1"), user("us-2"));
-        let decisions = approvals.iter().map(|(approval, _)| engine.decide(&first, approval, DecisionValue::Approved, "ok"));
+        let decisions =
+            approvals.iter().map(|(approval, _)| engine.decide(&first, approval, DecisionValue::Approved, "ok"));
         let _ = join_all(decisions).await;
-        let decisions = approvals.iter().map(|(approval, _)| engine.decide(&second, approval, DecisionValue::Approved, "ok"));
+        let decisions =
+            approvals.iter().map(|(approval, _)| engine.decide(&second, approval, DecisionValue::Approved, "ok"));
         for (result, (_, activity)) in join_all(decisions).await.into_iter().zip(&approvals) {
             if let Ok(approval) = result {
                 if approval.status == ApprovalStatus::Approved {
@@ -96,12 +98,13 @@ async fn crash_run(crash_at: u64) {
     }
     engine.shutdown();
 
-    let restarted =
-        Engine::builder().clock(clock).shared_journal(Arc::new(journal.crash())).build().await.unwrap();
+    let restarted = Engine::builder().clock(clock).shared_journal(Arc::new(journal.crash())).build().await.unwrap();
     let signatures = ActivityFilter { wallet_id: Some("wa-1".into()), ..Default::default() };
-    let trail = restarted.activities(&signatures, &PageRequest { limit: Some(1000), ..Default::default() }).unwrap().items;
+    let trail =
+        restarted.activities(&signatures, &PageRequest { limit: Some(1000), ..Default::default() }).unwrap().items;
     for (id, status) in &answered {
-        let found = restarted.activity(id).unwrap_or_else(|_| panic!("answered activity {id} lost (crash at {crash_at})"));
+        let found =
+            restarted.activity(id).unwrap_or_else(|_| panic!("answered activity {id} lost (crash at {crash_at})"));
         // An answer is never taken back; a pending one may have resolved after.
         match status {
             ActivityStatus::PendingApproval => {}
@@ -111,7 +114,11 @@ async fn crash_run(crash_at: u64) {
     // Every approval is whole: approved ones have the quorum; pending ones no more than one decision.
     let mut counted = rust_decimal::Decimal::ZERO;
     for activity in &trail {
-        assert!(answered.contains_key(&activity.id), "unanswered activity {} is there (crash at {crash_at})", activity.id);
+        assert!(
+            answered.contains_key(&activity.id),
+            "unanswered activity {} is there (crash at {crash_at})",
+            activity.id
+        );
         if let Some(approval_id) = &activity.approval_id {
             let approval = restarted.approval(approval_id).unwrap();
             match approval.status {

@@ -185,7 +185,11 @@ async fn an_approval_due_while_the_engine_was_down_expires_at_start() {
     let engine = h.restart(|b| b).await;
     let approval = engine.approval(&id).unwrap();
     assert_eq!(approval.status, ApprovalStatus::Expired);
-    assert_eq!(approval.date_resolved, Some(t0() + Duration::seconds(86400)), "dated at its deadline, not at the restart");
+    assert_eq!(
+        approval.date_resolved,
+        Some(t0() + Duration::seconds(86400)),
+        "dated at its deadline, not at the restart"
+    );
     assert_eq!(approval.decisions.len(), 1, "the decision taken before the restart is kept");
     assert_eq!(engine.activity(&activity.id).unwrap().status, ActivityStatus::Expired);
 }
@@ -203,11 +207,17 @@ async fn whitelist_compares_hex_addresses_case_insensitively() {
     let listed = h.submit(transfer_with("10", json!({}))).await;
     assert_eq!(listed.status, ActivityStatus::Allowed);
     let lower = h
-        .submit(transfer_with("10", json!({"transaction": {"recipient": "0x76d1b7f9b3f69c435eef76a98a415332084a856f"}})))
+        .submit(transfer_with(
+            "10",
+            json!({"transaction": {"recipient": "0x76d1b7f9b3f69c435eef76a98a415332084a856f"}}),
+        ))
         .await;
     assert_eq!(lower.status, ActivityStatus::Allowed);
     let other = h
-        .submit(transfer_with("10", json!({"transaction": {"recipient": "0x0000000000000000000000000000000000000bad"}})))
+        .submit(transfer_with(
+            "10",
+            json!({"transaction": {"recipient": "0x0000000000000000000000000000000000000bad"}}),
+        ))
         .await;
     assert_eq!(other.status, ActivityStatus::Blocked);
     let mut message = transfer("0");
@@ -238,7 +248,8 @@ fn tier(name: &str, priority: i64, rule: serde_json::Value, action: serde_json::
 #[actix_rt::test]
 async fn first_match_tiers_decide_in_priority_order() {
     let h = harness(|b| b.evaluation_mode(EvaluationMode::FirstMatch).default_action(DefaultAction::Block)).await;
-    let over = |limit: &str| json!({"kind": "TransactionAmountLimit", "configuration": {"limit": limit, "currency": "USD"}});
+    let over =
+        |limit: &str| json!({"kind": "TransactionAmountLimit", "configuration": {"limit": limit, "currency": "USD"}});
     let approval = json!({"kind": "RequestApproval", "approvalGroups": [{"name": "g", "quorum": 1, "approvers": {}}]});
     // Created out of order: priority, not creation, decides.
     h.add_policy(tier("Small transfers", 3, over("0.01"), json!({"kind": "NoAction"}))).await;
@@ -283,11 +294,23 @@ async fn a_repeated_external_id_answers_the_first_answer() {
 async fn invalid_activities_are_refused_and_change_nothing() {
     let h = harness(|b| b).await;
     let cases = [
-        (json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "-1"}]}}), "transaction.assets[0].amount"),
-        (json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1.5"}]}}), "transaction.assets[0].amount"),
-        (json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18,
-            "amount": "115792089237316195423570985008687907853269984665640564039457584007913129639936"}]}}), "transaction.assets[0].amount"),
-        (json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1", "valueUsd": "abc"}]}}), "transaction.assets[0].valueUsd"),
+        (
+            json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "-1"}]}}),
+            "transaction.assets[0].amount",
+        ),
+        (
+            json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1.5"}]}}),
+            "transaction.assets[0].amount",
+        ),
+        (
+            json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18,
+            "amount": "115792089237316195423570985008687907853269984665640564039457584007913129639936"}]}}),
+            "transaction.assets[0].amount",
+        ),
+        (
+            json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1", "valueUsd": "abc"}]}}),
+            "transaction.assets[0].valueUsd",
+        ),
         (json!({"wallet": {"id": ""}}), "wallet.id"),
     ];
     for (patch, field) in cases {

@@ -58,7 +58,11 @@ async fn the_reason_says_what_the_window_holds() {
 #[actix_rt::test]
 async fn timeframe_minutes_is_an_alias() {
     let h = harness(|b| b).await;
-    let spec = velocity("TransactionAmountVelocity", json!({"limit": "100", "currency": "USD", "timeframe": 10}), json!({"kind": "Block"}));
+    let spec = velocity(
+        "TransactionAmountVelocity",
+        json!({"limit": "100", "currency": "USD", "timeframe": 10}),
+        json!({"kind": "Block"}),
+    );
     h.add_policy(spec).await;
     assert_eq!(statuses(&h, &["100", "1"]).await, [Allowed, Blocked]);
     h.clock.advance(Duration::minutes(10));
@@ -136,7 +140,11 @@ async fn asset_velocity_counts_only_that_asset_in_smallest_units() {
 async fn unpriced_activities_trigger_usd_windows_and_count_in_count_windows() {
     let h = harness(|b| b).await;
     let count = h
-        .add_policy(velocity("TransactionCountVelocity", json!({"limit": 10, "timeWindow": 60}), json!({"kind": "NoAction"})))
+        .add_policy(velocity(
+            "TransactionCountVelocity",
+            json!({"limit": 10, "timeWindow": 60}),
+            json!({"kind": "NoAction"}),
+        ))
         .await;
     let usd_spec = velocity(
         "TransactionAmountVelocity",

@@ -24,8 +24,8 @@ use futures_util::future::join_all;
 use proptest::prelude::*;
 use serde_json::json;
 use warden::{
-    Activity, ActivityFilter, ActivityKind, ActivityRequest, ActivityStatus, Clock, Decimal, Engine, Error, ManualClock,
-    MemoryJournal, PageRequest, PolicyChange, Principal, Role,
+    Activity, ActivityFilter, ActivityKind, ActivityRequest, ActivityStatus, Clock, Decimal, Engine, Error,
+    ManualClock, MemoryJournal, PageRequest, PolicyChange, Principal, Role,
 };
 
 // ---------------------------------------------------------------------------
@@ -71,8 +71,7 @@ fn request(wallet: &str, usd: Decimal, external_id: &str) -> ActivityRequest {
 
 /// An engine on a fixed manual clock with `policies`; returns their ids.
 async fn engine_with(clock: impl Clock, arbiters: usize, policies: &[serde_json::Value]) -> (Engine, Vec<String>) {
-    let engine =
-        Engine::builder().clock(clock).journal(MemoryJournal::new()).arbiters(arbiters).build().await.unwrap();
+    let engine = Engine::builder().clock(clock).journal(MemoryJournal::new()).arbiters(arbiters).build().await.unwrap();
     let admin = Principal::user("us-admin", &[Role::Admin]);
     let mut ids = Vec::new();
     for spec in policies {
@@ -99,7 +98,12 @@ fn submit_strategy() -> impl Strategy<Value = Submit> {
 }
 
 /// Evaluates every request concurrently; answers in the order of `requests`.
-fn submit(system: &actix_rt::SystemRunner, engine: &Engine, requests: &[ActivityRequest], how: Submit) -> Vec<Activity> {
+fn submit(
+    system: &actix_rt::SystemRunner,
+    engine: &Engine,
+    requests: &[ActivityRequest],
+    how: Submit,
+) -> Vec<Activity> {
     let answers: Vec<Result<Activity, Error>> = match how {
         Submit::JoinAll => system.block_on(join_all(requests.iter().cloned().map(|r| engine.evaluate(r)))),
         Submit::Threads(threads) => {
@@ -115,7 +119,8 @@ fn submit(system: &actix_rt::SystemRunner, engine: &Engine, requests: &[Activity
                         scope.spawn(move || {
                             actix_rt::System::new().block_on(async move {
                                 barrier.wait();
-                                let (positions, requests): (Vec<usize>, Vec<ActivityRequest>) = mine.into_iter().unzip();
+                                let (positions, requests): (Vec<usize>, Vec<ActivityRequest>) =
+                                    mine.into_iter().unzip();
                                 let answers = join_all(requests.into_iter().map(|r| engine.evaluate(r))).await;
                                 positions.into_iter().zip(answers).collect::<Vec<_>>()
                             })
@@ -178,19 +183,13 @@ fn distinct_activities(engine: &Engine, requests: &[ActivityRequest], answers: &
 
 /// A case: distinct activities (wallet, cents) plus replays of some of them,
 /// all submitted concurrently in a shuffled order.
-fn activities_strategy(
-    max_cents: u64,
-    wallets: u8,
-) -> impl Strategy<Value = (Vec<(u8, u64)>, Vec<usize>)> {
+fn activities_strategy(max_cents: u64, wallets: u8) -> impl Strategy<Value = (Vec<(u8, u64)>, Vec<usize>)> {
     // Round values often, so that totals land exactly on round limits.
     let value = prop_oneof![3 => 0..=max_cents, 1 => prop::sample::select(vec![500u64, 1_000, 2_500])];
     prop::collection::vec((0..wallets, value), 0..40).prop_flat_map(|activities| {
         let n = activities.len();
-        let replays = if n == 0 {
-            Just(Vec::<usize>::new()).boxed()
-        } else {
-            prop::collection::vec(0..n, 0..8).boxed()
-        };
+        let replays =
+            if n == 0 { Just(Vec::<usize>::new()).boxed() } else { prop::collection::vec(0..n, 0..8).boxed() };
         (Just(activities), replays).prop_flat_map(|(activities, replays)| {
             let order: Vec<usize> = (0..activities.len()).chain(replays).collect();
             (Just(activities), Just(order).prop_shuffle())
@@ -204,7 +203,10 @@ fn limit_strategy() -> impl Strategy<Value = u64> {
 }
 
 fn requests_of(activities: &[(u8, u64)], order: &[usize]) -> Vec<ActivityRequest> {
-    order.iter().map(|&i| request(&format!("wa-{}", activities[i].0), cents(activities[i].1), &format!("x-{i}"))).collect()
+    order
+        .iter()
+        .map(|&i| request(&format!("wa-{}", activities[i].0), cents(activities[i].1), &format!("x-{i}")))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -273,7 +275,13 @@ fn check_count_case(limit: u64, activities: Vec<(u8, u64)>, order: Vec<usize>, h
     engine.shutdown();
 }
 
-fn check_amount_and_count_case(limit_cents: u64, count_limit: u64, activities: Vec<(u8, u64)>, order: Vec<usize>, how: Submit) {
+fn check_amount_and_count_case(
+    limit_cents: u64,
+    count_limit: u64,
+    activities: Vec<(u8, u64)>,
+    order: Vec<usize>,
+    how: Submit,
+) {
     let limit = cents(limit_cents);
     let system = actix_rt::System::new();
     let (engine, ids) = system.block_on(engine_with(

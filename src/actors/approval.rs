@@ -65,24 +65,22 @@ impl ApprovalActor {
             Ok(core) => core,
             Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         };
-        AtomicResponse::new(Box::pin(
-            async move { core.settle_approval(next, decision).await }.into_actor(self).map(
-                |result, actor, _| {
-                    if let Ok(approval) = &result {
-                        actor.approval = approval.clone();
-                        if approval.status != ApprovalStatus::Pending {
-                            // Unlisted, the actor stops once the last caller
-                            // holding its address is answered; stopping it here
-                            // would make its supervisor restart it.
-                            if let Some(core) = actor.core.upgrade() {
-                                core.approval_actors.remove(&approval.id);
-                            }
+        AtomicResponse::new(Box::pin(async move { core.settle_approval(next, decision).await }.into_actor(self).map(
+            |result, actor, _| {
+                if let Ok(approval) = &result {
+                    actor.approval = approval.clone();
+                    if approval.status != ApprovalStatus::Pending {
+                        // Unlisted, the actor stops once the last caller
+                        // holding its address is answered; stopping it here
+                        // would make its supervisor restart it.
+                        if let Some(core) = actor.core.upgrade() {
+                            core.approval_actors.remove(&approval.id);
                         }
                     }
-                    answer(result)
-                },
-            ),
-        ))
+                }
+                answer(result)
+            },
+        )))
     }
 }
 
@@ -128,7 +126,8 @@ impl Handler<Decide> for ApprovalActor {
         if let Err(e) = checked {
             return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
         }
-        let decision = Decision { user_id: msg.who, user_kind: msg.kind, value: msg.value, reason: msg.reason, date: now };
+        let decision =
+            Decision { user_id: msg.who, user_kind: msg.kind, value: msg.value, reason: msg.reason, date: now };
         let mut next = self.approval.clone();
         if let Some(status) = workflow::apply_decision(&mut next, decision.clone()) {
             workflow::resolve(&mut next, status, now);

@@ -67,7 +67,12 @@ pub struct Supervision {
 impl Supervision {
     /// Supervision over `arbiters`.
     pub fn new(arbiters: Vec<ArbiterHandle>) -> Self {
-        Supervision { arbiters, next: AtomicUsize::new(0), window_restarts: AtomicU64::new(0), approval_restarts: AtomicU64::new(0) }
+        Supervision {
+            arbiters,
+            next: AtomicUsize::new(0),
+            window_restarts: AtomicU64::new(0),
+            approval_restarts: AtomicU64::new(0),
+        }
     }
 
     fn next_arbiter(&self) -> ArbiterHandle {
@@ -140,9 +145,7 @@ impl Handler<Propose> for Registry {
     /// change check and the snapshot swap see every earlier change.
     fn handle(&mut self, msg: Propose, _: &mut Context<Self>) -> Self::Result {
         let core = self.core();
-        AtomicResponse::new(Box::pin(
-            async move { core?.propose(msg.caller, msg.operation).await }.into_actor(self),
-        ))
+        AtomicResponse::new(Box::pin(async move { core?.propose(msg.caller, msg.operation).await }.into_actor(self)))
     }
 }
 

@@ -87,7 +87,8 @@ impl Core {
             });
             now = now.max(answer.at);
             checked_at.push(answer.at);
-            judged[*i] = Some(Judged { policy: matching[*i].clone(), triggered: answer.triggered, reason: answer.reason });
+            judged[*i] =
+                Some(Judged { policy: matching[*i].clone(), triggered: answer.triggered, reason: answer.reason });
         }
         let judged: Vec<Judged> = judged.into_iter().flatten().collect();
         let verdict = decide(self.settings.mode, self.settings.default_action, &subject, &judged);
@@ -164,7 +165,12 @@ impl Core {
 
     /// The window counts an activity adds when it is approved: every
     /// velocity policy that matches it now.
-    pub(crate) fn counts_when_approved(&self, activity_id: &str, request: &ActivityRequest, at: DateTime<Utc>) -> Vec<Count> {
+    pub(crate) fn counts_when_approved(
+        &self,
+        activity_id: &str,
+        request: &ActivityRequest,
+        at: DateTime<Utc>,
+    ) -> Vec<Count> {
         let Ok(subject) = wallet_subject(request, &self.settings.prices) else { return Vec::new() };
         self.snapshot
             .load()

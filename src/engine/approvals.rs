@@ -89,7 +89,8 @@ impl Core {
             .filter(|entry| self.approvals.get(entry.key()).is_some_and(|a| crate::workflow::is_due(&a, now)))
             .map(|entry| entry.value().clone())
             .collect();
-        let answers = futures_util::future::join_all(due.iter().map(|addr| addr.send(crate::actors::approval::Expire))).await;
+        let answers =
+            futures_util::future::join_all(due.iter().map(|addr| addr.send(crate::actors::approval::Expire))).await;
         answers
             .into_iter()
             .filter(|a| matches!(a, Ok(Ok(approval)) if approval.status == ApprovalStatus::Expired))

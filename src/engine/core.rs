@@ -227,10 +227,7 @@ impl Core {
         if let Some(addr) = self.windows.get(key) {
             return addr.clone();
         }
-        self.windows
-            .entry(key.clone())
-            .or_insert_with(|| self.start_window(key.clone(), Ledger::default()))
-            .clone()
+        self.windows.entry(key.clone()).or_insert_with(|| self.start_window(key.clone(), Ledger::default())).clone()
     }
 
     /// Starts a window's actor holding `ledger`.

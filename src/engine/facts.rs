@@ -146,8 +146,8 @@ impl Fact {
         if version != RECORD_VERSION {
             return Err(DecodeError::Version(version));
         }
-        let (fact, read) = bincode::serde::decode_from_slice(body, config())
-            .map_err(|e| DecodeError::Format(e.to_string()))?;
+        let (fact, read) =
+            bincode::serde::decode_from_slice(body, config()).map_err(|e| DecodeError::Format(e.to_string()))?;
         if read != body.len() {
             return Err(DecodeError::Format(format!("{} trailing bytes", body.len() - read)));
         }

@@ -57,7 +57,11 @@ impl PolicyOperation {
 
 impl Core {
     /// Applies or holds a policy change by `caller`.
-    pub(crate) async fn propose(self: &Arc<Self>, caller: Principal, operation: PolicyOperation) -> Result<PolicyChange, Error> {
+    pub(crate) async fn propose(
+        self: &Arc<Self>,
+        caller: Principal,
+        operation: PolicyOperation,
+    ) -> Result<PolicyChange, Error> {
         let now = self.clock.now();
         let (policy_id, current) = match &operation {
             PolicyOperation::Create(_) => (new_id(IdKind::Policy), None),
@@ -67,7 +71,10 @@ impl Core {
             }
         };
         if let Some(cr) = self.pending_changes.get(&policy_id) {
-            return Err(Error::Conflict(format!("policy `{policy_id}` already has a pending change request `{}`", *cr)));
+            return Err(Error::Conflict(format!(
+                "policy `{policy_id}` already has a pending change request `{}`",
+                *cr
+            )));
         }
         let target = match &operation {
             PolicyOperation::Create(spec) => {
@@ -171,7 +178,11 @@ impl Core {
 
     /// Commits the resolution of a governed change's approval with the change
     /// itself (applied when approved, dropped otherwise).
-    pub(crate) async fn resolve_change(self: &Arc<Self>, mut facts: Vec<Fact>, approval: &Approval) -> Result<(), Error> {
+    pub(crate) async fn resolve_change(
+        self: &Arc<Self>,
+        mut facts: Vec<Fact>,
+        approval: &Approval,
+    ) -> Result<(), Error> {
         let now = approval.date_resolved.unwrap_or(approval.date_updated);
         let change = self
             .change_requests

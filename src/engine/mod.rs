@@ -277,11 +277,8 @@ impl Engine {
     }
 
     fn policy_view(&self, policy: Policy) -> PolicyView {
-        let pending_change_request = self
-            .core
-            .pending_changes
-            .get(&policy.id)
-            .and_then(|cr| self.core.change_requests.get(cr.value()));
+        let pending_change_request =
+            self.core.pending_changes.get(&policy.id).and_then(|cr| self.core.change_requests.get(cr.value()));
         PolicyView { policy, pending_change_request }
     }
 

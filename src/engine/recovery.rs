@@ -49,8 +49,7 @@ pub(crate) async fn recover(core: &Arc<Core>) -> Result<(), Error> {
     core.load_policies();
     let retired = core.retire_activities(core.clock.now() - core.settings.hot_retention);
     restart_windows(core, counts);
-    let pending: Vec<_> =
-        core.approvals.all().into_iter().filter(|a| a.status == ApprovalStatus::Pending).collect();
+    let pending: Vec<_> = core.approvals.all().into_iter().filter(|a| a.status == ApprovalStatus::Pending).collect();
     metrics::gauge!("warden_approvals_pending").set(pending.len() as f64);
     for approval in pending {
         core.spawn_approval(approval);

@@ -149,9 +149,9 @@ impl<T: Clone + Keyed> Store<T> {
         let limit = checked_limit(request.limit)?;
         let after = match &request.pagination_token {
             None => 0,
-            Some(token) => token
-                .parse::<u64>()
-                .map_err(|_| ValidationError::new("paginationToken", format!("`{token}` is not a token this server issued")))?,
+            Some(token) => token.parse::<u64>().map_err(|_| {
+                ValidationError::new("paginationToken", format!("`{token}` is not a token this server issued"))
+            })?,
         };
         let order = self.order.read().unwrap_or_else(|p| p.into_inner());
         let mut items = Vec::with_capacity(limit.min(64));

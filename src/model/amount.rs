@@ -18,9 +18,7 @@ impl TokenAmount {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("`{text}` is not a non-negative integer in the asset's smallest unit"));
         }
-        U256::from_str_radix(text, 10)
-            .map(TokenAmount)
-            .map_err(|_| format!("`{text}` exceeds 2^256 - 1"))
+        U256::from_str_radix(text, 10).map(TokenAmount).map_err(|_| format!("`{text}` exceeds 2^256 - 1"))
     }
 
     /// `self + other`, `None` on overflow.

@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The event kinds a webhook can subscribe to.
-pub const EVENT_KINDS: [&str; 3] =
-    ["policy.triggered", "policy.approval.pending", "policy.approval.resolved"];
+pub const EVENT_KINDS: [&str; 3] = ["policy.triggered", "policy.approval.pending", "policy.approval.resolved"];
 
 /// Whether a webhook receives events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -51,8 +50,7 @@ pub struct Webhook {
 impl Webhook {
     /// Whether the webhook wants events of `kind`.
     pub fn wants(&self, kind: &str) -> bool {
-        self.status == WebhookStatus::Enabled
-            && self.events.iter().any(|e| e == "*" || e == kind)
+        self.status == WebhookStatus::Enabled && self.events.iter().any(|e| e == "*" || e == kind)
     }
 }
 

@@ -8,8 +8,8 @@ use rust_decimal::Decimal;
 use crate::error::ValidationError;
 use crate::model::amount::{parse_usd, NumberText, TokenAmount};
 use crate::model::policy::{
-    ActionKind, ActivityKind, CalendarPeriod, Filters, InList, Policy, PolicySpec, RuleConfiguration,
-    RuleKind, TagFilter, VelocityScope,
+    ActionKind, ActivityKind, CalendarPeriod, Filters, InList, Policy, PolicySpec, RuleConfiguration, RuleKind,
+    TagFilter, VelocityScope,
 };
 
 use super::subject::normalize_address;
@@ -133,10 +133,7 @@ fn compile_parts(spec: &PolicySpec) -> Result<(CompiledRule, CompiledFilters), V
 fn validate_action(spec: &PolicySpec) -> Result<(), ValidationError> {
     let action = &spec.action;
     if spec.activity_kind == ActivityKind::PoliciesModify && action.kind != ActionKind::RequestApproval {
-        return Err(ValidationError::new(
-            "action.kind",
-            "must be `RequestApproval` for a `Policies:Modify` policy",
-        ));
+        return Err(ValidationError::new("action.kind", "must be `RequestApproval` for a `Policies:Modify` policy"));
     }
     match action.kind {
         ActionKind::RequestApproval => {
@@ -177,10 +174,7 @@ fn validate_action(spec: &PolicySpec) -> Result<(), ValidationError> {
         }
         ActionKind::Block | ActionKind::NoAction => {
             if !action.approval_groups.is_empty() {
-                return Err(ValidationError::new(
-                    "action.approvalGroups",
-                    "is only allowed with `RequestApproval`",
-                ));
+                return Err(ValidationError::new("action.approvalGroups", "is only allowed with `RequestApproval`"));
             }
         }
     }
@@ -204,7 +198,10 @@ fn positive_units(text: &NumberText, name: &str) -> Result<TokenAmount, Validati
     match TokenAmount::parse(&text.0) {
         Ok(v) if v.0 > ruint::aliases::U256::ZERO => Ok(v),
         Ok(_) => Err(ValidationError::new(field(name), "must be a positive integer in the asset's smallest unit")),
-        Err(e) => Err(ValidationError::new(field(name), format!("must be a positive integer in the asset's smallest unit: {e}"))),
+        Err(e) => Err(ValidationError::new(
+            field(name),
+            format!("must be a positive integer in the asset's smallest unit: {e}"),
+        )),
     }
 }
 
@@ -292,9 +289,7 @@ fn compile_velocity(kind: RuleKind, config: &RuleConfiguration) -> Result<Veloci
             return Err(ValidationError::new(field("timeframe"), "is an alias of `timeWindow`; give only one"))
         }
         (Some(secs), None, None) => Span::Rolling(window_seconds(secs, "timeWindow")?),
-        (None, Some(minutes), None) => {
-            Span::Rolling(window_seconds(minutes.saturating_mul(60), "timeframe")?)
-        }
+        (None, Some(minutes), None) => Span::Rolling(window_seconds(minutes.saturating_mul(60), "timeframe")?),
         (None, None, None) => return Err(ValidationError::new(field("timeWindow"), "is required")),
     };
     Ok(Velocity { measure, span, scope: config.scope.unwrap_or_default() })
@@ -308,7 +303,11 @@ fn window_seconds(secs: u64, name: &str) -> Result<u64, ValidationError> {
     }
 }
 
-fn set(list: &Option<InList>, name: &str, normalize: fn(&str) -> String) -> Result<Option<HashSet<String>>, ValidationError> {
+fn set(
+    list: &Option<InList>,
+    name: &str,
+    normalize: fn(&str) -> String,
+) -> Result<Option<HashSet<String>>, ValidationError> {
     match list {
         None => Ok(None),
         Some(list) if list.values.is_empty() => {
@@ -337,7 +336,8 @@ fn compile_filters(kind: ActivityKind, filters: &Filters) -> Result<CompiledFilt
     }
     if let Some(types) = &filters.transaction_type {
         for (i, t) in types.values.iter().enumerate() {
-            if !["Transfer", "ContractCall", "Allowance", "MessageSignature", "BlackBoxSignature"].contains(&t.as_str()) {
+            if !["Transfer", "ContractCall", "Allowance", "MessageSignature", "BlackBoxSignature"].contains(&t.as_str())
+            {
                 return Err(ValidationError::new(
                     format!("filters.transactionType.in[{i}]"),
                     format!("`{t}` is not a transaction type"),

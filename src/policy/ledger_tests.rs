@@ -22,7 +22,6 @@ fn cents(c: u64) -> Decimal {
     Decimal::new(c as i64, 2)
 }
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MeasureKind {
     Usd,
@@ -105,7 +104,9 @@ fn parse_total(kind: MeasureKind, text: &str) -> u64 {
 fn run_ledger_model(kind: MeasureKind, limit: u64, window_secs: u64, ops: Vec<LedgerOp>) {
     let measure = match kind {
         MeasureKind::Usd => Measure::Usd(cents(limit)),
-        MeasureKind::Units => Measure::Asset { symbol: "ETH".into(), limit: TokenAmount::parse(&limit.to_string()).unwrap() },
+        MeasureKind::Units => {
+            Measure::Asset { symbol: "ETH".into(), limit: TokenAmount::parse(&limit.to_string()).unwrap() }
+        }
         MeasureKind::Count => Measure::Count(limit),
     };
     let velocity = Velocity { measure, span: Span::Rolling(window_secs), scope: Default::default() };
@@ -208,7 +209,8 @@ fn ledger_fails_closed_on_overflow_and_unpriced() {
 /// arrives after one carrying a later `now`.
 #[test]
 fn ledger_check_with_an_earlier_now_is_made_at_the_window_time() {
-    let velocity = Velocity { measure: Measure::Usd(Decimal::from(100)), span: Span::Rolling(10), scope: Default::default() };
+    let velocity =
+        Velocity { measure: Measure::Usd(Decimal::from(100)), span: Span::Rolling(10), scope: Default::default() };
     let mut ledger = Ledger::default();
     assert!(!ledger.reserve(&velocity, 1, Some(Quantity::Usd(Decimal::from(60))), t0()).triggered);
     ledger.commit(1, "ac-1", None, t0());
@@ -231,7 +233,8 @@ fn ledger_check_with_an_earlier_now_is_made_at_the_window_time() {
 
 #[test]
 fn an_activity_is_counted_once_per_window() {
-    let velocity = Velocity { measure: Measure::Usd(Decimal::from(100)), span: Span::Rolling(10), scope: Default::default() };
+    let velocity =
+        Velocity { measure: Measure::Usd(Decimal::from(100)), span: Span::Rolling(10), scope: Default::default() };
     let mut ledger = Ledger::default();
     assert!(!ledger.reserve(&velocity, 1, Some(Quantity::Usd(Decimal::from(70))), t0()).triggered);
     // The count arrives from the journal (a rebuilt actor) before the commit.

@@ -13,6 +13,8 @@ mod ledger_tests;
 mod tests;
 
 pub use compile::{compile, validate, CompiledPolicy};
-pub use evaluate::{decide, rule_outcome, DefaultAction, EvaluationMode, Judged, Quantity, RuleOutcome, Verdict, WindowCheck, WindowKey};
+pub use evaluate::{
+    decide, rule_outcome, DefaultAction, EvaluationMode, Judged, Quantity, RuleOutcome, Verdict, WindowCheck, WindowKey,
+};
 pub use set::PolicySet;
 pub use subject::{PriceTable, Subject};

@@ -33,8 +33,7 @@ pub struct PolicySet {
 impl PolicySet {
     /// Builds the set from every known policy; archived ones are left out.
     pub fn new(all: impl IntoIterator<Item = Arc<CompiledPolicy>>) -> Self {
-        let mut policies: Vec<_> =
-            all.into_iter().filter(|p| p.policy.spec.status == PolicyStatus::Active).collect();
+        let mut policies: Vec<_> = all.into_iter().filter(|p| p.policy.spec.status == PolicyStatus::Active).collect();
         policies.sort_by_key(|p| (p.policy.spec.priority.is_none(), p.policy.spec.priority, p.ordinal));
         let mut kinds: HashMap<ActivityKind, KindIndex> = HashMap::new();
         for (position, compiled) in policies.iter().enumerate() {
@@ -91,12 +90,7 @@ impl PolicySet {
         }
         positions.sort_unstable();
         positions.dedup();
-        positions
-            .into_iter()
-            .map(|p| &self.policies[p])
-            .filter(|p| applies_to(p, subject))
-            .cloned()
-            .collect()
+        positions.into_iter().map(|p| &self.policies[p]).filter(|p| applies_to(p, subject)).cloned().collect()
     }
 }
 

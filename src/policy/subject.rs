@@ -85,10 +85,7 @@ const MAX_DECIMALS: u8 = 77;
 /// Validates a `Wallets:Sign` request into a [`Subject`], pricing it with
 /// `prices` where an asset carries no `valueUsd`.
 pub fn wallet_subject(request: &ActivityRequest, prices: &PriceTable) -> Result<Subject, ValidationError> {
-    let initiator = request
-        .initiator
-        .as_ref()
-        .ok_or_else(|| ValidationError::new("initiator", "is required"))?;
+    let initiator = request.initiator.as_ref().ok_or_else(|| ValidationError::new("initiator", "is required"))?;
     if initiator.id.trim().is_empty() {
         return Err(ValidationError::new("initiator.id", "must not be empty"));
     }
@@ -96,8 +93,7 @@ pub fn wallet_subject(request: &ActivityRequest, prices: &PriceTable) -> Result<
     if wallet.id.trim().is_empty() {
         return Err(ValidationError::new("wallet.id", "must not be empty"));
     }
-    let transaction =
-        request.transaction.as_ref().ok_or_else(|| ValidationError::new("transaction", "is required"))?;
+    let transaction = request.transaction.as_ref().ok_or_else(|| ValidationError::new("transaction", "is required"))?;
     if let Some(external_id) = &request.external_id {
         if external_id.is_empty() || external_id.len() > 256 {
             return Err(ValidationError::new("externalId", "must be 1 to 256 characters"));

@@ -140,9 +140,8 @@ fn request_approval_needs_groups_and_block_takes_none() {
 
 #[test]
 fn time_windows_are_bounded() {
-    let velocity = |config: Value| {
-        with(json!({"rule": {"kind": "TransactionAmountVelocity", "configuration": config}}))
-    };
+    let velocity =
+        |config: Value| with(json!({"rule": {"kind": "TransactionAmountVelocity", "configuration": config}}));
     let e = error_of(velocity(json!({"limit": "10", "currency": "USD", "timeWindow": 0})));
     assert_eq!(e, "rule.configuration.timeWindow must be between 1 and 31536000 seconds");
     let e = error_of(velocity(json!({"limit": "10", "currency": "USD", "timeWindow": 31_536_001u64})));
@@ -177,9 +176,7 @@ fn count_limits_are_integers_and_asset_limits_smallest_units() {
 
 #[test]
 fn policies_modify_takes_only_always_trigger_and_request_approval() {
-    let modify = |rule: Value, action: Value| {
-        json!({"name": "gov", "activityKind": "Policies:Modify", "rule": rule, "action": action})
-    };
+    let modify = |rule: Value, action: Value| json!({"name": "gov", "activityKind": "Policies:Modify", "rule": rule, "action": action});
     let approval = json!({"kind": "RequestApproval", "approvalGroups": [{"name": "g", "quorum": 1}]});
     assert!(validate(&spec(modify(json!({"kind": "AlwaysTrigger"}), approval.clone()))).is_ok());
     assert_eq!(
@@ -209,13 +206,21 @@ fn empty_filter_lists_are_errors() {
 
 #[test]
 fn amount_limit_triggers_above_limit_and_when_unpriced() {
-    let rule = |limit: &str| policy(json!({"kind": "TransactionAmountLimit", "configuration": {"limit": limit, "currency": "USD"}}), block(), json!({}));
+    let rule = |limit: &str| {
+        policy(
+            json!({"kind": "TransactionAmountLimit", "configuration": {"limit": limit, "currency": "USD"}}),
+            block(),
+            json!({}),
+        )
+    };
     let (hit, reason) = triggered(rule("4000"), &activity(json!({})));
     assert!(hit);
     assert_eq!(reason, "value 4500.00 USD exceeds limit 4000 USD");
     assert!(!triggered(rule("4500"), &activity(json!({}))).0, "equal to the limit is within it");
     // Priced from the table: 1.5 ETH * 3000 = 4500.
-    let from_table = activity(json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1500000000000000000"}]}}));
+    let from_table = activity(
+        json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1500000000000000000"}]}}),
+    );
     assert_eq!(from_table.usd_value, Some(Decimal::from_str("4500").unwrap()));
     let unpriced = activity(json!({"transaction": {"assets": [{"symbol": "DOGE", "decimals": 8, "amount": "1"}]}}));
     assert_eq!(unpriced.usd_value, None);
@@ -224,17 +229,27 @@ fn amount_limit_triggers_above_limit_and_when_unpriced() {
 
 #[test]
 fn nominal_limit_compares_smallest_units() {
-    let rule = policy(json!({"kind": "TransactionAmountLimitNominal",
-        "configuration": {"assets": [{"symbol": "ETH", "limit": "1000000000000000000"}]}}), block(), json!({}));
+    let rule = policy(
+        json!({"kind": "TransactionAmountLimitNominal",
+        "configuration": {"assets": [{"symbol": "ETH", "limit": "1000000000000000000"}]}}),
+        block(),
+        json!({}),
+    );
     assert!(triggered(rule.clone(), &activity(json!({}))).0);
-    let small = activity(json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1000000000000000000"}]}}));
+    let small = activity(
+        json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1000000000000000000"}]}}),
+    );
     assert!(!triggered(rule, &small).0);
 }
 
 #[test]
 fn whitelist_is_case_insensitive_for_hex_and_fails_closed() {
-    let rule = policy(json!({"kind": "TransactionRecipientWhitelist",
-        "configuration": {"addresses": ["0x76D1B7F9B3F69C435EEF76A98A415332084A856F"]}}), block(), json!({}));
+    let rule = policy(
+        json!({"kind": "TransactionRecipientWhitelist",
+        "configuration": {"addresses": ["0x76D1B7F9B3F69C435EEF76A98A415332084A856F"]}}),
+        block(),
+        json!({}),
+    );
     assert!(!triggered(rule.clone(), &activity(json!({}))).0);
     let other = activity(json!({"transaction": {"recipient": "0x0000000000000000000000000000000000000001"}}));
     assert!(triggered(rule.clone(), &other).0);
@@ -286,7 +301,12 @@ fn archived_policies_never_match() {
 #[test]
 fn the_index_only_returns_policies_that_can_match() {
     let policies: Vec<_> = (0..1000)
-        .map(|i| compiled(policy(json!({"kind": "AlwaysTrigger"}), block(), json!({"walletId": {"in": [format!("wa-{i}")]}})), i))
+        .map(|i| {
+            compiled(
+                policy(json!({"kind": "AlwaysTrigger"}), block(), json!({"walletId": {"in": [format!("wa-{i}")]}})),
+                i,
+            )
+        })
         .collect();
     let set = PolicySet::new(policies);
     let found = set.matching(&activity(json!({"wallet": {"id": "wa-7"}})));
@@ -354,15 +374,28 @@ fn first_match_orders_by_priority_then_creation() {
 #[test]
 fn calendar_windows_start_on_utc_boundaries() {
     let now = Utc.with_ymd_and_hms(2026, 11, 22, 15, 30, 0).unwrap(); // a Sunday
-    assert_eq!(window_start(Span::Calendar(CalendarPeriod::Day), now), Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap());
-    assert_eq!(window_start(Span::Calendar(CalendarPeriod::Week), now), Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap());
-    assert_eq!(window_start(Span::Calendar(CalendarPeriod::Month), now), Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
+    assert_eq!(
+        window_start(Span::Calendar(CalendarPeriod::Day), now),
+        Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap()
+    );
+    assert_eq!(
+        window_start(Span::Calendar(CalendarPeriod::Week), now),
+        Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap()
+    );
+    assert_eq!(
+        window_start(Span::Calendar(CalendarPeriod::Month), now),
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+    );
 }
 
 #[test]
 fn ledger_reserves_commits_and_expires_rolling_entries() {
-    let spec = policy(json!({"kind": "TransactionAmountVelocity",
-        "configuration": {"limit": "100", "currency": "USD", "timeWindow": 60}}), block(), json!({}));
+    let spec = policy(
+        json!({"kind": "TransactionAmountVelocity",
+        "configuration": {"limit": "100", "currency": "USD", "timeWindow": 60}}),
+        block(),
+        json!({}),
+    );
     let CompiledRule::Velocity(velocity) = compiled(spec, 1).rule.clone() else { panic!() };
     let usd = |v: i64| Some(super::Quantity::Usd(Decimal::from(v)));
     let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();

@@ -179,11 +179,13 @@ impl Ledger {
     pub fn committed_total(&self, velocity: &Velocity, now: DateTime<Utc>) -> String {
         let start = window_start(velocity.span, now);
         let inside = self.committed.iter().filter(|e| e.at >= start).map(|e| e.quantity);
-        sum(velocity, inside).map(|t| match t {
-            Total::Usd(d) => d.normalize().to_string(),
-            Total::Units(u) => u.to_string(),
-            Total::Count(n) => n.to_string(),
-        }).unwrap_or_else(|| "overflow".to_owned())
+        sum(velocity, inside)
+            .map(|t| match t {
+                Total::Usd(d) => d.normalize().to_string(),
+                Total::Units(u) => u.to_string(),
+                Total::Count(n) => n.to_string(),
+            })
+            .unwrap_or_else(|| "overflow".to_owned())
     }
 
     /// Forgets entries that no window starting at or after `now` can see.

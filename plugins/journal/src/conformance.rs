@@ -33,18 +33,10 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Journal>) {
 
 /// An empty journal has no last seq, nothing to scan and nothing to read.
 pub fn empty_journal(journal: &dyn Journal) {
-    assert_eq!(
-        ok(journal.last_seq(), "last_seq of an empty journal"),
-        None,
-        "an empty journal must have no last seq"
-    );
+    assert_eq!(ok(journal.last_seq(), "last_seq of an empty journal"), None, "an empty journal must have no last seq");
     for from in [0, 1, 2, Seq::MAX] {
         let records = collect(journal, from);
-        assert!(
-            records.is_empty(),
-            "scan of an empty journal from `{from}` visited {} records",
-            records.len()
-        );
+        assert!(records.is_empty(), "scan of an empty journal from `{from}` visited {} records", records.len());
     }
     for seq in [0, 1, Seq::MAX] {
         assert_eq!(
@@ -62,10 +54,7 @@ pub fn append_returns_contiguous_seqs(journal: &dyn Journal) {
     for size in [3_usize, 1, 5, 2] {
         let batch = payloads(&format!("contiguous-{size}"), size);
         let first = ok(journal.append(&batch), "append");
-        assert_eq!(
-            first, expected,
-            "append of a batch of {size} returned seq `{first}`, expected `{expected}`"
-        );
+        assert_eq!(first, expected, "append of a batch of {size} returned seq `{first}`, expected `{expected}`");
         expected += size as Seq;
         assert_eq!(
             ok(journal.last_seq(), "last_seq"),
@@ -76,12 +65,7 @@ pub fn append_returns_contiguous_seqs(journal: &dyn Journal) {
     }
     let seqs: Vec<Seq> = collect(journal, 1).iter().map(|r| r.seq).collect();
     let wanted: Vec<Seq> = (1..expected).collect();
-    assert_eq!(
-        seqs,
-        wanted,
-        "scan must visit seqs 1..={} in order",
-        expected - 1
-    );
+    assert_eq!(seqs, wanted, "scan must visit seqs 1..={} in order", expected - 1);
 }
 
 /// An empty batch returns the next seq and writes nothing.
@@ -91,27 +75,15 @@ pub fn empty_batch_writes_nothing(journal: &dyn Journal) {
         1,
         "an empty batch on an empty journal must return seq 1"
     );
-    assert_eq!(
-        ok(journal.last_seq(), "last_seq"),
-        None,
-        "an empty batch must write nothing"
-    );
+    assert_eq!(ok(journal.last_seq(), "last_seq"), None, "an empty batch must write nothing");
     ok(journal.append(&payloads("before-empty", 2)), "append");
     assert_eq!(
         ok(journal.append(&[]), "append of an empty batch"),
         3,
         "an empty batch after 2 records must return seq 3"
     );
-    assert_eq!(
-        ok(journal.append(&payloads("after-empty", 1)), "append"),
-        3,
-        "an empty batch must not consume a seq"
-    );
-    assert_eq!(
-        collect(journal, 1).len(),
-        3,
-        "an empty batch must write nothing"
-    );
+    assert_eq!(ok(journal.append(&payloads("after-empty", 1)), "append"), 3, "an empty batch must not consume a seq");
+    assert_eq!(collect(journal, 1).len(), 3, "an empty batch must write nothing");
 }
 
 /// A scan from any seq visits exactly the records from there on, in order.
@@ -121,16 +93,9 @@ pub fn scan_from_the_middle(journal: &dyn Journal) {
     for from in [0, 1, 2, 5, 10, 11, 100] {
         let records = collect(journal, from);
         let start = from.clamp(1, 11);
-        let wanted: Vec<Record> = (start..=10)
-            .map(|seq| Record {
-                seq,
-                payload: batch[(seq - 1) as usize].clone(),
-            })
-            .collect();
-        assert_eq!(
-            records, wanted,
-            "scan from `{from}` of 10 records must visit seqs {start}..=10"
-        );
+        let wanted: Vec<Record> =
+            (start..=10).map(|seq| Record { seq, payload: batch[(seq - 1) as usize].clone() }).collect();
+        assert_eq!(records, wanted, "scan from `{from}` of 10 records must visit seqs {start}..=10");
     }
 }
 
@@ -149,11 +114,7 @@ pub fn scan_stops_at_visit_error(journal: &dyn Journal) {
         Err(JournalError::Storage(message)) if message == "visitor stops here" => {}
         other => panic!("scan must return the visitor's error, returned {other:?}"),
     }
-    assert_eq!(
-        visited,
-        [1, 2, 3],
-        "scan must stop at the visitor's first error"
-    );
+    assert_eq!(visited, [1, 2, 3], "scan must stop at the visitor's first error");
 }
 
 /// Every record reads back by its seq; seqs outside the journal read None.
@@ -164,21 +125,10 @@ pub fn read_each_seq(journal: &dyn Journal) {
     ok(journal.append(&second), "append");
     for (seq, payload) in (1..).zip(first.iter().chain(&second)) {
         let record = ok(journal.read(seq), "read");
-        assert_eq!(
-            record,
-            Some(Record {
-                seq,
-                payload: payload.clone()
-            }),
-            "read of seq `{seq}`"
-        );
+        assert_eq!(record, Some(Record { seq, payload: payload.clone() }), "read of seq `{seq}`");
     }
     for seq in [0, 8, 9, Seq::MAX] {
-        assert_eq!(
-            ok(journal.read(seq), "read"),
-            None,
-            "read of seq `{seq}` in a journal of 7 records must be None"
-        );
+        assert_eq!(ok(journal.read(seq), "read"), None, "read of seq `{seq}` in a journal of 7 records must be None");
     }
 }
 
@@ -197,10 +147,7 @@ pub fn large_and_empty_payloads(journal: &dyn Journal) {
         got.iter().map(|p| p.len()).collect::<Vec<_>>()
     );
     let read = ok(journal.read(2), "read of the 1 MiB payload");
-    assert!(
-        read.is_some_and(|r| r.payload == large),
-        "read of the 1 MiB payload must return it intact"
-    );
+    assert!(read.is_some_and(|r| r.payload == large), "read of the 1 MiB payload must return it intact");
     assert_eq!(
         ok(journal.read(5), "read of a zero-length payload").map(|r| r.payload),
         Some(Vec::new()),
@@ -218,11 +165,7 @@ pub fn many_batches_keep_order(journal: &dyn Journal) {
         wanted.extend(payloads);
     }
     let records = collect(journal, 1);
-    assert_eq!(
-        records.len(),
-        1000,
-        "10 batches of 100 must scan as 1000 records"
-    );
+    assert_eq!(records.len(), 1000, "10 batches of 100 must scan as 1000 records");
     for (index, (record, payload)) in records.iter().zip(&wanted).enumerate() {
         let seq = index as Seq + 1;
         assert!(
@@ -232,11 +175,7 @@ pub fn many_batches_keep_order(journal: &dyn Journal) {
             String::from_utf8_lossy(&record.payload)
         );
     }
-    assert_eq!(
-        ok(journal.last_seq(), "last_seq"),
-        Some(1000),
-        "last_seq after 1000 records"
-    );
+    assert_eq!(ok(journal.last_seq(), "last_seq"), Some(1000), "last_seq after 1000 records");
 }
 
 /// Appends from 8 threads at once never lose, duplicate or interleave a
@@ -259,48 +198,24 @@ pub fn concurrent_appends(journal: &dyn Journal) {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     });
 
     let records = collect(journal, 1);
     let total: usize = appended.iter().flatten().map(|(_, b)| b.len()).sum();
-    assert_eq!(
-        records.len(),
-        total,
-        "{THREADS} threads appended {total} records, scan found {}",
-        records.len()
-    );
+    assert_eq!(records.len(), total, "{THREADS} threads appended {total} records, scan found {}", records.len());
     for (index, record) in records.iter().enumerate() {
-        assert_eq!(
-            record.seq,
-            index as Seq + 1,
-            "seqs must be contiguous from 1"
-        );
+        assert_eq!(record.seq, index as Seq + 1, "seqs must be contiguous from 1");
     }
     let unique: HashSet<&[u8]> = records.iter().map(|r| r.payload.as_slice()).collect();
-    assert_eq!(
-        unique.len(),
-        total,
-        "a concurrent append duplicated a record"
-    );
+    assert_eq!(unique.len(), total, "a concurrent append duplicated a record");
     for (first, batch) in appended.iter().flatten() {
         for (seq, payload) in (*first..).zip(batch) {
             let found = records.get((seq - 1) as usize).map(|r| &r.payload);
-            assert_eq!(
-                found,
-                Some(payload),
-                "batch appended at seq `{first}` is not where its append said"
-            );
+            assert_eq!(found, Some(payload), "batch appended at seq `{first}` is not where its append said");
         }
     }
-    assert_eq!(
-        ok(journal.last_seq(), "last_seq"),
-        Some(total as Seq),
-        "last_seq after concurrent appends"
-    );
+    assert_eq!(ok(journal.last_seq(), "last_seq"), Some(total as Seq), "last_seq after concurrent appends");
 }
 
 /// For durable backends: records survive closing and reopening, and the
@@ -324,11 +239,7 @@ pub fn reopen_keeps_records(open: &dyn Fn() -> Box<dyn Journal>) {
             wanted,
             "records appended before closing must all be there after reopening"
         );
-        assert_eq!(
-            ok(journal.last_seq(), "last_seq after reopen"),
-            Some(8),
-            "last_seq after reopen"
-        );
+        assert_eq!(ok(journal.last_seq(), "last_seq after reopen"), Some(8), "last_seq after reopen");
         assert_eq!(
             ok(journal.append(&third), "append after reopen"),
             9,
@@ -338,11 +249,7 @@ pub fn reopen_keeps_records(open: &dyn Fn() -> Box<dyn Journal>) {
     let journal = open();
     let records = collect(&*journal, 1);
     assert_eq!(records.len(), 10, "records after a second reopen");
-    assert_eq!(
-        payloads_of(&records[8..]),
-        third,
-        "records appended after a reopen must survive the next one"
-    );
+    assert_eq!(payloads_of(&records[8..]), third, "records appended after a reopen must survive the next one");
     assert_eq!(
         ok(journal.read(9), "read after reopen").map(|r| r.payload),
         Some(third[0].clone()),
@@ -374,7 +281,5 @@ fn payloads_of(records: &[Record]) -> Vec<Vec<u8>> {
 
 /// `count` distinct payloads naming `tag` and their index.
 fn payloads(tag: &str, count: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|i| format!("{tag}-{i}").into_bytes())
-        .collect()
+    (0..count).map(|i| format!("{tag}-{i}").into_bytes()).collect()
 }

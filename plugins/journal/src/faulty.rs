@@ -79,11 +79,7 @@ impl<J: Journal> Journal for FailAfter<J> {
         self.inner.append(payloads)
     }
 
-    fn scan(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Record) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
         self.inner.scan(from, visit)
     }
 
@@ -159,21 +155,13 @@ impl CrashImage {
     /// The restart: a new healthy journal built from the durable image only.
     pub fn crash(&self) -> CrashImage {
         let durable = self.images().durable.clone();
-        CrashImage {
-            state: Mutex::new(Images {
-                live: durable.clone(),
-                durable,
-                ..Images::default()
-            }),
-        }
+        CrashImage { state: Mutex::new(Images { live: durable.clone(), durable, ..Images::default() }) }
     }
 
     fn images(&self) -> MutexGuard<'_, Images> {
         // A panic while the lock is held leaves both images whole (each
         // update is one `extend`), so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The live image, or the error of a journal that is down.
@@ -212,21 +200,13 @@ impl Journal for CrashImage {
         Ok(first)
     }
 
-    fn scan(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Record) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
         // Copy the tail out first, so `visit` may call back into the journal.
         let first = from.max(1);
         let tail: Vec<Vec<u8>> = {
             let images = self.live()?;
             let start = usize::try_from(first - 1).unwrap_or(usize::MAX);
-            images
-                .live
-                .get(start..)
-                .map(<[_]>::to_vec)
-                .unwrap_or_default()
+            images.live.get(start..).map(<[_]>::to_vec).unwrap_or_default()
         };
         for (payload, seq) in tail.into_iter().zip(first..) {
             visit(Record { seq, payload })?;
@@ -239,10 +219,7 @@ impl Journal for CrashImage {
         let Some(index) = seq.checked_sub(1).and_then(|i| usize::try_from(i).ok()) else {
             return Ok(None);
         };
-        Ok(images.live.get(index).map(|payload| Record {
-            seq,
-            payload: payload.clone(),
-        }))
+        Ok(images.live.get(index).map(|payload| Record { seq, payload: payload.clone() }))
     }
 
     fn last_seq(&self) -> Result<Option<Seq>, JournalError> {

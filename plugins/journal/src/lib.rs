@@ -60,11 +60,7 @@ pub trait Journal: Send + Sync + 'static {
     /// Calls `visit` with every record whose seq is `>= from`, in seq order.
     /// Stops at, and returns, the first error of `visit` or of the storage.
     /// A corrupt record is reported as [`JournalError::Corrupt`], never skipped.
-    fn scan(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Record) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError>;
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError>;
 
     /// Reads one record, `None` if no record has that seq.
     fn read(&self, seq: Seq) -> Result<Option<Record>, JournalError>;
@@ -77,11 +73,7 @@ impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
     fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, JournalError> {
         (**self).append(payloads)
     }
-    fn scan(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Record) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
         (**self).scan(from, visit)
     }
     fn read(&self, seq: Seq) -> Result<Option<Record>, JournalError> {

@@ -20,9 +20,7 @@ impl MemoryJournal {
     }
 
     fn records(&self) -> Result<MutexGuard<'_, Vec<Vec<u8>>>, JournalError> {
-        self.records
-            .lock()
-            .map_err(|_| JournalError::Storage("memory journal lock poisoned".into()))
+        self.records.lock().map_err(|_| JournalError::Storage("memory journal lock poisoned".into()))
     }
 }
 
@@ -39,11 +37,7 @@ impl Journal for MemoryJournal {
         Ok(first)
     }
 
-    fn scan(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Record) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
         // Copy the tail out first, so `visit` may call back into the journal.
         let tail: Vec<Vec<u8>> = {
             let records = self.records()?;
@@ -62,10 +56,7 @@ impl Journal for MemoryJournal {
         let Some(index) = seq.checked_sub(1).and_then(|i| usize::try_from(i).ok()) else {
             return Ok(None);
         };
-        Ok(records.get(index).map(|payload| Record {
-            seq,
-            payload: payload.clone(),
-        }))
+        Ok(records.get(index).map(|payload| Record { seq, payload: payload.clone() }))
     }
 
     fn last_seq(&self) -> Result<Option<Seq>, JournalError> {

@@ -8,9 +8,7 @@ use warden_journal::faulty::{CrashImage, FailAfter};
 use warden_journal::{Journal, JournalError, MemoryJournal, Record};
 
 fn payloads(tag: &str, count: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|i| format!("{tag}-{i}").into_bytes())
-        .collect()
+    (0..count).map(|i| format!("{tag}-{i}").into_bytes()).collect()
 }
 
 fn all(journal: &dyn Journal) -> Vec<Record> {
@@ -59,30 +57,17 @@ fn fail_after_fails_invisibly_until_healed() {
     assert_eq!(journal.append(&payloads("b", 1)).expect("second append"), 3);
 
     for _ in 0..2 {
-        let err = journal
-            .append(&payloads("lost", 4))
-            .expect_err("third append must fail");
+        let err = journal.append(&payloads("lost", 4)).expect_err("third append must fail");
         assert!(matches!(err, JournalError::Storage(_)), "{err:?}");
     }
     assert_eq!(journal.appends(), 4);
     assert_eq!(journal.failures(), 2);
-    assert_eq!(
-        journal.last_seq().expect("last_seq"),
-        Some(3),
-        "a failed batch is invisible"
-    );
-    assert!(all(&journal)
-        .iter()
-        .all(|r| !r.payload.starts_with(b"lost")));
+    assert_eq!(journal.last_seq().expect("last_seq"), Some(3), "a failed batch is invisible");
+    assert!(all(&journal).iter().all(|r| !r.payload.starts_with(b"lost")));
     assert_eq!(journal.read(4).expect("read"), None);
 
     journal.heal();
-    assert_eq!(
-        journal
-            .append(&payloads("c", 2))
-            .expect("append after heal"),
-        4
-    );
+    assert_eq!(journal.append(&payloads("c", 2)).expect("append after heal"), 4);
     assert_eq!(journal.appends(), 5);
     assert_eq!(journal.failures(), 2);
     let got: Vec<Vec<u8>> = all(&journal).into_iter().map(|r| r.payload).collect();
@@ -103,9 +88,7 @@ fn crash_image_loses_the_crashed_batch_only() {
     journal.crash_at(3);
     assert_eq!(journal.append(&payloads("a", 2)).expect("append 1"), 1);
     assert_eq!(journal.append(&payloads("b", 3)).expect("append 2"), 3);
-    let err = journal
-        .append(&payloads("torn", 4))
-        .expect_err("append 3 crashes");
+    let err = journal.append(&payloads("torn", 4)).expect_err("append 3 crashes");
     assert!(matches!(err, JournalError::Storage(_)), "{err:?}");
 
     // The process that crashed has the batch in memory, the disk does not.
@@ -117,22 +100,13 @@ fn crash_image_loses_the_crashed_batch_only() {
     assert!(journal.last_seq().is_err());
     assert!(journal.read(1).is_err());
     assert!(journal.scan(1, &mut |_| Ok(())).is_err());
-    assert_eq!(
-        journal.appends(),
-        3,
-        "calls to a journal that is down are not appends"
-    );
+    assert_eq!(journal.appends(), 3, "calls to a journal that is down are not appends");
 
     let restarted = journal.crash();
     assert!(!restarted.is_down());
     let got: Vec<Vec<u8>> = all(&restarted).into_iter().map(|r| r.payload).collect();
     assert_eq!(got, [payloads("a", 2), payloads("b", 3)].concat());
-    assert_eq!(
-        restarted
-            .append(&payloads("c", 1))
-            .expect("append after restart"),
-        6
-    );
+    assert_eq!(restarted.append(&payloads("c", 1)).expect("append after restart"), 6);
     assert_eq!(restarted.crash().last_seq().expect("last_seq"), Some(6));
 }
 
@@ -141,9 +115,7 @@ fn crash_image_crash_at_a_past_call_never_fires() {
     let journal = CrashImage::new();
     journal.append(&payloads("a", 1)).expect("append");
     journal.crash_at(1);
-    journal
-        .append(&payloads("b", 1))
-        .expect("append after a past crash point");
+    journal.append(&payloads("b", 1)).expect("append after a past crash point");
     assert!(!journal.is_down());
     assert_eq!(journal.crash().last_seq().expect("last_seq"), Some(2));
 }

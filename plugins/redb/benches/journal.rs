@@ -50,17 +50,12 @@ fn append(c: &mut Criterion) {
     });
 
     for size in BATCH_SIZES {
-        let journal =
-            RedbJournal::open(dir.path().join(format!("append-{size}.redb"))).expect("open");
+        let journal = RedbJournal::open(dir.path().join(format!("append-{size}.redb"))).expect("open");
         let batch = payloads(size);
         group.throughput(Throughput::Elements(size as u64));
-        group.bench_with_input(
-            BenchmarkId::new("records_per_batch", size),
-            &batch,
-            |b, batch| {
-                b.iter(|| journal.append(batch).expect("append"));
-            },
-        );
+        group.bench_with_input(BenchmarkId::new("records_per_batch", size), &batch, |b, batch| {
+            b.iter(|| journal.append(batch).expect("append"));
+        });
     }
     group.finish();
 }
@@ -84,15 +79,13 @@ fn commit_strategy(c: &mut Criterion) {
     ];
     for (name, configure) in strategies {
         for size in [1_u64, 1000] {
-            let db = Database::create(dir.path().join(format!("{name}-{size}.redb")))
-                .expect("create database");
+            let db = Database::create(dir.path().join(format!("{name}-{size}.redb"))).expect("create database");
             let mut next = 0_u64;
             group.throughput(Throughput::Elements(size));
             group.bench_function(BenchmarkId::new(name, size), |b| {
                 b.iter(|| {
                     let mut txn = db.begin_write().expect("begin write");
-                    txn.set_durability(Durability::Immediate)
-                        .expect("durability");
+                    txn.set_durability(Durability::Immediate).expect("durability");
                     configure(&mut txn);
                     {
                         let mut table = txn.open_table(TABLE).expect("table");

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition, TableError, WriteTransaction,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError,
+    WriteTransaction,
 };
 use warden_journal::{Journal, JournalError, Record, Seq};
 
@@ -58,10 +58,7 @@ impl RedbJournal {
     pub(crate) fn from_database(path: PathBuf, db: Database) -> Self {
         Self {
             path,
-            handle: Mutex::new(Handle {
-                db: Some(Arc::new(db)),
-                unacknowledged_from: None,
-            }),
+            handle: Mutex::new(Handle { db: Some(Arc::new(db)), unacknowledged_from: None }),
             append: Mutex::new(()),
         }
     }
@@ -94,11 +91,7 @@ impl RedbJournal {
             handle.unacknowledged_from = Some(earliest);
         }
         // Another caller may already have replaced it with a fresh one.
-        if handle
-            .db
-            .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(current, db))
-        {
+        if handle.db.as_ref().is_some_and(|current| Arc::ptr_eq(current, db)) {
             handle.db = None;
         }
     }
@@ -106,14 +99,8 @@ impl RedbJournal {
     /// Writes `payloads` in one transaction; returns the first seq given.
     /// `committing` is set to that seq just before the commit, which may
     /// reach the disk even if it fails.
-    fn write_batch(
-        db: &Database,
-        payloads: &[Vec<u8>],
-        committing: &mut Option<Seq>,
-    ) -> Result<Seq, JournalError> {
-        let mut txn = db
-            .begin_write()
-            .map_err(storage("begin write transaction"))?;
+    fn write_batch(db: &Database, payloads: &[Vec<u8>], committing: &mut Option<Seq>) -> Result<Seq, JournalError> {
+        let mut txn = db.begin_write().map_err(storage("begin write transaction"))?;
         configure_commit(&mut txn)?;
         let next = {
             let mut table = txn.open_table(RECORDS).map_err(storage("open table"))?;
@@ -126,9 +113,7 @@ impl RedbJournal {
             let mut stored = Vec::new();
             for (payload, seq) in payloads.iter().zip(next..) {
                 record::encode_into(seq, payload, &mut stored);
-                table
-                    .insert(seq, stored.as_slice())
-                    .map_err(storage("insert record"))?;
+                table.insert(seq, stored.as_slice()).map_err(storage("insert record"))?;
             }
             next
         };
@@ -159,11 +144,7 @@ impl Journal for RedbJournal {
         result
     }
 
-    fn scan(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Record) -> Result<(), JournalError>,
-    ) -> Result<(), JournalError> {
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
         let db = self.database()?;
         let txn = db.begin_read().map_err(storage("begin read transaction"))?;
         let Some(table) = records(&txn)? else {
@@ -215,8 +196,7 @@ impl Journal for RedbJournal {
 
 /// The commit settings of every write; the crate docs say why.
 fn configure_commit(txn: &mut WriteTransaction) -> Result<(), JournalError> {
-    txn.set_durability(Durability::Immediate)
-        .map_err(storage("set durability"))?;
+    txn.set_durability(Durability::Immediate).map_err(storage("set durability"))?;
     txn.set_two_phase_commit(true);
     txn.set_quick_repair(false);
     Ok(())
@@ -235,9 +215,7 @@ fn open_database(path: &Path, unacknowledged_from: Option<Seq>) -> Result<Databa
             return Ok(db);
         }
     }
-    let mut txn = db
-        .begin_write()
-        .map_err(storage("begin write transaction"))?;
+    let mut txn = db.begin_write().map_err(storage("begin write transaction"))?;
     configure_commit(&mut txn)?;
     {
         let mut table = txn.open_table(RECORDS).map_err(storage("open table"))?;
@@ -247,9 +225,7 @@ fn open_database(path: &Path, unacknowledged_from: Option<Seq>) -> Result<Databa
             // acknowledged, so it is removed before anyone reads it. Nothing
             // after it can have committed: `append` held its lock until the
             // old handle was dropped, and every later call comes here first.
-            table
-                .retain_in(first.., |_, _| false)
-                .map_err(storage("remove unacknowledged records"))?;
+            table.retain_in(first.., |_, _| false).map_err(storage("remove unacknowledged records"))?;
         }
     }
     txn.commit().map_err(storage("commit"))?;
@@ -257,9 +233,7 @@ fn open_database(path: &Path, unacknowledged_from: Option<Seq>) -> Result<Databa
 }
 
 /// The records table as of `txn`, `None` in a file where it was never made.
-fn records(
-    txn: &ReadTransaction,
-) -> Result<Option<ReadOnlyTable<u64, &'static [u8]>>, JournalError> {
+fn records(txn: &ReadTransaction) -> Result<Option<ReadOnlyTable<u64, &'static [u8]>>, JournalError> {
     match txn.open_table(RECORDS) {
         Ok(table) => Ok(Some(table)),
         Err(TableError::TableDoesNotExist(_)) => Ok(None),

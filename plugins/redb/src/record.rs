@@ -26,23 +26,16 @@ pub(crate) fn encode_into(seq: Seq, payload: &[u8], out: &mut Vec<u8>) {
 pub(crate) fn decode(seq: Seq, stored: &[u8]) -> Result<Vec<u8>, JournalError> {
     let corrupt = |reason: String| JournalError::Corrupt { seq, reason };
     let Some((header, payload)) = stored.split_first_chunk::<HEADER_LEN>() else {
-        return Err(corrupt(format!(
-            "value is {} bytes, shorter than its {HEADER_LEN}-byte header",
-            stored.len()
-        )));
+        return Err(corrupt(format!("value is {} bytes, shorter than its {HEADER_LEN}-byte header", stored.len())));
     };
     let [version, crc @ ..] = *header;
     if version != VERSION {
-        return Err(corrupt(format!(
-            "format version `{version}` is not the supported version `{VERSION}`"
-        )));
+        return Err(corrupt(format!("format version `{version}` is not the supported version `{VERSION}`")));
     }
     let stored_crc = u32::from_le_bytes(crc);
     let actual_crc = checksum(seq, payload);
     if stored_crc != actual_crc {
-        return Err(corrupt(format!(
-            "checksum mismatch: stored `{stored_crc:#010x}`, computed `{actual_crc:#010x}`"
-        )));
+        return Err(corrupt(format!("checksum mismatch: stored `{stored_crc:#010x}`, computed `{actual_crc:#010x}`")));
     }
     Ok(payload.to_vec())
 }

@@ -49,11 +49,7 @@ impl StorageBackend for FailingSync {
     fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
         self.file.try_lock_range(start, end)
     }
-    fn try_lock_shared_range(
-        &self,
-        start: Bound<u64>,
-        end: Bound<u64>,
-    ) -> Result<bool, BackendError> {
+    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
         self.file.try_lock_shared_range(start, end)
     }
     fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
@@ -72,27 +68,14 @@ impl StorageBackend for FailingSync {
 
 /// A journal on `path` whose storage fails the fsync `fail_in` arms.
 fn failing_journal(path: &Path, fail_in: &Arc<AtomicU64>) -> RedbJournal {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .expect("open file");
-    let backend = FailingSync {
-        file: FileBackend::new(file).expect("file backend"),
-        fail_in: Arc::clone(fail_in),
-    };
-    let db = Database::builder()
-        .create_with_backend(backend)
-        .expect("create database");
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).expect("open file");
+    let backend = FailingSync { file: FileBackend::new(file).expect("file backend"), fail_in: Arc::clone(fail_in) };
+    let db = Database::builder().create_with_backend(backend).expect("create database");
     RedbJournal::from_database(path.to_path_buf(), db)
 }
 
 fn batch(tag: &str, count: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|i| format!("{tag}-{i}").into_bytes())
-        .collect()
+    (0..count).map(|i| format!("{tag}-{i}").into_bytes()).collect()
 }
 
 fn payloads(journal: &RedbJournal) -> Vec<Vec<u8>> {
@@ -125,9 +108,7 @@ fn fail_second_append_at_sync(sync: u64) -> u64 {
     assert_eq!(journal.append(&batch("a", 3)).expect("first append"), 1);
 
     fail_in.store(sync, Ordering::SeqCst);
-    let err = journal
-        .append(&batch("lost", 2))
-        .expect_err("append must fail");
+    let err = journal.append(&batch("lost", 2)).expect_err("append must fail");
     assert!(matches!(err, JournalError::Storage(_)), "{err:?}");
 
     // The journal dropped its handle, so the file can be looked at.
@@ -136,10 +117,7 @@ fn fail_second_append_at_sync(sync: u64) -> u64 {
     assert_eq!(journal.last_seq().expect("last_seq after reopen"), Some(3));
     assert_eq!(payloads(&journal), batch("a", 3));
     assert_eq!(journal.read(4).expect("read"), None);
-    assert_eq!(
-        journal.append(&batch("b", 1)).expect("append after reopen"),
-        4
-    );
+    assert_eq!(journal.append(&batch("b", 1)).expect("append after reopen"), 4);
     assert_eq!(payloads(&journal), [batch("a", 3), batch("b", 1)].concat());
     drop(journal);
     let reopened = RedbJournal::open(&path).expect("reopen");

@@ -21,9 +21,7 @@ fn redb_journal_conforms() {
 fn redb_journal_keeps_records_when_reopened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("journal.redb");
-    conformance::reopen_keeps_records(&|| {
-        Box::new(RedbJournal::open(&path).expect("open the journal"))
-    });
+    conformance::reopen_keeps_records(&|| Box::new(RedbJournal::open(&path).expect("open the journal")));
 }
 
 #[test]
@@ -41,8 +39,5 @@ fn open_refuses_a_file_that_is_not_redb() {
     let path = dir.path().join("garbage.redb");
     std::fs::write(&path, vec![0x5A; 64 * 1024]).expect("write garbage");
     let err = RedbJournal::open(&path).expect_err("garbage must not open");
-    assert!(
-        matches!(err, warden_journal::JournalError::Storage(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, warden_journal::JournalError::Storage(_)), "{err:?}");
 }

@@ -59,27 +59,15 @@ fn assert_seq_3_corrupt(path: &Path, why: &str) {
     });
     match result {
         Err(JournalError::Corrupt { seq: 3, reason }) => {
-            assert!(
-                reason.contains(why),
-                "reason `{reason}` should mention `{why}`"
-            );
+            assert!(reason.contains(why), "reason `{reason}` should mention `{why}`");
         }
         other => panic!("scan must report seq 3 as corrupt, returned {other:?}"),
     }
     assert_eq!(visited, [1, 2], "scan must stop at the corrupt record");
     let from_middle = journal.scan(3, &mut |_| Ok(()));
-    assert!(
-        matches!(from_middle, Err(JournalError::Corrupt { seq: 3, .. })),
-        "{from_middle:?}"
-    );
-    assert_eq!(
-        journal.read(2).expect("read 2").map(|r| r.payload),
-        Some(b"r2".to_vec())
-    );
-    assert_eq!(
-        journal.read(4).expect("read 4").map(|r| r.payload),
-        Some(b"r4".to_vec())
-    );
+    assert!(matches!(from_middle, Err(JournalError::Corrupt { seq: 3, .. })), "{from_middle:?}");
+    assert_eq!(journal.read(2).expect("read 2").map(|r| r.payload), Some(b"r2".to_vec()));
+    assert_eq!(journal.read(4).expect("read 4").map(|r| r.payload), Some(b"r4".to_vec()));
     assert_eq!(journal.last_seq().expect("last_seq"), Some(5));
 }
 
@@ -165,10 +153,8 @@ fn file_damaged_below_redb_fails_to_open() {
         journal.append(&[marker]).expect("append");
     }
     let mut bytes = std::fs::read(&path).expect("read file");
-    let at = bytes
-        .windows(27)
-        .position(|w| w == b"unmistakable-marker-payload")
-        .expect("payload is stored in the clear");
+    let at =
+        bytes.windows(27).position(|w| w == b"unmistakable-marker-payload").expect("payload is stored in the clear");
     bytes[at] ^= 0x20;
     std::fs::write(&path, bytes).expect("write file");
     match RedbJournal::open(&path) {

@@ -32,19 +32,14 @@ const MAX_KILL_DELAY_MS: u64 = 40;
 /// every record names its batch and the batch size, padded to ~100 bytes.
 fn payload(batch: u64, size: u64, index: u64) -> Vec<u8> {
     let mut text = format!("batch={batch};size={size};index={index};");
-    text.extend(std::iter::repeat_n(
-        '.',
-        100usize.saturating_sub(text.len()),
-    ));
+    text.extend(std::iter::repeat_n('.', 100usize.saturating_sub(text.len())));
     text.into_bytes()
 }
 
 /// `(batch, size, index)` of a payload written by [`payload`].
 fn parse(payload: &[u8]) -> Option<(u64, u64, u64)> {
     let text = std::str::from_utf8(payload).ok()?;
-    let mut fields = text
-        .split(';')
-        .map(|f| f.split_once('=').map(|(_, v)| v.parse().ok()));
+    let mut fields = text.split(';').map(|f| f.split_once('=').map(|(_, v)| v.parse().ok()));
     let mut next = || fields.next().flatten().flatten();
     let parsed = (next()?, next()?, next()?);
     (payload == self::payload(parsed.0, parsed.1, parsed.2).as_slice()).then_some(parsed)
@@ -57,10 +52,7 @@ fn run_writer(path: &Path) -> ! {
         None => 0,
         Some(last) => {
             let record = journal.read(last).expect("read last").expect("last record");
-            parse(&record.payload)
-                .expect("last record is a test payload")
-                .0
-                + 1
+            parse(&record.payload).expect("last record is a test payload").0 + 1
         }
     };
     let mut out = std::io::stdout().lock();
@@ -84,11 +76,7 @@ struct Ack {
 
 fn parse_ack(line: &str) -> Option<Ack> {
     let mut words = line.strip_prefix("ack ")?.split(' ').map(str::parse);
-    let ack = Ack {
-        first: words.next()?.ok()?,
-        last: words.next()?.ok()?,
-        batch: words.next()?.ok()?,
-    };
+    let ack = Ack { first: words.next()?.ok()?, last: words.next()?.ok()?, batch: words.next()?.ok()? };
     words.next().is_none().then_some(ack)
 }
 
@@ -97,11 +85,7 @@ fn parse_ack(line: &str) -> Option<Ack> {
 fn crash_round(path: &Path, delay: Duration) -> Vec<Ack> {
     let exe = std::env::current_exe().expect("current exe");
     let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "sigkill_loses_no_acknowledged_batch",
-            "--nocapture",
-        ])
+        .args(["--exact", "sigkill_loses_no_acknowledged_batch", "--nocapture"])
         .env(CHILD_ENV, path)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -152,18 +136,13 @@ fn verify(path: &Path, acks: &[Ack]) -> (Seq, u64) {
     let mut expected_batch = 0;
     let mut at = 0;
     while at < records.len() {
-        let (batch, size, _) = parse(&records[at].payload)
-            .unwrap_or_else(|| panic!("seq {} holds a foreign payload", records[at].seq));
-        assert_eq!(
-            batch, expected_batch,
-            "batch at seq {} out of order",
-            records[at].seq
-        );
+        let (batch, size, _) =
+            parse(&records[at].payload).unwrap_or_else(|| panic!("seq {} holds a foreign payload", records[at].seq));
+        assert_eq!(batch, expected_batch, "batch at seq {} out of order", records[at].seq);
         for index in 0..size {
             let i = at + index as usize;
-            let record = records
-                .get(i)
-                .unwrap_or_else(|| panic!("batch {batch} is partial: {index} of {size} records"));
+            let record =
+                records.get(i).unwrap_or_else(|| panic!("batch {batch} is partial: {index} of {size} records"));
             assert_eq!(record.seq, i as Seq + 1, "seqs are not contiguous");
             assert_eq!(
                 parse(&record.payload),
@@ -208,10 +187,7 @@ fn sigkill_loses_no_acknowledged_batch() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("journal.redb");
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
-        | 1;
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x9E37_79B9, |d| d.as_nanos() as u64) | 1;
     eprintln!("crash test seed: {seed:#x}");
     let mut random = seed;
     let started = Instant::now();
@@ -224,10 +200,7 @@ fn sigkill_loses_no_acknowledged_batch() {
         acks.extend(round);
         let (records, batches) = verify(&path, &acks);
         let acked = acks.last().map_or(0, |a| a.batch + 1);
-        assert!(
-            batches >= acked,
-            "round {rounds}: {batches} batches found, {acked} acknowledged"
-        );
+        assert!(batches >= acked, "round {rounds}: {batches} batches found, {acked} acknowledged");
         rounds += 1;
         if rounds == MIN_ROUNDS || rounds % 10 == 0 {
             eprintln!(
