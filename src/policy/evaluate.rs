@@ -89,7 +89,8 @@ pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject) -> RuleOutcome {
         CompiledRule::AmountLimit(limit) => match subject.usd_value {
             None => decided(true, format!("value is unpriced; limit {limit} USD fails closed")),
             Some(value) if value > *limit => decided(true, format!("value {value} USD exceeds limit {limit} USD")),
-            Some(value) => decided(false, format!("value {value} USD is within limit {limit} USD")),
+            // Reasons of rules that did not trigger are never shown: keep them cheap.
+            Some(_) => decided(false, "value is within the limit".to_owned()),
         },
         CompiledRule::Nominal(limits) => {
             for (symbol, limit) in limits {
@@ -105,7 +106,7 @@ pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject) -> RuleOutcome {
         }
         CompiledRule::Whitelist(addresses) => match &subject.recipient {
             None => decided(true, "recipient is absent; whitelist fails closed".to_owned()),
-            Some(r) if addresses.contains(r) => decided(false, format!("recipient {r} is whitelisted")),
+            Some(r) if addresses.contains(r) => decided(false, "recipient is whitelisted".to_owned()),
             Some(r) => decided(true, format!("recipient {r} is not whitelisted")),
         },
         CompiledRule::Velocity(velocity) => RuleOutcome::Window(window_check(policy, velocity, subject)),

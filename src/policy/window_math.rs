@@ -69,9 +69,44 @@ pub struct ReserveAnswer {
 #[derive(Debug, Default)]
 pub struct Ledger {
     committed: VecDeque<Entry>,
+    /// The sums of `committed`, kept with every push and prune, so that a
+    /// check costs the same however many counts the window holds.
+    sums: Sums,
     counted: HashSet<String>,
     reserved: HashMap<u64, (DateTime<Utc>, Quantity)>,
     latest: Option<DateTime<Utc>>,
+}
+
+/// Running sums of committed entries, one per measure; `None` once a sum
+/// overflowed (then it is recomputed from the entries when asked for).
+#[derive(Debug, Clone, Copy)]
+struct Sums {
+    usd: Option<Decimal>,
+    units: Option<TokenAmount>,
+}
+
+impl Default for Sums {
+    fn default() -> Self {
+        Sums { usd: Some(Decimal::ZERO), units: Some(TokenAmount::default()) }
+    }
+}
+
+impl Sums {
+    fn add(&mut self, quantity: Quantity) {
+        match quantity {
+            Quantity::Usd(v) => self.usd = self.usd.and_then(|s| s.checked_add(v)),
+            Quantity::Units(v) => self.units = self.units.and_then(|s| s.checked_add(v)),
+            Quantity::One => {}
+        }
+    }
+
+    fn remove(&mut self, quantity: Quantity) {
+        match quantity {
+            Quantity::Usd(v) => self.usd = self.usd.and_then(|s| s.checked_sub(v)),
+            Quantity::Units(v) => self.units = self.units.and_then(|s| s.0.checked_sub(v.0).map(TokenAmount)),
+            Quantity::One => {}
+        }
+    }
 }
 
 /// One count of one activity.
@@ -95,11 +130,12 @@ impl Ledger {
         let now = self.latest.map_or(now, |latest| latest.max(now));
         self.latest = Some(now);
         self.prune(velocity.span, now);
-        let span = describe_span(velocity.span);
+        // Described only when it triggers: the reason is shown only then.
+        let span = || describe_span(velocity.span);
         let Some(quantity) = quantity else {
             return ReserveAnswer {
                 triggered: true,
-                reason: format!("value is unpriced; velocity limit fails closed {span}"),
+                reason: format!("value is unpriced; velocity limit fails closed {}", span()),
                 at: now,
             };
         };
@@ -107,14 +143,15 @@ impl Ledger {
         let verdict = match (current, quantity, &velocity.measure) {
             (Some(Total::Usd(sum)), Quantity::Usd(q), Measure::Usd(limit)) => match sum.checked_add(q) {
                 Some(next) if next <= *limit => None,
-                Some(next) => Some(format!("{sum} USD {span} + {q} USD = {next} USD exceeds limit {limit} USD")),
+                Some(next) => Some(format!("{sum} USD {} + {q} USD = {next} USD exceeds limit {limit} USD", span())),
                 None => Some("window total overflows; fails closed".to_owned()),
             },
             (Some(Total::Units(sum)), Quantity::Units(q), Measure::Asset { symbol, limit }) => {
                 match sum.checked_add(q) {
                     Some(next) if next <= *limit => None,
                     Some(next) => Some(format!(
-                        "{sum} {symbol} {span} + {q} {symbol} = {next} {symbol} exceeds limit {limit} {symbol}"
+                        "{sum} {symbol} {} + {q} {symbol} = {next} {symbol} exceeds limit {limit} {symbol}",
+                        span()
                     )),
                     None => Some("window total overflows; fails closed".to_owned()),
                 }
@@ -123,7 +160,7 @@ impl Ledger {
                 if n < *limit {
                     None
                 } else {
-                    Some(format!("{n} activities {span} + 1 exceeds limit {limit}"))
+                    Some(format!("{n} activities {} + 1 exceeds limit {limit}", span()))
                 }
             }
             (None, _, _) => Some("window total overflows; fails closed".to_owned()),
@@ -133,7 +170,7 @@ impl Ledger {
             Some(reason) => ReserveAnswer { triggered: true, reason, at: now },
             None => {
                 self.reserved.insert(reservation, (now, quantity));
-                ReserveAnswer { triggered: false, reason: format!("within the velocity limit {span}"), at: now }
+                ReserveAnswer { triggered: false, reason: "within the velocity limit".to_owned(), at: now }
             }
         }
     }
@@ -161,12 +198,14 @@ impl Ledger {
         // Keep entries sorted by time; recovery and approvals may arrive late.
         let position = self.committed.partition_point(|e| e.at <= at);
         self.committed.insert(position, Entry { at, quantity, activity: activity.to_owned() });
+        self.sums.add(quantity);
     }
 
     /// Takes the counts of `rebuilt` (read again from the journal, after the
     /// rule changed) and keeps this ledger's reservations and time.
     pub fn replace_counts(&mut self, rebuilt: Ledger) {
         self.committed = rebuilt.committed;
+        self.sums = rebuilt.sums;
         self.counted = rebuilt.counted;
     }
 
@@ -193,17 +232,38 @@ impl Ledger {
         let start = window_start(span, now);
         while self.committed.front().is_some_and(|e| e.at < start) {
             if let Some(entry) = self.committed.pop_front() {
+                self.sums.remove(entry.quantity);
                 self.counted.remove(&entry.activity);
             }
         }
     }
 
+    /// Committed + reserved inside the window at `now`; call after `prune`
+    /// with the same span, so every committed entry is inside.
     fn total(&self, velocity: &Velocity, now: DateTime<Utc>) -> Option<Total> {
+        let committed = match velocity.measure {
+            Measure::Usd(_) => self.sums.usd.map(Total::Usd),
+            Measure::Asset { .. } => self.sums.units.map(Total::Units),
+            Measure::Count(_) => Some(Total::Count(self.committed.len() as u64)),
+        };
+        // A sum that overflowed once is recomputed from the entries.
+        let committed = match committed {
+            Some(total) => total,
+            None => sum(velocity, self.committed.iter().map(|e| e.quantity))?,
+        };
         let start = window_start(velocity.span, now);
-        let committed = self.committed.iter().map(|e| (e.at, e.quantity));
-        let inside = committed.chain(self.reserved.values().copied()).filter(|(t, _)| *t >= start).map(|(_, q)| q);
-        sum(velocity, inside)
+        let mut reserved = self.reserved.values().filter(|(t, _)| *t >= start).map(|(_, q)| *q);
+        reserved.try_fold(committed, |total, q| add(total, q))
     }
+}
+
+fn add(total: Total, q: Quantity) -> Option<Total> {
+    Some(match (total, q) {
+        (Total::Usd(s), Quantity::Usd(v)) => Total::Usd(s.checked_add(v)?),
+        (Total::Units(s), Quantity::Units(v)) => Total::Units(s.checked_add(v)?),
+        (Total::Count(n), _) => Total::Count(n + 1),
+        (t, _) => t,
+    })
 }
 
 fn sum(velocity: &Velocity, quantities: impl Iterator<Item = Quantity>) -> Option<Total> {
@@ -213,12 +273,7 @@ fn sum(velocity: &Velocity, quantities: impl Iterator<Item = Quantity>) -> Optio
         Measure::Count(_) => Total::Count(0),
     };
     for q in quantities {
-        total = match (total, q) {
-            (Total::Usd(s), Quantity::Usd(v)) => Total::Usd(s.checked_add(v)?),
-            (Total::Units(s), Quantity::Units(v)) => Total::Units(s.checked_add(v)?),
-            (Total::Count(n), _) => Total::Count(n + 1),
-            (t, _) => t,
-        };
+        total = add(total, q)?;
     }
     Some(total)
 }
