@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
 
 use crate::error::{Error, ValidationError};
 
@@ -62,14 +63,20 @@ keyed!(
 /// A table of entities by id, remembering creation order.
 #[derive(Debug)]
 pub struct Store<T> {
-    items: DashMap<String, (u64, T)>,
+    // Keys are ids the engine made (random, not chosen by callers), so a
+    // fast non-keyed hash is safe here.
+    items: DashMap<String, (u64, T), FxBuildHasher>,
     order: RwLock<BTreeMap<u64, String>>,
     next: AtomicU64,
 }
 
 impl<T> Default for Store<T> {
     fn default() -> Self {
-        Store { items: DashMap::new(), order: RwLock::new(BTreeMap::new()), next: AtomicU64::new(1) }
+        Store {
+            items: DashMap::with_hasher(FxBuildHasher),
+            order: RwLock::new(BTreeMap::new()),
+            next: AtomicU64::new(1),
+        }
     }
 }
 

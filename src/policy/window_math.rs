@@ -1,7 +1,10 @@
 //! Velocity window accounting, without actors: the entries of one window, the
 //! check-and-reserve step, and where a window starts.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -72,7 +75,7 @@ pub struct Ledger {
     /// The sums of `committed`, kept with every push and prune, so that a
     /// check costs the same however many counts the window holds.
     sums: Sums,
-    counted: HashSet<String>,
+    counted: FxHashSet<Arc<str>>,
     reserved: HashMap<u64, (DateTime<Utc>, Quantity)>,
     latest: Option<DateTime<Utc>>,
 }
@@ -114,7 +117,7 @@ impl Sums {
 struct Entry {
     at: DateTime<Utc>,
     quantity: Quantity,
-    activity: String,
+    activity: Arc<str>,
 }
 
 impl Ledger {
@@ -192,12 +195,20 @@ impl Ledger {
     /// Adds a count of `activity` as journaled (recovery, approvals), unless
     /// that activity is already counted here.
     pub fn push(&mut self, at: DateTime<Utc>, quantity: Quantity, activity: &str) {
-        if !self.counted.insert(activity.to_owned()) {
+        if self.counted.contains(activity) {
             return;
         }
-        // Keep entries sorted by time; recovery and approvals may arrive late.
-        let position = self.committed.partition_point(|e| e.at <= at);
-        self.committed.insert(position, Entry { at, quantity, activity: activity.to_owned() });
+        let activity: Arc<str> = Arc::from(activity);
+        self.counted.insert(activity.clone());
+        // Keep entries sorted by time; recovery and approvals may arrive late
+        // (most arrive in order: appended at the back).
+        let entry = Entry { at, quantity, activity };
+        if self.committed.back().is_none_or(|last| last.at <= at) {
+            self.committed.push_back(entry);
+        } else {
+            let position = self.committed.partition_point(|e| e.at <= at);
+            self.committed.insert(position, entry);
+        }
         self.sums.add(quantity);
     }
 
