@@ -147,3 +147,17 @@ async fn a_crash_in_any_commit_keeps_exactly_what_was_answered() {
         crash_run(crash_at).await;
     }
 }
+
+#[actix_rt::test]
+async fn a_record_that_does_not_decode_stops_recovery_with_its_position() {
+    let journal = Arc::new(MemoryJournal::new());
+    let engine = Engine::builder().clock(ManualClock::new(t0())).shared_journal(journal.clone()).build().await.unwrap();
+    engine.create_policy(&admin(), window_policy()).await.unwrap();
+    engine.shutdown();
+    let good = warden_journal::Journal::last_seq(journal.as_ref()).unwrap().unwrap();
+    warden_journal::Journal::append(journal.as_ref(), &[vec![1, 0xff, 0xfe, 0xfd]]).unwrap();
+    match Engine::builder().clock(ManualClock::new(t0())).shared_journal(journal).build().await {
+        Err(Error::Journal(warden_journal::JournalError::Corrupt { seq, .. })) => assert_eq!(seq, good + 1),
+        other => panic!("expected a corrupt record error, got {:?}", other.map(|_| ())),
+    }
+}

@@ -38,11 +38,51 @@ pub(crate) fn for_each_record(journal: &dyn Journal, mut visit: impl FnMut(Seq, 
     Ok(())
 }
 
+/// Records handed from the reading thread to the folding one at a time.
+const RECOVERY_BATCH: usize = 1024;
+
+/// [`for_each_record`] in two stages: one thread reads and decodes records
+/// while the caller's thread folds them, so a restart uses two cores.
+fn for_each_record_pipelined(journal: &dyn Journal, mut visit: impl FnMut(Seq, Fact)) -> Result<(), Error> {
+    type Batch = Vec<(Seq, Result<Fact, JournalError>)>;
+    let (batches, inbox) = std::sync::mpsc::sync_channel::<Batch>(8);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut batch: Batch = Vec::with_capacity(RECOVERY_BATCH);
+            journal.scan(1, &mut |record| {
+                let fact = Fact::decode(&record.payload)
+                    .map_err(|e| JournalError::Corrupt { seq: record.seq, reason: e.to_string() });
+                batch.push((record.seq, fact));
+                if batch.len() == RECOVERY_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(RECOVERY_BATCH));
+                    // The folding side stopped at an error: stop reading.
+                    batches.send(full).map_err(|_| JournalError::Storage("recovery stopped".into()))?;
+                }
+                Ok(())
+            })?;
+            let _ = batches.send(batch);
+            Ok::<(), JournalError>(())
+        });
+        let folded = (|| {
+            for batch in inbox {
+                for (seq, fact) in batch {
+                    visit(seq, fact?);
+                }
+            }
+            Ok::<(), JournalError>(())
+        })();
+        let read = reader.join().unwrap_or_else(|_| Err(JournalError::Storage("recovery reader panicked".into())));
+        // A corrupt record is reported by the folding side; a storage error
+        // by the reader.
+        folded.and(read).map_err(Error::from)
+    })
+}
+
 /// Rebuilds `core` from its journal. Runs once, before the engine answers.
 pub(crate) async fn recover(core: &Arc<Core>) -> Result<(), Error> {
     let mut counts: Vec<Count> = Vec::new();
     let mut records = 0u64;
-    for_each_record(core.journal.as_ref(), |seq, fact| {
+    for_each_record_pipelined(core.journal.as_ref(), |seq, fact| {
         records += 1;
         apply(core, seq, fact, &mut counts);
     })?;
