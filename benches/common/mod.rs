@@ -2,6 +2,9 @@
 //! activities, N callers driving an engine, and percentiles.
 #![allow(dead_code)]
 
+#[path = "../../tests/common/seed.rs"]
+mod seed;
+
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
@@ -29,23 +32,7 @@ pub fn spec(value: Value) -> PolicySpec {
 /// The seed's large-transaction policy: over 100k USD from a treasury wallet
 /// needs two of three treasury approvers.
 pub fn large_transaction_policy() -> PolicySpec {
-    spec(json!({
-        "name": "Large Transaction Approval",
-        "activityKind": "Wallets:Sign",
-        "rule": {"kind": "TransactionAmountLimit", "configuration": {"limit": "100000", "currency": "USD"}},
-        "action": {
-            "kind": "RequestApproval",
-            "approvalGroups": [{
-                "name": "Treasury", "quorum": 2,
-                "approvers": {"userId": {"in": ["us-1", "us-2", "us-3"]}},
-                "initiatorCanApprove": false, "serviceAccountsCanApprove": false
-            }],
-            "autoRejectTimeout": 86400
-        },
-        "filters": {"walletTags": {"hasAny": ["treasury"]}},
-        "priority": 10,
-        "status": "Active"
-    }))
+    spec(seed::seed_policy())
 }
 
 /// A daily per-wallet velocity limit of 1M USD (blocks beyond it).

@@ -264,7 +264,7 @@ impl Ledger {
         };
         let start = window_start(velocity.span, now);
         let mut reserved = self.reserved.values().filter(|(t, _)| *t >= start).map(|(_, q)| *q);
-        reserved.try_fold(committed, |total, q| add(total, q))
+        reserved.try_fold(committed, add)
     }
 }
 

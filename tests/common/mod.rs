@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+#[path = "seed.rs"]
+pub mod seed;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use warden::*;
@@ -65,23 +68,7 @@ pub fn transfer_with(usd: &str, patch: Value) -> ActivityRequest {
 
 /// The seed's large-transaction approval policy.
 pub fn large_transaction_policy() -> PolicySpec {
-    spec(json!({
-        "name": "Large Transaction Approval",
-        "activityKind": "Wallets:Sign",
-        "rule": {"kind": "TransactionAmountLimit", "configuration": {"limit": "100000", "currency": "USD"}},
-        "action": {
-            "kind": "RequestApproval",
-            "approvalGroups": [{
-                "name": "Treasury", "quorum": 2,
-                "approvers": {"userId": {"in": ["us-1", "us-2", "us-3"]}},
-                "initiatorCanApprove": false, "serviceAccountsCanApprove": false
-            }],
-            "autoRejectTimeout": 86400
-        },
-        "filters": {"walletTags": {"hasAny": ["treasury"]}},
-        "priority": 10,
-        "status": "Active"
-    }))
+    spec(seed::seed_policy())
 }
 
 pub struct Harness {

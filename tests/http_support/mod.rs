@@ -7,6 +7,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::http::Method;
+#[path = "../common/seed.rs"]
+mod seed;
+pub use seed::seed_policy;
+
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use warden::http::{Credentials, Server};
@@ -208,27 +212,6 @@ pub async fn send(
         response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     Ok(Reply { status: response.status().as_u16(), content_type, headers: response.headers().clone(), body })
-}
-
-/// The seed policy of the contract.
-pub fn seed_policy() -> Value {
-    json!({
-        "name": "Large Transaction Approval",
-        "activityKind": "Wallets:Sign",
-        "rule": {"kind": "TransactionAmountLimit", "configuration": {"limit": "100000", "currency": "USD"}},
-        "action": {
-            "kind": "RequestApproval",
-            "approvalGroups": [{
-                "name": "Treasury", "quorum": 2,
-                "approvers": {"userId": {"in": ["us-1", "us-2", "us-3"]}},
-                "initiatorCanApprove": false, "serviceAccountsCanApprove": false
-            }],
-            "autoRejectTimeout": 86400
-        },
-        "filters": {"walletTags": {"hasAny": ["treasury"]}},
-        "priority": 10,
-        "status": "Active"
-    })
 }
 
 /// A `Wallets:Sign` activity worth `usd` dollars, without initiator.
