@@ -20,7 +20,7 @@ use crate::policy::{decide, rule_outcome, CompiledPolicy, Judged, RuleOutcome, S
 
 use super::activity_log::ActivityEntry;
 use super::core::Core;
-use super::facts::{Count, Fact, Json};
+use super::facts::{Count, EvaluatedActivity, Fact, Json};
 use super::notices::Notices;
 
 impl Core {
@@ -41,7 +41,16 @@ impl Core {
         let cell = self.external_ids.entry(external_id).or_default().clone();
         // INVARIANT (idempotency): the cell is filled only by a journaled
         // evaluation; concurrent repeats wait for it instead of evaluating.
-        let id = cell.get_or_try_init(|| async { self.evaluate_once(request, subject).await.map(|a| a.id) }).await?;
+        let mut evaluated = None;
+        let id = cell
+            .get_or_try_init(|| async {
+                let activity = self.evaluate_once(request, subject).await?;
+                Ok::<_, Error>(evaluated.insert(activity).id.clone())
+            })
+            .await?;
+        if let Some(activity) = evaluated {
+            return Ok(activity);
+        }
         let entry = self.activities.get(id).ok_or_else(|| Error::not_found("activity", id))?;
         self.load_activity(entry)
     }
@@ -123,7 +132,8 @@ impl Core {
 
         let mut notices = Notices::default();
         notices.triggered(self, &activity);
-        let mut facts = vec![Fact::ActivityEvaluated { activity: Json(activity.clone()), counts: counts.clone() }];
+        let evaluated = EvaluatedActivity::of(&activity);
+        let mut facts = vec![Fact::ActivityEvaluated { activity: evaluated.clone(), counts: counts.clone() }];
         if let Some(approval) = &approval {
             facts.push(Fact::ApprovalOpened(Json(approval.clone())));
             notices.add(self, "policy.approval.pending", json!({ "approval": approval }), now);
@@ -143,7 +153,7 @@ impl Core {
         } else {
             self.apply_counts(&counts, reservation);
         }
-        self.activities.put(ActivityEntry::hot(activity.clone(), seq));
+        self.activities.put(ActivityEntry::new(evaluated, seq));
         if let Some(approval) = approval {
             // The actor first: a listed approval can always be decided.
             self.spawn_approval(approval.clone());

@@ -1,7 +1,9 @@
-//! The activity audit trail with retention: recent and unresolved activities
-//! are kept whole in memory; older resolved ones keep only what lists filter
-//! on (status, wallet, dates) and the journal position of their record, and
-//! are read back from the journal when asked for.
+//! The activity audit trail with retention. Every activity keeps in memory
+//! what lists filter on (status, wallet, dates) and the journal position of
+//! its record; recent and unresolved ones also keep the activity's JSON text,
+//! older resolved ones are read back from the journal when asked for. Either
+//! way an activity is parsed only when someone reads it, so a restart does not
+//! parse the whole trail.
 
 use chrono::{DateTime, Utc};
 use warden_journal::Seq;
@@ -10,90 +12,63 @@ use crate::error::Error;
 use crate::model::activity::{Activity, ActivityStatus};
 
 use super::core::Core;
-use super::facts::{Fact, Json};
+use super::facts::{EvaluatedActivity, Fact};
 use super::store::Keyed;
 
 /// An activity in the trail.
 #[derive(Debug, Clone)]
-pub(crate) enum ActivityEntry {
-    /// Kept whole.
-    Hot {
-        /// The activity.
-        activity: Box<Activity>,
-        /// The seq of its `ActivityEvaluated` record.
-        seq: Seq,
-    },
-    /// Kept as a reference into the journal.
-    Cold(ColdActivity),
-}
-
-/// What stays in memory of a retired activity.
-#[derive(Debug, Clone)]
-pub(crate) struct ColdActivity {
+pub(crate) struct ActivityEntry {
     id: String,
+    /// The seq of its `ActivityEvaluated` record.
     seq: Seq,
     status: ActivityStatus,
     wallet_id: Option<String>,
     date_updated: DateTime<Utc>,
+    /// The activity as evaluated, as JSON text; `None` once retired.
+    /// `status` and `date_updated` above supersede the text's.
+    json: Option<Box<str>>,
 }
 
 impl Keyed for ActivityEntry {
     fn key(&self) -> &str {
-        match self {
-            ActivityEntry::Hot { activity, .. } => &activity.id,
-            ActivityEntry::Cold(cold) => &cold.id,
-        }
+        &self.id
     }
 }
 
 impl ActivityEntry {
-    /// A whole activity journaled at `seq`.
-    pub(crate) fn hot(activity: Activity, seq: Seq) -> Self {
-        ActivityEntry::Hot { activity: Box::new(activity), seq }
+    /// An activity journaled at `seq`, kept whole.
+    pub(crate) fn new(evaluated: EvaluatedActivity, seq: Seq) -> Self {
+        ActivityEntry {
+            id: evaluated.id,
+            seq,
+            status: evaluated.status,
+            wallet_id: evaluated.wallet_id,
+            date_updated: evaluated.date,
+            json: Some(evaluated.json.into_boxed_str()),
+        }
     }
 
     pub(crate) fn status(&self) -> ActivityStatus {
-        match self {
-            ActivityEntry::Hot { activity, .. } => activity.status,
-            ActivityEntry::Cold(cold) => cold.status,
-        }
+        self.status
     }
 
     pub(crate) fn wallet_id(&self) -> Option<&str> {
-        match self {
-            ActivityEntry::Hot { activity, .. } => activity.activity.wallet.as_ref().map(|w| w.id.as_str()),
-            ActivityEntry::Cold(cold) => cold.wallet_id.as_deref(),
-        }
+        self.wallet_id.as_deref()
     }
 
     /// Records a status change (an approval resolved).
     pub(crate) fn set_status(&mut self, status: ActivityStatus, date: DateTime<Utc>) {
-        match self {
-            ActivityEntry::Hot { activity, .. } => {
-                activity.status = status;
-                activity.date_updated = date;
-            }
-            ActivityEntry::Cold(cold) => {
-                cold.status = status;
-                cold.date_updated = date;
-            }
-        }
+        self.status = status;
+        self.date_updated = date;
     }
 
     /// Retires a resolved activity last changed before `horizon`; returns
     /// whether it did.
     pub(crate) fn retire_if_older(&mut self, horizon: DateTime<Utc>) -> bool {
-        let ActivityEntry::Hot { activity, seq } = self else { return false };
-        if activity.status == ActivityStatus::PendingApproval || activity.date_updated >= horizon {
+        if self.json.is_none() || self.status == ActivityStatus::PendingApproval || self.date_updated >= horizon {
             return false;
         }
-        *self = ActivityEntry::Cold(ColdActivity {
-            id: activity.id.clone(),
-            seq: *seq,
-            status: activity.status,
-            wallet_id: activity.activity.wallet.as_ref().map(|w| w.id.clone()),
-            date_updated: activity.date_updated,
-        });
+        self.json = None;
         true
     }
 }
@@ -101,20 +76,22 @@ impl ActivityEntry {
 impl Core {
     /// The whole activity of an entry, read from the journal when retired.
     pub(crate) fn load_activity(&self, entry: ActivityEntry) -> Result<Activity, Error> {
-        let cold = match entry {
-            ActivityEntry::Hot { activity, .. } => return Ok(*activity),
-            ActivityEntry::Cold(cold) => cold,
-        };
-        let corrupt = |reason: String| Error::Journal(warden_journal::JournalError::Corrupt { seq: cold.seq, reason });
-        let record = self.journal.read(cold.seq)?.ok_or_else(|| corrupt("record is missing".into()))?;
-        match Fact::decode(&record.payload).map_err(|e| corrupt(e.to_string()))? {
-            Fact::ActivityEvaluated { activity: Json(mut activity), .. } if activity.id == cold.id => {
-                activity.status = cold.status;
-                activity.date_updated = cold.date_updated;
-                Ok(activity)
+        let corrupt = |reason: String| Error::Journal(warden_journal::JournalError::Corrupt { seq: entry.seq, reason });
+        let json = match entry.json {
+            Some(json) => json,
+            None => {
+                let record = self.journal.read(entry.seq)?.ok_or_else(|| corrupt("record is missing".into()))?;
+                match Fact::decode(&record.payload).map_err(|e| corrupt(e.to_string()))? {
+                    Fact::ActivityEvaluated { activity, .. } if activity.id == entry.id => activity.json.into(),
+                    _ => return Err(corrupt(format!("record is not the evaluation of activity `{}`", entry.id))),
+                }
             }
-            _ => Err(corrupt(format!("record is not the evaluation of activity `{}`", cold.id))),
-        }
+        };
+        let mut activity: Activity =
+            serde_json::from_str(&json).map_err(|e| corrupt(format!("activity `{}` does not parse: {e}", entry.id)))?;
+        activity.status = entry.status;
+        activity.date_updated = entry.date_updated;
+        Ok(activity)
     }
 
     /// Retires every resolved activity last changed before `horizon`.

@@ -6,11 +6,20 @@
 //! "string or number" money and optional fields, which a non-self-describing
 //! format cannot read back, so they travel inside the fact as their canonical
 //! JSON text ([`Json`]); the small, frequent facts are plain bincode.
+//!
+//! Activities are most of a journal, so their fact is laid out for recovery:
+//! what the engine's tables need (ids, status, wallet, date) is plain bincode,
+//! and the whole activity is JSON text that recovery keeps as it is and parses
+//! only when someone reads the activity ([`EvaluatedActivity`]). Times in
+//! frequent facts are integers ([`compact_time`]), not RFC 3339 text.
+//!
+//! Version 1 (the first build's format, with the activity parsed on every
+//! restart) was never released; this build reads version 2 only.
 
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::activity::Activity;
+use crate::model::activity::{Activity, ActivityStatus};
 use crate::model::approval::{Approval, ApprovalStatus, Decision};
 use crate::model::change_request::ChangeRequest;
 use crate::model::policy::Policy;
@@ -18,7 +27,7 @@ use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent};
 use crate::policy::{Quantity, WindowKey};
 
 /// Format version of every record written by this build.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
 
 /// A contract type carried as its JSON text.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +57,65 @@ pub struct Count {
     /// What was added; `None` for an unpriced activity in a USD window.
     pub quantity: Option<Quantity>,
     /// When it counts from.
+    #[serde(with = "compact_time")]
     pub at: DateTime<Utc>,
+}
+
+/// An activity as the engine answered it: the fields the engine's tables
+/// index, and the whole activity as JSON text.
+///
+/// INVARIANT (one source): made only by [`EvaluatedActivity::of`], so the
+/// indexed fields always agree with the text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluatedActivity {
+    /// Activity id.
+    pub id: String,
+    /// The caller's idempotency key.
+    pub external_id: Option<String>,
+    /// The wallet, for lists filtered by wallet.
+    pub wallet_id: Option<String>,
+    /// The status it was answered with.
+    pub status: ActivityStatus,
+    /// When it was answered (its `dateCreated` and first `dateUpdated`).
+    #[serde(with = "compact_time")]
+    pub date: DateTime<Utc>,
+    /// The activity, as JSON text.
+    pub json: String,
+}
+
+impl EvaluatedActivity {
+    /// The record of `activity`.
+    pub fn of(activity: &Activity) -> Self {
+        EvaluatedActivity {
+            id: activity.id.clone(),
+            external_id: activity.activity.external_id.clone(),
+            wallet_id: activity.activity.wallet.as_ref().map(|w| w.id.clone()),
+            status: activity.status,
+            date: activity.date_updated,
+            // INVARIANT (encodable facts): an activity is plain data with
+            // string keys; JSON serialization cannot fail.
+            json: serde_json::to_string(activity).expect("activities always serialize"),
+        }
+    }
+}
+
+/// Times as whole seconds and nanoseconds since the epoch: every
+/// `DateTime<Utc>` fits, and reading one back parses no text.
+pub mod compact_time {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes `time`.
+    pub fn serialize<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        (time.timestamp(), time.timestamp_subsec_nanos()).serialize(serializer)
+    }
+
+    /// Reads a time; one outside chrono's range is an error, not a panic.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        let (secs, nanos) = <(i64, u32)>::deserialize(deserializer)?;
+        DateTime::from_timestamp(secs, nanos)
+            .ok_or_else(|| serde::de::Error::custom(format!("time {secs}.{nanos:09} is out of range")))
+    }
 }
 
 /// A journaled fact.
@@ -60,7 +127,7 @@ pub enum Fact {
     /// was allowed, `counts` are what it added to windows.
     ActivityEvaluated {
         /// The activity as answered.
-        activity: Json<Activity>,
+        activity: EvaluatedActivity,
         /// Its window counts.
         counts: Vec<Count>,
     },
@@ -82,6 +149,7 @@ pub enum Fact {
         /// `Approved`, `Denied` or `Expired`.
         status: ApprovalStatus,
         /// When.
+        #[serde(with = "compact_time")]
         date: DateTime<Utc>,
         /// Window counts of an approved activity.
         counts: Vec<Count>,
@@ -152,5 +220,71 @@ impl Fact {
             return Err(DecodeError::Format(format!("{} trailing bytes", body.len() - read)));
         }
         Ok(fact)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::model::activity::{ActivityRequest, Initiator, Wallet};
+    use crate::model::policy::ActivityKind;
+
+    fn activity() -> Activity {
+        let at = Utc.timestamp_opt(1_790_000_000, 123_456_789).unwrap();
+        Activity {
+            id: "ac-1".into(),
+            status: ActivityStatus::Allowed,
+            approval_id: None,
+            policy_evaluations: Vec::new(),
+            activity: ActivityRequest {
+                kind: ActivityKind::WalletsSign,
+                initiator: Some(Initiator { id: "us-1".into(), kind: Default::default() }),
+                wallet: Some(Wallet { id: "wa-1".into(), tags: vec!["hot".into()] }),
+                transaction: None,
+                external_id: Some("order-7".into()),
+                policy_id: None,
+                operation_kind: None,
+            },
+            date_created: at,
+            date_updated: at,
+        }
+    }
+
+    #[test]
+    fn an_evaluated_activity_reads_back_as_written() {
+        let original = activity();
+        let fact = Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&original), counts: Vec::new() };
+        let Fact::ActivityEvaluated { activity: read, .. } = Fact::decode(&fact.encode()).unwrap() else {
+            panic!("another fact came back");
+        };
+        assert_eq!(read.id, "ac-1");
+        assert_eq!(read.external_id.as_deref(), Some("order-7"));
+        assert_eq!(read.wallet_id.as_deref(), Some("wa-1"));
+        assert_eq!(read.date, original.date_updated);
+        assert_eq!(serde_json::from_str::<Activity>(&read.json).unwrap(), original);
+    }
+
+    #[test]
+    fn a_record_of_another_version_is_refused() {
+        let mut bytes = Fact::WebhookDeleted { webhook_id: "wh-1".into() }.encode();
+        bytes[0] = 1;
+        assert!(matches!(Fact::decode(&bytes), Err(DecodeError::Version(1))));
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Stamp(#[serde(with = "compact_time")] DateTime<Utc>);
+
+    #[test]
+    fn compact_times_keep_nanoseconds_and_refuse_impossible_ones() {
+        let at = Utc.timestamp_opt(-5, 999_999_999).unwrap();
+        let bytes = bincode::serde::encode_to_vec(Stamp(at), config()).unwrap();
+        let (Stamp(read), _) = bincode::serde::decode_from_slice::<Stamp, _>(&bytes, config()).unwrap();
+        assert_eq!(read, at);
+
+        let impossible = bincode::serde::encode_to_vec((i64::MAX, 0u32), config()).unwrap();
+        let error = bincode::serde::decode_from_slice::<Stamp, _>(&impossible, config()).unwrap_err();
+        assert!(error.to_string().contains("out of range"), "{error}");
     }
 }

@@ -21,7 +21,7 @@ use crate::workflow;
 use super::activities::open_approval;
 use super::activity_log::ActivityEntry;
 use super::core::Core;
-use super::facts::{Fact, Json};
+use super::facts::{EvaluatedActivity, Fact, Json};
 use super::notices::Notices;
 
 /// A requested policy change.
@@ -129,13 +129,14 @@ impl Core {
 
         let mut notices = Notices::default();
         notices.triggered(self, &activity);
-        let mut facts = vec![Fact::ActivityEvaluated { activity: Json(activity.clone()), counts: Vec::new() }];
+        let evaluated = EvaluatedActivity::of(&activity);
+        let mut facts = vec![Fact::ActivityEvaluated { activity: evaluated.clone(), counts: Vec::new() }];
 
         let Some(approval) = approval else {
             facts.push(Fact::PolicyPut(Json(target.clone())));
             facts.extend(notices.facts());
             let seq = self.commit(&facts).await?;
-            self.activities.put(ActivityEntry::hot(activity, seq));
+            self.activities.put(ActivityEntry::new(evaluated, seq));
             self.install_policy(target.clone());
             self.publish(notices);
             metrics::counter!("warden_activities_total", "status" => "Allowed").increment(1);
@@ -164,7 +165,7 @@ impl Core {
         facts.extend(notices.facts());
         let seq = self.commit(&facts).await?;
 
-        self.activities.put(ActivityEntry::hot(activity, seq));
+        self.activities.put(ActivityEntry::new(evaluated, seq));
         self.change_requests.put(change.clone());
         self.pending_changes.insert(policy_id, change.id.clone());
         self.spawn_approval(approval.clone());

@@ -105,12 +105,12 @@ fn apply(core: &Core, seq: Seq, fact: Fact, counts: &mut Vec<Count>) {
             // The latest version wins; creation order is kept by `put`.
             core.policies.put(policy);
         }
-        Fact::ActivityEvaluated { activity: Json(activity), counts: c } => {
-            if let Some(external_id) = &activity.activity.external_id {
+        Fact::ActivityEvaluated { mut activity, counts: c } => {
+            if let Some(external_id) = activity.external_id.take() {
                 let cell = tokio::sync::OnceCell::new_with(Some(activity.id.clone()));
-                core.external_ids.insert(external_id.clone(), Arc::new(cell));
+                core.external_ids.insert(external_id, Arc::new(cell));
             }
-            core.activities.put(ActivityEntry::hot(activity, seq));
+            core.activities.put(ActivityEntry::new(activity, seq));
             counts.extend(c);
         }
         Fact::ApprovalOpened(Json(approval)) => core.approvals.put(approval),

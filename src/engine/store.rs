@@ -165,14 +165,17 @@ impl<T: Clone + Keyed> Store<T> {
         let mut last = None;
         let mut more = false;
         for (ordinal, id) in order.range(after + 1..) {
-            let Some(item) = self.get(id) else { continue };
-            if !keep(&item) {
+            // Filtered in place: only the items of the page are cloned.
+            let Some(entry) = self.items.get(id) else { continue };
+            if !keep(&entry.1) {
                 continue;
             }
             if items.len() == limit {
                 more = true;
                 break;
             }
+            let item = entry.1.clone();
+            drop(entry);
             items.push(view(item)?);
             last = Some(*ordinal);
         }
