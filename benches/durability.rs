@@ -8,8 +8,11 @@
 //!   need approval; a daily per-wallet velocity limit), each answer durable.
 //!   Criterion gives the throughput; the ack latency percentiles, which
 //!   criterion does not compute, are printed after the group;
-//! - `recovery`: `Engine::builder().journal(RedbJournal::open(..)).build()`
-//!   over a journal of 1M records made by the engine.
+//! - `recovery`: a restart: `RedbJournal::open(..)` and
+//!   `Engine::builder().journal(..).build()` over a journal of 1M records made
+//!   by the engine, each in a fresh process (this bench, started again), as a
+//!   real restart is: a process that already recovered once has its memory
+//!   mapped and its allocator warm, and restarts faster than a new one.
 //!
 //! Run with `cargo bench --bench durability` (about 4.5 minutes on 2 cores).
 
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::SystemRunner;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use futures_util::future::join_all;
 use warden::{ApprovalFilter, ApprovalStatus, DecisionValue, Engine, Journal, MemoryJournal, PageRequest, Principal};
 use warden_redb::RedbJournal;
@@ -41,6 +44,10 @@ const RECOVERY_RECORDS: u64 = 1_000_000;
 const LEFT_PENDING: usize = 100;
 /// Names a file in which `recovery` keeps its journal between runs.
 const KEEP_JOURNAL_VAR: &str = "WARDEN_BENCH_RECOVERY_JOURNAL";
+/// Set in the child process of one `recovery` iteration: the journal to open.
+const RESTART_CHILD_VAR: &str = "WARDEN_BENCH_RESTART_CHILD";
+/// How the child reports its time on stdout.
+const RESTART_REPORT: &str = "restart-nanos=";
 
 fn redb_engine(sys: &SystemRunner, path: &Path) -> Engine {
     sys.block_on(async {
@@ -266,23 +273,46 @@ fn recovery(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     group.warm_up_time(Duration::from_millis(1));
     group.measurement_time(Duration::from_secs(20));
-    group.bench_function(BenchmarkId::new("open_and_build", records), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let started = Instant::now();
-                let journal = RedbJournal::open(&path).expect("redb journal opens");
-                let engine = sys.block_on(Engine::builder().journal(journal).build()).expect("engine recovers");
-                total += started.elapsed();
-                // Let the actors the engine spawned start before it stops.
-                sys.block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
-                engine.shutdown();
-            }
-            total
-        });
+    group.bench_function(BenchmarkId::new("restart", records), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| restart_in_child(&path)).sum());
     });
     group.finish();
 }
 
+/// One restart in a new process of this bench: its own measure of open and
+/// build, without the process start.
+fn restart_in_child(path: &Path) -> Duration {
+    let exe = std::env::current_exe().expect("bench knows its executable");
+    let output = std::process::Command::new(exe)
+        .env(RESTART_CHILD_VAR, path)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("restart child runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let nanos = stdout.lines().find_map(|l| l.strip_prefix(RESTART_REPORT)).and_then(|n| n.trim().parse().ok());
+    match nanos {
+        Some(nanos) if output.status.success() => Duration::from_nanos(nanos),
+        _ => panic!("restart child failed ({}): {stdout}", output.status),
+    }
+}
+
+/// The child's side: open the journal, recover, report, and leave at once
+/// (a restarted server goes on running; its teardown is not a restart's cost).
+fn restart_child(path: &Path) -> ! {
+    let sys = actix::System::new();
+    let started = Instant::now();
+    let journal = RedbJournal::open(path).expect("redb journal opens");
+    let _engine = sys.block_on(Engine::builder().journal(journal).build()).expect("engine recovers");
+    println!("{RESTART_REPORT}{}", started.elapsed().as_nanos());
+    std::process::exit(0)
+}
+
 criterion_group!(benches, floor, durable, recovery);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(path) = std::env::var_os(RESTART_CHILD_VAR) {
+        restart_child(Path::new(&path));
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

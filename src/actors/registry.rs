@@ -28,10 +28,6 @@ use crate::model::principal::Principal;
 /// at most this late; it is also checked at start.
 pub const EXPIRY_SWEEP: Duration = Duration::from_millis(500);
 
-/// How often resolved activities past the hot retention are retired to the
-/// journal: often enough to bound memory, rarely enough to cost nothing.
-pub const RETIRE_SWEEP: Duration = Duration::from_secs(60);
-
 /// Apply or hold a policy change.
 #[derive(Message)]
 #[rtype(result = "Result<PolicyChange, Error>")]
@@ -128,11 +124,6 @@ impl Actor for Registry {
                 actix::spawn(async move {
                     core.expire_due().await;
                 });
-            }
-        });
-        ctx.run_interval(RETIRE_SWEEP, |registry, _| {
-            if let Some(core) = registry.core.upgrade() {
-                core.retire_activities(core.clock.now() - core.settings.hot_retention);
             }
         });
     }

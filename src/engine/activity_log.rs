@@ -1,9 +1,8 @@
-//! The activity audit trail with retention. Every activity keeps in memory
-//! what lists filter on (status, wallet, dates) and the journal position of
-//! its record; recent and unresolved ones also keep the activity's JSON text,
-//! older resolved ones are read back from the journal when asked for. Either
-//! way an activity is parsed only when someone reads it, so a restart does not
-//! parse the whole trail.
+//! The activity audit trail. The journal holds every activity; memory keeps,
+//! per activity, only what lists filter on (status, wallet), its last change,
+//! and the position of its record. An activity is read from its record when
+//! someone asks for it, so the trail can grow for years, and a restart neither
+//! parses nor keeps the activities it folds.
 
 use chrono::{DateTime, Utc};
 use warden_journal::Seq;
@@ -21,12 +20,11 @@ pub(crate) struct ActivityEntry {
     id: String,
     /// The seq of its `ActivityEvaluated` record.
     seq: Seq,
+    /// Supersedes the record's (an approval resolved since).
     status: ActivityStatus,
     wallet_id: Option<String>,
+    /// Supersedes the record's, with `status`.
     date_updated: DateTime<Utc>,
-    /// The activity as evaluated, as JSON text; `None` once retired.
-    /// `status` and `date_updated` above supersede the text's.
-    json: Option<Box<str>>,
 }
 
 impl Keyed for ActivityEntry {
@@ -36,7 +34,7 @@ impl Keyed for ActivityEntry {
 }
 
 impl ActivityEntry {
-    /// An activity journaled at `seq`, kept whole.
+    /// The entry of an activity journaled at `seq`.
     pub(crate) fn new(evaluated: EvaluatedActivity, seq: Seq) -> Self {
         ActivityEntry {
             id: evaluated.id,
@@ -44,7 +42,6 @@ impl ActivityEntry {
             status: evaluated.status,
             wallet_id: evaluated.wallet_id,
             date_updated: evaluated.date,
-            json: Some(evaluated.json.into_boxed_str()),
         }
     }
 
@@ -61,41 +58,21 @@ impl ActivityEntry {
         self.status = status;
         self.date_updated = date;
     }
-
-    /// Retires a resolved activity last changed before `horizon`; returns
-    /// whether it did.
-    pub(crate) fn retire_if_older(&mut self, horizon: DateTime<Utc>) -> bool {
-        if self.json.is_none() || self.status == ActivityStatus::PendingApproval || self.date_updated >= horizon {
-            return false;
-        }
-        self.json = None;
-        true
-    }
 }
 
 impl Core {
-    /// The whole activity of an entry, read from the journal when retired.
+    /// The whole activity of an entry, read from its journal record.
     pub(crate) fn load_activity(&self, entry: ActivityEntry) -> Result<Activity, Error> {
         let corrupt = |reason: String| Error::Journal(warden_journal::JournalError::Corrupt { seq: entry.seq, reason });
-        let json = match entry.json {
-            Some(json) => json,
-            None => {
-                let record = self.journal.read(entry.seq)?.ok_or_else(|| corrupt("record is missing".into()))?;
-                match Fact::decode(&record.payload).map_err(|e| corrupt(e.to_string()))? {
-                    Fact::ActivityEvaluated { activity, .. } if activity.id == entry.id => activity.json.into(),
-                    _ => return Err(corrupt(format!("record is not the evaluation of activity `{}`", entry.id))),
-                }
-            }
+        let record = self.journal.read(entry.seq)?.ok_or_else(|| corrupt("record is missing".into()))?;
+        let json = match Fact::decode(&record.payload).map_err(|e| corrupt(e.to_string()))? {
+            Fact::ActivityEvaluated { activity, .. } if activity.id == entry.id => activity.json,
+            _ => return Err(corrupt(format!("record is not the evaluation of activity `{}`", entry.id))),
         };
         let mut activity: Activity =
             serde_json::from_str(&json).map_err(|e| corrupt(format!("activity `{}` does not parse: {e}", entry.id)))?;
         activity.status = entry.status;
         activity.date_updated = entry.date_updated;
         Ok(activity)
-    }
-
-    /// Retires every resolved activity last changed before `horizon`.
-    pub(crate) fn retire_activities(&self, horizon: DateTime<Utc>) -> usize {
-        self.activities.update_all(|entry| entry.retire_if_older(horizon))
     }
 }

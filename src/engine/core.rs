@@ -37,7 +37,7 @@ use super::store::Store;
 use super::EngineEvent;
 
 /// How the engine evaluates, from its builder.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// `all-triggered` or `first-match`.
     pub mode: EvaluationMode,
@@ -47,26 +47,8 @@ pub struct Settings {
     pub prices: PriceTable,
     /// Known principals, for the lockout check of governing policies.
     pub principals: Vec<Principal>,
-    /// How long a resolved activity stays whole in memory; older ones are
-    /// read back from the journal when asked for.
-    pub hot_retention: chrono::Duration,
 }
 
-/// Resolved activities stay whole in memory for a day by default: the
-/// signer's and the approvers' working set, while the trail can grow for years.
-pub const DEFAULT_HOT_RETENTION: chrono::Duration = chrono::Duration::hours(24);
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            mode: EvaluationMode::default(),
-            default_action: DefaultAction::default(),
-            prices: PriceTable::default(),
-            principals: Vec::new(),
-            hot_retention: DEFAULT_HOT_RETENTION,
-        }
-    }
-}
 
 /// The shared core of an engine.
 pub struct Core {
@@ -83,8 +65,9 @@ pub struct Core {
     pub(crate) webhooks: Store<Webhook>,
     pub(crate) events: Store<WebhookEvent>,
     /// `externalId` to activity id; the cell is filled once the first
-    /// evaluation is answered, and concurrent repeats wait for it.
-    pub(crate) external_ids: DashMap<String, Arc<OnceCell<String>>>,
+    /// evaluation is answered, and concurrent repeats wait for it. Keys are
+    /// chosen by callers, so they are hashed with a seeded hasher.
+    pub(crate) external_ids: DashMap<String, Arc<OnceCell<String>>, foldhash::fast::RandomState>,
     /// Policy id to its pending change request id.
     pub(crate) pending_changes: DashMap<String, String>,
     pub(crate) windows: DashMap<WindowKey, Addr<WindowActor>>,
@@ -118,7 +101,7 @@ impl Core {
             change_requests: Store::default(),
             webhooks: Store::default(),
             events: Store::default(),
-            external_ids: DashMap::new(),
+            external_ids: DashMap::default(),
             pending_changes: DashMap::new(),
             windows: DashMap::new(),
             approval_actors: DashMap::new(),
@@ -160,14 +143,10 @@ impl Core {
     fn rebuild_windows(self: &Arc<Self>, policy_id: &str, velocity: &Velocity) {
         let start = window_start(velocity.span, self.clock.now());
         let mut ledgers: HashMap<WindowKey, Ledger> = HashMap::new();
-        let scanned = super::recovery::for_each_fact(self.journal.as_ref(), |fact| {
-            let counts = match fact {
-                Fact::ActivityEvaluated { counts, .. } | Fact::ApprovalResolved { counts, .. } => counts,
-                _ => return,
-            };
-            for count in counts.into_iter().filter(|c| c.window.policy_id == policy_id && c.at >= start) {
+        let scanned = super::recovery::for_each_fact(self.journal.as_ref(), |mut fact| {
+            for count in fact.take_counts().into_iter().filter(|c| c.window.policy_id == policy_id && c.at >= start) {
                 if let Some(q) = count.quantity {
-                    ledgers.entry(count.window).or_default().push(count.at, q, &count.activity_id);
+                    ledgers.entry(count.window).or_default().push(count.at, q, count.activity_id);
                 }
             }
         });
@@ -297,15 +276,11 @@ impl Core {
     /// Rebuilds a window's counts from the journal: every count of `key`.
     pub(crate) fn rebuild_ledger(&self, key: &WindowKey) -> Ledger {
         let mut ledger = Ledger::default();
-        let _ = super::recovery::for_each_fact(self.journal.as_ref(), |fact| {
-            let counts = match fact {
-                Fact::ActivityEvaluated { counts, .. } | Fact::ApprovalResolved { counts, .. } => counts,
-                _ => return,
-            };
-            for count in counts {
+        let _ = super::recovery::for_each_fact(self.journal.as_ref(), |mut fact| {
+            for count in fact.take_counts() {
                 if &count.window == key {
                     if let Some(q) = count.quantity {
-                        ledger.push(count.at, q, &count.activity_id);
+                        ledger.push(count.at, q, count.activity_id);
                     }
                 }
             }

@@ -180,6 +180,16 @@ pub enum Fact {
     },
 }
 
+impl Fact {
+    /// Takes out the window counts the fact carries (none for most facts).
+    pub fn take_counts(&mut self) -> Vec<Count> {
+        match self {
+            Fact::ActivityEvaluated { counts, .. } | Fact::ApprovalResolved { counts, .. } => std::mem::take(counts),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Why a record could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -149,13 +149,6 @@ impl EngineBuilder {
         self
     }
 
-    /// How long resolved activities stay whole in memory (default 24 h);
-    /// older ones stay listed and readable, read back from the journal.
-    pub fn hot_retention(mut self, retention: std::time::Duration) -> Self {
-        self.settings.hot_retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        self
-    }
-
     /// Number of arbiters (threads) for window and approval actors; default
     /// one per core.
     pub fn arbiters(mut self, n: usize) -> Self {
@@ -405,12 +398,6 @@ impl Engine {
         let key = WindowKey { policy_id: policy_id.to_owned(), scope_key: scope_key.to_owned() };
         let now = self.core.clock.now();
         self.core.window(&key).send(crate::actors::window::Total { velocity: velocity.clone(), now }).await.ok()
-    }
-
-    /// Retires, now, the resolved activities older than the hot retention
-    /// (the registry also does this on a timer); returns how many.
-    pub fn retire_activities(&self) -> usize {
-        self.core.retire_activities(self.core.clock.now() - self.core.settings.hot_retention)
     }
 
     /// Restarts of supervised actors so far: (windows, approvals).

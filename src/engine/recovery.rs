@@ -1,9 +1,16 @@
 //! Recovery: fold the journal's facts, in order, back into the engine's
 //! state, then restart what runs (windows, pending approvals) and expire the
 //! approvals whose deadline passed while the engine was down.
+//!
+//! A restart uses two threads: one reads, decodes and sorts the window counts
+//! by window; the other folds the facts into the tables. Neither keeps an
+//! activity's text: the trail reads it from the journal when asked.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use chrono::Duration;
+use foldhash::fast::RandomState;
 
 use warden_journal::{Journal, JournalError, Seq};
 
@@ -12,47 +19,47 @@ use crate::model::activity::ActivityStatus;
 use crate::model::approval::ApprovalStatus;
 use crate::model::change_request::ChangeRequestStatus;
 use crate::model::webhook::DeliveryStatus;
-use crate::policy::compile::CompiledRule;
-use crate::policy::window_math::{window_start, Ledger};
+use crate::policy::compile::{CompiledRule, MAX_TIME_WINDOW_SECS};
+use crate::policy::window_math::Ledger;
 use crate::policy::WindowKey;
 use crate::workflow;
 
 use super::activity_log::ActivityEntry;
 use super::core::Core;
-use super::facts::{Count, Fact, Json};
+use super::facts::{Fact, Json};
 
 /// Calls `visit` with every fact of the journal, in order. A record that does
 /// not decode is reported with its position, never skipped.
 pub(crate) fn for_each_fact(journal: &dyn Journal, mut visit: impl FnMut(Fact)) -> Result<(), Error> {
-    for_each_record(journal, |_, fact| visit(fact))
-}
-
-/// [`for_each_fact`], with each fact's seq.
-pub(crate) fn for_each_record(journal: &dyn Journal, mut visit: impl FnMut(Seq, Fact)) -> Result<(), Error> {
     journal.scan(1, &mut |record| {
-        let fact = Fact::decode(&record.payload)
-            .map_err(|e| JournalError::Corrupt { seq: record.seq, reason: e.to_string() })?;
-        visit(record.seq, fact);
+        visit(decode(record.seq, &record.payload)?);
         Ok(())
     })?;
     Ok(())
 }
 
+fn decode(seq: Seq, payload: &[u8]) -> Result<Fact, JournalError> {
+    Fact::decode(payload).map_err(|e| JournalError::Corrupt { seq, reason: e.to_string() })
+}
+
 /// Records handed from the reading thread to the folding one at a time.
 const RECOVERY_BATCH: usize = 1024;
 
-/// [`for_each_record`] in two stages: one thread reads and decodes records
-/// while the caller's thread folds them, so a restart uses two cores.
-fn for_each_record_pipelined(journal: &dyn Journal, mut visit: impl FnMut(Seq, Fact)) -> Result<(), Error> {
-    type Batch = Vec<(Seq, Result<Fact, JournalError>)>;
-    let (batches, inbox) = std::sync::mpsc::sync_channel::<Batch>(8);
+/// Every record of the journal in two stages: `prepare` runs on a reading
+/// thread as records are read and decoded, `fold` on the caller's thread, in
+/// journal order, so a restart uses two cores.
+fn for_each_record_pipelined<P: Send>(
+    journal: &dyn Journal,
+    mut prepare: impl FnMut(Seq, Fact) -> P + Send,
+    mut fold: impl FnMut(P),
+) -> Result<(), Error> {
+    type Batch<P> = Vec<Result<P, JournalError>>;
+    let (batches, inbox) = std::sync::mpsc::sync_channel::<Batch<P>>(8);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            let mut batch: Batch = Vec::with_capacity(RECOVERY_BATCH);
+            let mut batch: Batch<P> = Vec::with_capacity(RECOVERY_BATCH);
             journal.scan(1, &mut |record| {
-                let fact = Fact::decode(&record.payload)
-                    .map_err(|e| JournalError::Corrupt { seq: record.seq, reason: e.to_string() });
-                batch.push((record.seq, fact));
+                batch.push(decode(record.seq, &record.payload).map(|fact| prepare(record.seq, fact)));
                 if batch.len() == RECOVERY_BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(RECOVERY_BATCH));
                     // The folding side stopped at an error: stop reading.
@@ -65,8 +72,8 @@ fn for_each_record_pipelined(journal: &dyn Journal, mut visit: impl FnMut(Seq, F
         });
         let folded = (|| {
             for batch in inbox {
-                for (seq, fact) in batch {
-                    visit(seq, fact?);
+                for prepared in batch {
+                    fold(prepared?);
                 }
             }
             Ok::<(), JournalError>(())
@@ -78,46 +85,78 @@ fn for_each_record_pipelined(journal: &dyn Journal, mut visit: impl FnMut(Seq, F
     })
 }
 
+/// The windows' counts as read from the journal, by policy, then by scope.
+/// (Two levels: the few policies stay in cache, so a count costs one lookup of
+/// its scope.) Scope keys are chosen by callers (wallet ids, addresses), so
+/// they are hashed with a seeded hasher.
+type LedgersByWindow = HashMap<String, HashMap<String, Ledger, RandomState>, RandomState>;
+
 /// Rebuilds `core` from its journal. Runs once, before the engine answers.
 pub(crate) async fn recover(core: &Arc<Core>) -> Result<(), Error> {
-    let mut counts: Vec<Count> = Vec::new();
+    let started = std::time::Instant::now();
+    // Counts older than the widest window any rule may have are never seen
+    // again; the others are kept until the policies are known.
+    let oldest = core.clock.now() - Duration::seconds(MAX_TIME_WINDOW_SECS as i64);
+    let mut ledgers = LedgersByWindow::default();
     let mut records = 0u64;
-    for_each_record_pipelined(core.journal.as_ref(), |seq, fact| {
-        records += 1;
-        apply(core, seq, fact, &mut counts);
-    })?;
+    for_each_record_pipelined(
+        core.journal.as_ref(),
+        |seq, mut fact| {
+            // Counts go to their windows on this thread: on the folding one,
+            // among the tables, the same work measured slower.
+            for count in fact.take_counts() {
+                if let (Some(quantity), true) = (count.quantity, count.at >= oldest) {
+                    let WindowKey { policy_id, scope_key } = count.window;
+                    let by_scope = match ledgers.get_mut(&policy_id) {
+                        Some(by_scope) => by_scope,
+                        None => ledgers.entry(policy_id).or_default(),
+                    };
+                    by_scope.entry(scope_key).or_default().push(count.at, quantity, count.activity_id);
+                }
+            }
+            if let Fact::ActivityEvaluated { activity, .. } = &mut fact {
+                // Not kept: dropped here, on the thread that made it.
+                activity.json = String::new();
+            }
+            (seq, fact)
+        },
+        |(seq, fact)| {
+            records += 1;
+            apply(core, seq, fact);
+        },
+    )?;
     core.load_policies();
-    let retired = core.retire_activities(core.clock.now() - core.settings.hot_retention);
-    restart_windows(core, counts);
-    let pending: Vec<_> = core.approvals.all().into_iter().filter(|a| a.status == ApprovalStatus::Pending).collect();
+    let windows = restart_windows(core, ledgers);
+    let pending = core.approvals.pick(|a| (a.status == ApprovalStatus::Pending).then(|| a.clone()));
     metrics::gauge!("warden_approvals_pending").set(pending.len() as f64);
     for approval in pending {
         core.spawn_approval(approval);
     }
     let expired = core.expire_due().await;
-    tracing::info!(records, retired, expired, "recovery complete");
+    let millis = started.elapsed().as_millis() as u64;
+    tracing::info!(records, windows, expired, millis, "recovery complete");
     Ok(())
 }
 
-fn apply(core: &Core, seq: Seq, fact: Fact, counts: &mut Vec<Count>) {
+/// Folds one fact into the tables; window counts were taken out before.
+fn apply(core: &Core, seq: Seq, fact: Fact) {
     match fact {
         Fact::PolicyPut(Json(policy)) => {
             // The latest version wins; creation order is kept by `put`.
             core.policies.put(policy);
         }
-        Fact::ActivityEvaluated { mut activity, counts: c } => {
+        Fact::ActivityEvaluated { mut activity, .. } => {
             if let Some(external_id) = activity.external_id.take() {
                 let cell = tokio::sync::OnceCell::new_with(Some(activity.id.clone()));
                 core.external_ids.insert(external_id, Arc::new(cell));
             }
             core.activities.put(ActivityEntry::new(activity, seq));
-            counts.extend(c);
         }
         Fact::ApprovalOpened(Json(approval)) => core.approvals.put(approval),
         Fact::DecisionRecorded { approval_id, decision: Json(decision) } => {
             core.approvals.update(&approval_id, |a| workflow::apply_decision(a, decision));
         }
-        Fact::ApprovalResolved { approval_id, status, date, counts: c } => {
+        Fact::ApprovalResolved { approval_id, status, date, .. } => {
             let Some(approval) = core.approvals.update(&approval_id, |a| {
                 workflow::resolve(a, status, date);
                 a.clone()
@@ -141,7 +180,6 @@ fn apply(core: &Core, seq: Seq, fact: Fact, counts: &mut Vec<Count>) {
                 });
                 core.pending_changes.remove(&change.entity_id);
             }
-            counts.extend(c);
         }
         Fact::ChangeRequestOpened(Json(change)) => {
             core.pending_changes.insert(change.entity_id.clone(), change.id.clone());
@@ -163,22 +201,24 @@ fn apply(core: &Core, seq: Seq, fact: Fact, counts: &mut Vec<Count>) {
     }
 }
 
-/// Starts the actor of every window that still has counts inside its
-/// horizon; counts outside every horizon are not kept in memory.
-fn restart_windows(core: &Arc<Core>, counts: Vec<Count>) {
+/// Starts the actor of every window of a velocity policy that still has
+/// counts inside its horizon; counts outside every horizon are not kept in
+/// memory. Returns how many it started.
+fn restart_windows(core: &Arc<Core>, ledgers: LedgersByWindow) -> usize {
     let now = core.clock.now();
-    let mut ledgers: HashMap<WindowKey, Ledger> = HashMap::new();
-    for count in counts {
-        let Some(quantity) = count.quantity else { continue };
-        let Some(policy) = core.compiled.get(&count.window.policy_id) else { continue };
+    let mut started = 0;
+    for (policy_id, by_scope) in ledgers {
+        let Some(policy) = core.compiled.get(&policy_id).map(|p| p.clone()) else { continue };
         let CompiledRule::Velocity(velocity) = &policy.rule else { continue };
-        if count.at < window_start(velocity.span, now) {
-            continue;
+        for (scope_key, mut ledger) in by_scope {
+            ledger.prune(velocity.span, now);
+            if !ledger.is_empty() {
+                let key = WindowKey { policy_id: policy_id.clone(), scope_key };
+                let addr = core.start_window(key.clone(), ledger);
+                core.windows.insert(key, addr);
+                started += 1;
+            }
         }
-        ledgers.entry(count.window).or_default().push(count.at, quantity, &count.activity_id);
     }
-    for (key, ledger) in ledgers {
-        let addr = core.start_window(key.clone(), ledger);
-        core.windows.insert(key, addr);
-    }
+    started
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
@@ -64,9 +64,9 @@ keyed!(
 #[derive(Debug)]
 pub struct Store<T> {
     // Keys are ids the engine made (random, not chosen by callers), so a
-    // fast non-keyed hash is safe here.
-    items: DashMap<String, (u64, T), FxBuildHasher>,
-    order: RwLock<BTreeMap<u64, String>>,
+    // fast non-keyed hash is safe here. The map and the order share each id.
+    items: DashMap<Arc<str>, (u64, T), FxBuildHasher>,
+    order: RwLock<BTreeMap<u64, Arc<str>>>,
     next: AtomicU64,
 }
 
@@ -83,21 +83,16 @@ impl<T> Default for Store<T> {
 impl<T: Clone + Keyed> Store<T> {
     /// Inserts or replaces the item with its id; a new id goes to the end of the order.
     pub fn put(&self, item: T) {
-        let id = item.key().to_owned();
-        if let Some(mut entry) = self.items.get_mut(&id) {
-            entry.1 = item;
-            return;
-        }
-        // A new id: its ordinal is drawn and listed under the order lock, so a
+        // A new id's ordinal is drawn and listed under the order lock, so a
         // page never hands out a token past an item it has not seen. (Locks
         // are taken order first, then map, as `page` does.)
         let mut order = self.order.write().unwrap_or_else(|p| p.into_inner());
-        match self.items.entry(id.clone()) {
+        match self.items.entry(Arc::from(item.key())) {
             dashmap::Entry::Occupied(mut entry) => entry.get_mut().1 = item,
             dashmap::Entry::Vacant(entry) => {
                 let ordinal = self.next.fetch_add(1, Ordering::Relaxed);
+                order.insert(ordinal, entry.key().clone());
                 entry.insert((ordinal, item));
-                order.insert(ordinal, id);
             }
         }
     }
@@ -115,11 +110,6 @@ impl<T: Clone + Keyed> Store<T> {
     /// Changes the item in place; `None` when absent.
     pub fn update<R>(&self, id: &str, change: impl FnOnce(&mut T) -> R) -> Option<R> {
         self.items.get_mut(id).map(|mut e| change(&mut e.1))
-    }
-
-    /// Changes every item in place; returns how many calls returned true.
-    pub fn update_all(&self, mut change: impl FnMut(&mut T) -> bool) -> usize {
-        self.items.iter_mut().filter_map(|mut e| change(&mut e.1).then_some(())).count()
     }
 
     /// Removes the item.

@@ -2,9 +2,6 @@
 //! check-and-reserve step, and where a window starts.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-
-use rustc_hash::FxHashSet;
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -68,14 +65,15 @@ pub struct ReserveAnswer {
 ///
 /// INVARIANT (counted once): every count names its activity, and an activity
 /// is counted at most once per window, so a count replayed from the journal
-/// (an actor rebuilt while a commit was in flight) is not added twice.
+/// (an actor rebuilt while a commit was in flight) is not added twice. A
+/// replayed count carries the time its commit carries (the journaled check
+/// time), so only the entries of that same instant need comparing.
 #[derive(Debug, Default)]
 pub struct Ledger {
     committed: VecDeque<Entry>,
     /// The sums of `committed`, kept with every push and prune, so that a
     /// check costs the same however many counts the window holds.
     sums: Sums,
-    counted: FxHashSet<Arc<str>>,
     reserved: HashMap<u64, (DateTime<Utc>, Quantity)>,
     latest: Option<DateTime<Utc>>,
 }
@@ -117,7 +115,7 @@ impl Sums {
 struct Entry {
     at: DateTime<Utc>,
     quantity: Quantity,
-    activity: Arc<str>,
+    activity: Box<str>,
 }
 
 impl Ledger {
@@ -194,22 +192,26 @@ impl Ledger {
 
     /// Adds a count of `activity` as journaled (recovery, approvals), unless
     /// that activity is already counted here.
-    pub fn push(&mut self, at: DateTime<Utc>, quantity: Quantity, activity: &str) {
-        if self.counted.contains(activity) {
-            return;
-        }
-        let activity: Arc<str> = Arc::from(activity);
-        self.counted.insert(activity.clone());
-        // Keep entries sorted by time; recovery and approvals may arrive late
-        // (most arrive in order: appended at the back).
-        let entry = Entry { at, quantity, activity };
-        if self.committed.back().is_none_or(|last| last.at <= at) {
-            self.committed.push_back(entry);
+    pub fn push(&mut self, at: DateTime<Utc>, quantity: Quantity, activity: impl AsRef<str> + Into<Box<str>>) {
+        // Entries stay sorted by time; most arrive in order (appended at the
+        // back), recovery and approvals may arrive late.
+        let end = if self.committed.back().is_none_or(|last| last.at < at) {
+            self.committed.len()
         } else {
-            let position = self.committed.partition_point(|e| e.at <= at);
-            self.committed.insert(position, entry);
-        }
+            let end = self.committed.partition_point(|e| e.at <= at);
+            let same_instant = self.committed.range(..end).rev().take_while(|e| e.at == at);
+            if same_instant.into_iter().any(|e| *e.activity == *activity.as_ref()) {
+                return;
+            }
+            end
+        };
+        self.committed.insert(end, Entry { at, quantity, activity: activity.into() });
         self.sums.add(quantity);
+    }
+
+    /// Whether no count is kept.
+    pub fn is_empty(&self) -> bool {
+        self.committed.is_empty()
     }
 
     /// Takes the counts of `rebuilt` (read again from the journal, after the
@@ -217,7 +219,6 @@ impl Ledger {
     pub fn replace_counts(&mut self, rebuilt: Ledger) {
         self.committed = rebuilt.committed;
         self.sums = rebuilt.sums;
-        self.counted = rebuilt.counted;
     }
 
     /// Drops a reservation (the activity was blocked or held).
@@ -239,12 +240,11 @@ impl Ledger {
     }
 
     /// Forgets entries that no window starting at or after `now` can see.
-    fn prune(&mut self, span: Span, now: DateTime<Utc>) {
+    pub fn prune(&mut self, span: Span, now: DateTime<Utc>) {
         let start = window_start(span, now);
         while self.committed.front().is_some_and(|e| e.at < start) {
             if let Some(entry) = self.committed.pop_front() {
                 self.sums.remove(entry.quantity);
-                self.counted.remove(&entry.activity);
             }
         }
     }

@@ -202,11 +202,18 @@ fn configure_commit(txn: &mut WriteTransaction) -> Result<(), JournalError> {
     Ok(())
 }
 
+/// redb's page cache. A journal is written at its end and read through once
+/// at start, then only record by record, so a large cache buys little; redb's
+/// default (1 GiB) would make the first scan of a large journal copy the whole
+/// file into fresh memory, which costs a restart more than reading it.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Opens (or creates) the file, makes sure the table exists, and removes the
 /// records from `unacknowledged_from` on, left by a failed commit.
 fn open_database(path: &Path, unacknowledged_from: Option<Seq>) -> Result<Database, JournalError> {
     let db = Database::builder()
         .set_check_integrity_on_open(true)
+        .set_cache_size(CACHE_BYTES)
         .create(path)
         .map_err(storage(&format!("open `{}`", path.display())))?;
     if unacknowledged_from.is_none() {

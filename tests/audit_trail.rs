@@ -1,0 +1,104 @@
+//! The audit trail: the journal holds every activity; memory keeps only an
+//! index (status, wallet, last change, record position), and an activity is
+//! read from its journal record when asked for, before and after a restart.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::Duration;
+use common::*;
+use serde_json::json;
+use warden::*;
+use warden_journal::{Record, Seq};
+
+/// A memory journal that counts point reads.
+#[derive(Default)]
+struct CountingReads {
+    inner: MemoryJournal,
+    reads: AtomicU64,
+}
+
+impl CountingReads {
+    fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl Journal for CountingReads {
+    fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, JournalError> {
+        self.inner.append(payloads)
+    }
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
+        self.inner.scan(from, visit)
+    }
+    fn read(&self, seq: Seq) -> Result<Option<Record>, JournalError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read(seq)
+    }
+    fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
+        self.inner.last_seq()
+    }
+}
+
+async fn engine_on(journal: &Arc<CountingReads>, clock: &ManualClock) -> Engine {
+    let builder = Engine::builder().clock(clock.clone()).shared_journal(journal.clone()).arbiters(2);
+    builder.build().await.expect("engine builds")
+}
+
+fn everything(engine: &Engine) -> Vec<Activity> {
+    engine.activities(&ActivityFilter::default(), &PageRequest::default()).expect("activities list").items
+}
+
+#[actix_rt::test]
+async fn activities_are_read_from_their_journal_record() {
+    let journal = Arc::new(CountingReads::default());
+    let clock = ManualClock::new(t0());
+    let engine = engine_on(&journal, &clock).await;
+    let Ok(PolicyChange::Applied(_)) = engine.create_policy(&admin(), large_transaction_policy()).await else {
+        panic!("the policy applies at once");
+    };
+    let evaluate = |usd: &str, patch| engine.evaluate(transfer_with(usd, patch));
+    let allowed = evaluate("10", json!({"externalId": "order-1"})).await.unwrap();
+    let held = evaluate("150000", json!({})).await.unwrap();
+    let denied = evaluate("200000", json!({})).await.unwrap();
+    assert_eq!(journal.reads(), 0, "answering reads nothing back");
+
+    // One read per activity asked for, and the answer is the one given.
+    assert_eq!(engine.activity(&allowed.id).unwrap(), allowed);
+    assert_eq!(journal.reads(), 1);
+
+    // A resolution changes status and date; the rest is the record's.
+    clock.advance(Duration::minutes(5));
+    engine.decide(&user("us-1"), denied.approval_id.as_deref().unwrap(), DecisionValue::Denied, "no").await.unwrap();
+    let denied_now = engine.activity(&denied.id).unwrap();
+    assert_eq!(denied_now.status, ActivityStatus::Denied);
+    assert_eq!(denied_now.date_updated, t0() + Duration::minutes(5));
+    assert_eq!(denied_now.date_created, denied.date_created);
+    assert_eq!(denied_now.policy_evaluations, denied.policy_evaluations);
+    assert_eq!(denied_now.activity, denied.activity);
+
+    // Filters run on the index: only the listed activities are read.
+    let before = journal.reads();
+    let by_status = ActivityFilter { status: Some(ActivityStatus::PendingApproval), wallet_id: Some("wa-1".into()) };
+    let page = engine.activities(&by_status, &PageRequest::default()).unwrap();
+    assert_eq!(page.items, std::slice::from_ref(&held));
+    assert_eq!(journal.reads() - before, 1);
+
+    // A replayed externalId answers the stored activity, evaluating nothing.
+    assert_eq!(evaluate("10", json!({"externalId": "order-1"})).await.unwrap(), allowed);
+    let trail = everything(&engine);
+    assert_eq!(trail.len(), 4, "the policy change and three transfers");
+    assert_eq!(trail[1..], [allowed.clone(), held, denied_now]);
+
+    // After a restart, the same trail, read from the same records.
+    engine.shutdown();
+    let engine = engine_on(&journal, &clock).await;
+    assert_eq!(everything(&engine), trail);
+    assert_eq!(evaluate_on(&engine, "10", json!({"externalId": "order-1"})).await, allowed);
+}
+
+async fn evaluate_on(engine: &Engine, usd: &str, patch: serde_json::Value) -> Activity {
+    engine.evaluate(transfer_with(usd, patch)).await.expect("activity is evaluated")
+}
