@@ -117,6 +117,9 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if super::system_is_gone() {
+            return;
+        }
         ctx.run_interval(EXPIRY_SWEEP, |registry, _| {
             if let Some(core) = registry.core.upgrade() {
                 // Not awaited here: approval actors may be waiting on this

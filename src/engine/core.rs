@@ -49,7 +49,6 @@ pub struct Settings {
     pub principals: Vec<Principal>,
 }
 
-
 /// The shared core of an engine.
 pub struct Core {
     pub(crate) settings: Settings,

@@ -109,6 +109,9 @@ impl Actor for Dispatcher {
 
     /// Schedules every pending event, then looks for due ones every [`TICK`].
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if crate::actors::system_is_gone() {
+            return;
+        }
         for outcome in ["delivered", "retry", "failed"] {
             metrics::counter!("warden_webhook_deliveries_total", "outcome" => outcome).increment(0);
         }

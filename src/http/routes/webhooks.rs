@@ -2,6 +2,8 @@
 //! decides where approval data is sent).
 
 use actix_web::web::{Data, Json, Path};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::engine::{Engine, Page};
 use crate::http::auth::{AdminRole, Authorized};
@@ -9,7 +11,7 @@ use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
 use crate::http::schemas::{WebhookDoc, WebhookEventListDoc, WebhookListDoc, WebhookSpecDoc};
-use crate::model::webhook::{Webhook, WebhookEvent, WebhookSpec};
+use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec};
 
 /// Registers a webhook; the answer carries its secret, shown only here.
 #[utoipa::path(
@@ -90,6 +92,61 @@ pub async fn events(
     _caller: Authorized<AdminRole>,
     id: Path<String>,
     query: ListQuery,
-) -> Result<Json<Page<WebhookEvent>>, Problem> {
-    Ok(Json(engine.webhook_events(&id, &query.page()?)?))
+) -> Result<Json<Page<DeliveryLogEntry>>, Problem> {
+    let page = engine.webhook_events(&id, &query.page()?)?;
+    let items = page.items.into_iter().map(DeliveryLogEntry::from).collect();
+    Ok(Json(Page { items, next_page_token: page.next_page_token }))
+}
+
+/// One line of the delivery log as the contract shows it. The engine's
+/// event also holds the payload and the retry schedule, which are its own
+/// business, not the log's.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryLogEntry {
+    id: String,
+    kind: String,
+    date: DateTime<Utc>,
+    status: DeliveryStatus,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+impl From<WebhookEvent> for DeliveryLogEntry {
+    fn from(event: WebhookEvent) -> Self {
+        let WebhookEvent { id, kind, date, status, attempts, last_error, .. } = event;
+        DeliveryLogEntry { id, kind, date, status, attempts, last_error }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delivery_log_shows_the_contract_fields_only() {
+        let event = WebhookEvent {
+            id: "ev-1".into(),
+            webhook_id: "wh-1".into(),
+            kind: "policy.triggered".into(),
+            date: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            status: DeliveryStatus::Pending,
+            attempts: 2,
+            last_error: Some("connection refused".into()),
+            data: r#"{"secret":"payload"}"#.into(),
+            next_attempt: DateTime::from_timestamp(1_790_000_004, 0),
+        };
+        let shown = serde_json::to_value(DeliveryLogEntry::from(event)).unwrap();
+        assert_eq!(
+            shown,
+            serde_json::json!({
+                "id": "ev-1",
+                "kind": "policy.triggered",
+                "date": "2026-09-21T14:13:20Z",
+                "status": "Pending",
+                "attempts": 2,
+                "lastError": "connection refused"
+            })
+        );
+    }
 }
