@@ -83,6 +83,15 @@
 //! the engine's own recovery scan (0.13 to 0.14 s). It doubles as the crash
 //! recovery, so a restart after a crash costs no more than a clean one.
 //!
+//! # Cache
+//!
+//! redb keeps recently read pages in its own cache, 1 GiB by default. A
+//! journal is read through once at start and record by record afterwards, so
+//! the journal asks for 64 MiB: with the default, the start-up scan of a
+//! large journal copies the whole file into fresh memory, and a restart of
+//! the engine over a million records took about 2 s longer (and 0.8 GB more
+//! memory) for it.
+//!
 //! # Sharing
 //!
 //! One process opens the file at a time (redb locks it). Appends are
