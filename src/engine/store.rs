@@ -83,6 +83,15 @@ impl<T> Default for Store<T> {
 impl<T: Clone + Keyed> Store<T> {
     /// Inserts or replaces the item with its id; a new id goes to the end of the order.
     pub fn put(&self, item: T) {
+        // A known id is replaced without the order lock (decisions update
+        // approvals while lists may hold it).
+        let item = match self.items.get_mut(item.key()) {
+            Some(mut entry) => {
+                entry.1 = item;
+                return;
+            }
+            None => item,
+        };
         // A new id's ordinal is drawn and listed under the order lock, so a
         // page never hands out a token past an item it has not seen. (Locks
         // are taken order first, then map, as `page` does.)
@@ -150,25 +159,28 @@ impl<T: Clone + Keyed> Store<T> {
                 ValidationError::new("paginationToken", format!("`{token}` is not a token this server issued"))
             })?,
         };
-        let order = self.order.read().unwrap_or_else(|p| p.into_inner());
-        let mut items = Vec::with_capacity(limit.min(64));
-        let mut last = None;
-        let mut more = false;
-        for (ordinal, id) in order.range(after + 1..) {
-            // Filtered in place: only the items of the page are cloned.
-            let Some(entry) = self.items.get(id) else { continue };
-            if !keep(&entry.1) {
-                continue;
+        // The page is picked under the order lock, which new items wait for;
+        // `view` (which may read the journal) runs after it is released.
+        let (picked, more) = {
+            let order = self.order.read().unwrap_or_else(|p| p.into_inner());
+            let mut picked = Vec::with_capacity(limit.min(64));
+            let mut more = false;
+            for (ordinal, id) in order.range(after + 1..) {
+                // Filtered in place: only the items of the page are cloned.
+                let Some(entry) = self.items.get(id) else { continue };
+                if !keep(&entry.1) {
+                    continue;
+                }
+                if picked.len() == limit {
+                    more = true;
+                    break;
+                }
+                picked.push((*ordinal, entry.1.clone()));
             }
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            let item = entry.1.clone();
-            drop(entry);
-            items.push(view(item)?);
-            last = Some(*ordinal);
-        }
+            (picked, more)
+        };
+        let last = picked.last().map(|(ordinal, _)| *ordinal);
+        let items = picked.into_iter().map(|(_, item)| view(item)).collect::<Result<Vec<V>, Error>>()?;
         Ok(Page { items, next_page_token: if more { last.map(|o| o.to_string()) } else { None } })
     }
 }
