@@ -208,6 +208,8 @@ async fn bad_decisions_webhooks_and_queries_are_400() {
         ("/v2/policy-approvals?status=Maybe", "status"),
         ("/v2/activities?limit=%FF", "limit"),
         ("/v2/activities?limit=99999999999999999999999", "limit"),
+        ("/v2/activities?paginationToken=18446744073709551615", "paginationToken"),
+        ("/v2/policies?paginationToken=-1", "paginationToken"),
     ] {
         server.get(path, Some(ALICE)).await.assert_problem(400, field);
     }

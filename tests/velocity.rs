@@ -193,6 +193,27 @@ async fn windows_are_rebuilt_after_a_restart() {
 }
 
 #[actix_rt::test]
+async fn a_restart_keeps_only_the_counts_inside_each_window() {
+    let h = harness(|b| b).await;
+    let minute = h.add_policy(usd_velocity("1000", json!({"timeWindow": 60}))).await;
+    let year = h.add_policy(usd_velocity("1000000", json!({"timeWindow": 31_536_000}))).await;
+    assert_eq!(statuses(&h, &["700"]).await, [Allowed]);
+    h.clock.advance(Duration::seconds(30));
+    assert_eq!(statuses(&h, &["200"]).await, [Allowed]);
+    // At 70 s the 700 has left the minute's window, not the year's.
+    h.clock.advance(Duration::seconds(40));
+    let engine = h.restart(|b| b).await;
+    assert_eq!(engine.window_total(&minute.id, "wa-1").await.as_deref(), Some("200"));
+    assert_eq!(engine.window_total(&year.id, "wa-1").await.as_deref(), Some("900"));
+    // A year and a day later nothing is left in either.
+    engine.shutdown();
+    h.clock.advance(Duration::days(366));
+    let engine = h.restart(|b| b).await;
+    assert_eq!(engine.window_total(&minute.id, "wa-1").await.as_deref(), Some("0"));
+    assert_eq!(engine.window_total(&year.id, "wa-1").await.as_deref(), Some("0"));
+}
+
+#[actix_rt::test]
 async fn widening_a_window_brings_back_the_counts_it_now_covers() {
     let h = harness(|b| b).await;
     let narrow = usd_velocity("1000", json!({"timeWindow": 60}));

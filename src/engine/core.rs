@@ -65,8 +65,8 @@ pub struct Core {
     pub(crate) events: Store<WebhookEvent>,
     /// `externalId` to activity id; the cell is filled once the first
     /// evaluation is answered, and concurrent repeats wait for it. Keys are
-    /// chosen by callers, so they are hashed with a seeded hasher.
-    pub(crate) external_ids: DashMap<String, Arc<OnceCell<String>>, foldhash::fast::RandomState>,
+    /// chosen by callers and live as long as the process: std's keyed hash.
+    pub(crate) external_ids: DashMap<String, Arc<OnceCell<String>>>,
     /// Policy id to its pending change request id.
     pub(crate) pending_changes: DashMap<String, String>,
     pub(crate) windows: DashMap<WindowKey, Addr<WindowActor>>,

@@ -155,7 +155,7 @@ impl<T: Clone + Keyed> Store<T> {
         let limit = checked_limit(request.limit)?;
         let after = match &request.pagination_token {
             None => 0,
-            Some(token) => token.parse::<u64>().map_err(|_| {
+            Some(token) => token.parse::<u64>().ok().filter(|t| *t < u64::MAX).ok_or_else(|| {
                 ValidationError::new("paginationToken", format!("`{token}` is not a token this server issued"))
             })?,
         };

@@ -243,3 +243,49 @@ fn an_activity_is_counted_once_per_window() {
     ledger.commit(0, "ac-1", Some(Quantity::Usd(Decimal::from(70))), t0());
     assert_eq!(ledger.committed_total(&velocity, t0()), "70");
 }
+
+#[test]
+fn replays_are_refused_among_many_counts_of_one_instant() {
+    let velocity =
+        Velocity { measure: Measure::Usd(Decimal::from(10_000)), span: Span::Rolling(60), scope: Default::default() };
+    let usd = |v: i64| Quantity::Usd(Decimal::from(v));
+    let mut ledger = Ledger::default();
+    // A clock that stands still: fifty activities at one instant.
+    for i in 0..50 {
+        ledger.push(t0(), usd(10), format!("ac-{i}"));
+    }
+    // A late count, earlier than all of them, then one in between.
+    ledger.push(t0() - Duration::seconds(5), usd(7), "ac-late");
+    ledger.push(t0() - Duration::seconds(2), usd(3), "ac-between");
+    assert_eq!(ledger.committed_total(&velocity, t0()), "510");
+
+    // Replays of each, at their journaled instants, change nothing.
+    ledger.push(t0(), usd(10), "ac-0");
+    ledger.push(t0(), usd(10), "ac-25");
+    ledger.push(t0(), usd(10), "ac-49");
+    ledger.push(t0() - Duration::seconds(5), usd(7), "ac-late");
+    ledger.push(t0() - Duration::seconds(2), usd(3), "ac-between");
+    ledger.commit(0, "ac-31", Some(usd(10)), t0());
+    assert_eq!(ledger.committed_total(&velocity, t0()), "510");
+
+    // A new activity at the same instant still counts.
+    ledger.push(t0(), usd(10), "ac-50");
+    assert_eq!(ledger.committed_total(&velocity, t0()), "520");
+}
+
+#[test]
+fn a_count_is_known_by_its_activity_and_instant() {
+    let velocity = Velocity { measure: Measure::Count(100), span: Span::Rolling(10), scope: Default::default() };
+    let mut ledger = Ledger::default();
+    ledger.push(t0(), Quantity::One, "ac-1");
+    ledger.push(t0() + Duration::seconds(1), Quantity::One, "ac-2");
+    // At t0 + 10 s the first count leaves the window.
+    let later = t0() + Duration::seconds(10);
+    assert!(!ledger.reserve(&velocity, 1, Some(Quantity::One), later).triggered);
+    ledger.release(1);
+    assert_eq!(ledger.committed_total(&velocity, later), "1");
+    // The journal never holds one activity's count at two instants in one
+    // window; a count at another instant is not taken for a replay.
+    ledger.push(later, Quantity::One, "ac-1");
+    assert_eq!(ledger.committed_total(&velocity, later), "2");
+}

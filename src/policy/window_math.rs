@@ -1,7 +1,11 @@
 //! Velocity window accounting, without actors: the entries of one window, the
 //! check-and-reserve step, and where a window starts.
 
+use std::collections::hash_map::Entry as Held;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -67,13 +71,17 @@ pub struct ReserveAnswer {
 /// is counted at most once per window, so a count replayed from the journal
 /// (an actor rebuilt while a commit was in flight) is not added twice. A
 /// replayed count carries the time its commit carries (the journaled check
-/// time), so only the entries of that same instant need comparing.
+/// time), so only the entries of that same instant need comparing, and only
+/// when an entry with the same id hash is held at all.
 #[derive(Debug, Default)]
 pub struct Ledger {
     committed: VecDeque<Entry>,
     /// The sums of `committed`, kept with every push and prune, so that a
     /// check costs the same however many counts the window holds.
     sums: Sums,
+    /// How many entries hold each activity id hash: a count whose hash is
+    /// absent is new at once, whatever number of entries share its instant.
+    counted: FxHashMap<u64, u32>,
     reserved: HashMap<u64, (DateTime<Utc>, Quantity)>,
     latest: Option<DateTime<Utc>>,
 }
@@ -116,6 +124,7 @@ struct Entry {
     at: DateTime<Utc>,
     quantity: Quantity,
     activity: Box<str>,
+    activity_hash: u64,
 }
 
 impl Ledger {
@@ -190,22 +199,26 @@ impl Ledger {
         }
     }
 
-    /// Adds a count of `activity` as journaled (recovery, approvals), unless
-    /// that activity is already counted here.
+    /// Adds a count of `activity` at `at` as journaled (recovery, approvals),
+    /// unless this count of that activity is already here.
     pub fn push(&mut self, at: DateTime<Utc>, quantity: Quantity, activity: impl AsRef<str> + Into<Box<str>>) {
+        // Activity ids are made by the engine, so a fast unkeyed hash is safe.
+        let activity_hash = FxBuildHasher.hash_one(activity.as_ref());
         // Entries stay sorted by time; most arrive in order (appended at the
         // back), recovery and approvals may arrive late.
-        let end = if self.committed.back().is_none_or(|last| last.at < at) {
+        let end = if self.committed.back().is_none_or(|last| last.at <= at) {
             self.committed.len()
         } else {
-            let end = self.committed.partition_point(|e| e.at <= at);
-            let same_instant = self.committed.range(..end).rev().take_while(|e| e.at == at);
-            if same_instant.into_iter().any(|e| *e.activity == *activity.as_ref()) {
+            self.committed.partition_point(|e| e.at <= at)
+        };
+        if self.counted.contains_key(&activity_hash) {
+            let mut same_instant = self.committed.range(..end).rev().take_while(|e| e.at == at);
+            if same_instant.any(|e| *e.activity == *activity.as_ref()) {
                 return;
             }
-            end
-        };
-        self.committed.insert(end, Entry { at, quantity, activity: activity.into() });
+        }
+        self.committed.insert(end, Entry { at, quantity, activity: activity.into(), activity_hash });
+        *self.counted.entry(activity_hash).or_default() += 1;
         self.sums.add(quantity);
     }
 
@@ -219,6 +232,7 @@ impl Ledger {
     pub fn replace_counts(&mut self, rebuilt: Ledger) {
         self.committed = rebuilt.committed;
         self.sums = rebuilt.sums;
+        self.counted = rebuilt.counted;
     }
 
     /// Drops a reservation (the activity was blocked or held).
@@ -245,6 +259,12 @@ impl Ledger {
         while self.committed.front().is_some_and(|e| e.at < start) {
             if let Some(entry) = self.committed.pop_front() {
                 self.sums.remove(entry.quantity);
+                if let Held::Occupied(mut held) = self.counted.entry(entry.activity_hash) {
+                    *held.get_mut() -= 1;
+                    if *held.get() == 0 {
+                        held.remove();
+                    }
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 use actix_web::web::{Data, Json, Path};
 
 use crate::engine::{ActivityFilter, Engine, Page};
+use crate::error::Error;
 use crate::http::auth::{Authorized, Caller, SignerRole};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
@@ -45,7 +46,8 @@ pub async fn submit(
     responses((status = 200, body = ActivityDoc))
 )]
 pub async fn get(engine: Data<Engine>, _caller: Caller, id: Path<String>) -> Result<Json<Activity>, Problem> {
-    Ok(Json(engine.activity(&id)?))
+    let engine = engine.get_ref().clone();
+    Ok(Json(reading_the_journal(move || engine.activity(&id)).await?))
 }
 
 /// The audit trail, oldest first.
@@ -64,5 +66,16 @@ pub async fn list(engine: Data<Engine>, _caller: Caller, query: ListQuery) -> Re
         wallet_id: query.text("walletId"),
         status: query.named::<ActivityStatus>("status", STATUSES)?,
     };
-    Ok(Json(engine.activities(&filter, &query.page()?)?))
+    let (engine, page) = (engine.get_ref().clone(), query.page()?);
+    Ok(Json(reading_the_journal(move || engine.activities(&filter, &page)).await?))
+}
+
+/// Runs a read of the audit trail, which reads activities from the journal
+/// (a disk read each), on actix's blocking pool rather than on the worker
+/// that serves other requests.
+async fn reading_the_journal<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Problem> {
+    let answer = actix_web::web::block(read).await.map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok(answer?)
 }
