@@ -89,7 +89,7 @@
 //! journal is read through once at start and record by record afterwards, so
 //! the journal asks for 64 MiB: with the default, the start-up scan of a
 //! large journal copies the whole file into fresh memory, and a restart of
-//! the engine over a million records took about 2 s longer (and 0.8 GB more
+//! the engine over a million records took 2 to 3 s longer (and 0.8 GB more
 //! memory) for it.
 //!
 //! # Sharing
