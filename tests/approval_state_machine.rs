@@ -88,6 +88,21 @@ struct Model {
 }
 
 impl Model {
+    /// A pending approval, as opened: nothing decided, no time passed.
+    fn opened(groups: Vec<Group>, split: usize, timeouts: [Option<u64>; 2], initiator: usize) -> Model {
+        Model {
+            groups,
+            split,
+            timeouts,
+            initiator,
+            status: ApprovalStatus::Pending,
+            decisions: Vec::new(),
+            elapsed: 0,
+            resolved_at: None,
+            expect: Expect::Nothing,
+        }
+    }
+
     /// Seconds after creation at which the approval expires: the smallest
     /// timeout among the policies that hold its groups.
     fn expiry(&self) -> Option<i64> {
@@ -210,16 +225,9 @@ impl ReferenceStateMachine for ApprovalMachine {
             // Mostly users initiate; sometimes the service account.
             prop_oneof![4 => 0..4usize, 1 => Just(4usize)],
         )
-            .prop_map(|(groups, split, timeouts, initiator)| Model {
-                split: 1 + split.index(groups.len()),
-                groups,
-                timeouts,
-                initiator,
-                status: ApprovalStatus::Pending,
-                decisions: Vec::new(),
-                elapsed: 0,
-                resolved_at: None,
-                expect: Expect::Nothing,
+            .prop_map(|(groups, split, timeouts, initiator)| {
+                let split = 1 + split.index(groups.len());
+                Model::opened(groups, split, timeouts, initiator)
             })
             .boxed()
     }
@@ -438,17 +446,7 @@ prop_state_machine! {
 // Fixed cases of the contract
 
 fn single_group_model(group: Group, initiator: usize, timeout: Option<u64>) -> Model {
-    Model {
-        groups: vec![group],
-        split: 1,
-        timeouts: [timeout, None],
-        initiator,
-        status: ApprovalStatus::Pending,
-        decisions: Vec::new(),
-        elapsed: 0,
-        resolved_at: None,
-        expect: Expect::Nothing,
-    }
+    Model::opened(vec![group], 1, [timeout, None], initiator)
 }
 
 /// 404 before 403 before 409: an ineligible principal on a resolved approval

@@ -133,7 +133,8 @@ impl Core {
         let mut notices = Notices::default();
         notices.triggered(self, &activity);
         let evaluated = EvaluatedActivity::of(&activity);
-        let mut facts = vec![Fact::ActivityEvaluated { activity: evaluated.clone(), counts: counts.clone() }];
+        let indexed = evaluated.without_text();
+        let mut facts = vec![Fact::ActivityEvaluated { activity: evaluated, counts: counts.clone() }];
         if let Some(approval) = &approval {
             facts.push(Fact::ApprovalOpened(Json(approval.clone())));
             notices.add(self, "policy.approval.pending", json!({ "approval": approval }), now);
@@ -153,7 +154,7 @@ impl Core {
         } else {
             self.apply_counts(&counts, reservation);
         }
-        self.activities.put(ActivityEntry::new(evaluated, seq));
+        self.activities.put(ActivityEntry::new(indexed, seq));
         if let Some(approval) = approval {
             // The actor first: a listed approval can always be decided.
             self.spawn_approval(approval.clone());

@@ -130,13 +130,14 @@ impl Core {
         let mut notices = Notices::default();
         notices.triggered(self, &activity);
         let evaluated = EvaluatedActivity::of(&activity);
-        let mut facts = vec![Fact::ActivityEvaluated { activity: evaluated.clone(), counts: Vec::new() }];
+        let indexed = evaluated.without_text();
+        let mut facts = vec![Fact::ActivityEvaluated { activity: evaluated, counts: Vec::new() }];
 
         let Some(approval) = approval else {
             facts.push(Fact::PolicyPut(Json(target.clone())));
             facts.extend(notices.facts());
             let seq = self.commit(&facts).await?;
-            self.activities.put(ActivityEntry::new(evaluated, seq));
+            self.activities.put(ActivityEntry::new(indexed, seq));
             self.install_policy(target.clone());
             self.publish(notices);
             metrics::counter!("warden_activities_total", "status" => "Allowed").increment(1);
@@ -165,7 +166,7 @@ impl Core {
         facts.extend(notices.facts());
         let seq = self.commit(&facts).await?;
 
-        self.activities.put(ActivityEntry::new(evaluated, seq));
+        self.activities.put(ActivityEntry::new(indexed, seq));
         self.change_requests.put(change.clone());
         self.pending_changes.insert(policy_id, change.id.clone());
         self.spawn_approval(approval.clone());

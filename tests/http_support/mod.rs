@@ -112,7 +112,8 @@ impl TestServer {
 
     async fn wait_healthy(&self) {
         for _ in 0..200 {
-            if let Ok(reply) = self.try_send(Method::GET, "/healthz", None, None, Vec::new()).await {
+            let health = send(&self.client, &self.base, Method::GET, "/healthz", None, None, Vec::new()).await;
+            if let Ok(reply) = health {
                 if reply.status == 200 {
                     return;
                 }
@@ -157,18 +158,9 @@ impl TestServer {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
-        self.try_send(method, path, token, content_type, body).await.expect("request succeeds at the HTTP level")
-    }
-
-    async fn try_send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> Result<Reply, String> {
-        send(&self.client, &self.base, method, path, token, content_type, body).await
+        send(&self.client, &self.base, method, path, token, content_type, body)
+            .await
+            .expect("request succeeds at the HTTP level")
     }
 
     /// The ids of every item of a list, walking all its pages.
