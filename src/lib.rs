@@ -1,22 +1,27 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+// The layers, each importing only those above it in this list (checked by
+// `scripts/check-layers.sh`): the pure ones first (no actix, no tokio).
 mod actors;
 mod clock;
 pub mod config;
 mod engine;
 mod error;
+pub mod faults;
 pub mod http;
+mod journal;
 mod model;
 mod policy;
+mod state;
 mod workflow;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    ActivityFilter, ApprovalFilter, Engine, EngineBuilder, EngineEvent, Page, PageRequest, PolicyChange,
-    PolicyOperation, PolicyView, Settings, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
+    ActivityFilter, ApprovalFilter, Engine, EngineBuilder, Page, PageRequest, PolicyChange, PolicyView,
+    DEFAULT_EXTERNAL_ID_RETENTION, DEFAULT_PAGE_LIMIT, DEFAULT_WINDOW_IDLE, MAX_PAGE_LIMIT, MAX_REASON_CHARS,
 };
-pub use error::{Error, ValidationError};
+pub use error::{Conflict, Error, Forbidden, Unavailable, ValidationError};
 pub use model::activity::{
     Activity, ActivityRequest, ActivityStatus, Asset, Initiator, OperationKind, PolicyEvaluation, Transaction,
     TransactionType, Wallet,
@@ -24,12 +29,14 @@ pub use model::activity::{
 pub use model::amount::{NumberText, TokenAmount};
 pub use model::approval::{Approval, ApprovalActivity, ApprovalGroup, ApprovalStatus, Decision, DecisionValue};
 pub use model::change_request::{ChangeRequest, ChangeRequestStatus, Requester};
+pub use model::event::EngineEvent;
 pub use model::policy::{
     Action, ActionKind, ActivityKind, ApprovalGroupSpec, Approvers, CalendarPeriod, Filters, InList, NominalLimit,
     Policy, PolicySpec, PolicyStatus, Rule, RuleConfiguration, RuleKind, TagFilter, VelocityScope,
 };
 pub use model::principal::{Principal, PrincipalKind, Role};
 pub use model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec, WebhookStatus, EVENT_KINDS};
-pub use policy::{DefaultAction, EvaluationMode, PriceTable};
+pub use policy::{DefaultAction, EvaluationMode, PolicyEvaluator, Preflight, PriceTable, Settings};
 pub use rust_decimal::Decimal;
 pub use warden_journal::{Journal, JournalError, MemoryJournal};
+pub use workflow::PolicyOperation;

@@ -37,6 +37,8 @@ async fn metrics_exist_from_start_and_count_traffic() {
         "warden_activities_total",
         "warden_evaluation_duration_seconds",
         "warden_approvals_pending",
+        "warden_window_actors",
+        "warden_approval_actors",
         "warden_approvals_resolved_total",
         "warden_journal_commit_duration_seconds",
         "warden_journal_records_total",

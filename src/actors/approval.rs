@@ -1,17 +1,43 @@
 //! One pending approval as an actor: its mailbox orders the decisions, so an
-//! approval resolves exactly once. It stops when the approval resolves.
+//! approval resolves exactly once. The approval itself lives in the state
+//! tables, in one place; the actor holds its id and a narrow handle
+//! ([`ApprovalPort`]) to read it, to settle a transition (commit, then apply)
+//! and to read it back from the journal after a crash. Once the approval
+//! resolves, the address book drops the actor's address and it ends.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
-use crate::engine::core::Core;
-use crate::error::Error;
+use crate::error::{Conflict, Error, Unavailable};
 use crate::model::approval::{Approval, ApprovalStatus, Decision, DecisionValue};
 use crate::model::principal::PrincipalKind;
 use crate::workflow;
+
+use super::guard::{crashed, guarded};
+
+/// What an approval actor may do beyond itself: given when it starts.
+pub(crate) trait ApprovalPort: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+    /// The approval while pending.
+    fn pending(&self, id: &str) -> Option<Approval>;
+    /// Commits the move to `next` (after `decision`), then applies it.
+    fn settle(
+        self: Arc<Self>,
+        next: Approval,
+        decision: Option<Decision>,
+    ) -> BoxFuture<'static, Result<Approval, Error>>;
+    /// Reads the approval back from the journal, off the actor's thread.
+    fn reload(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<(), Error>>;
+    /// Counts a restart.
+    fn restarts(&self) -> &AtomicU64;
+}
 
 /// A principal decides.
 #[derive(Message)]
@@ -27,145 +53,155 @@ pub struct Decide {
     pub reason: String,
 }
 
-/// The deadline passed: expire if still pending.
+/// The deadline passed: expire if still pending; answers whether it expired.
 #[derive(Message)]
-#[rtype(result = "Result<Approval, Error>")]
+#[rtype(result = "Result<bool, Error>")]
 pub struct Expire;
-
-/// Makes the actor panic mid-message: the test hook of supervision.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Crash;
 
 /// The actor of one approval.
 pub struct ApprovalActor {
-    approval: Approval,
-    core: Weak<Core>,
+    id: String,
+    port: Weak<dyn ApprovalPort>,
+    restarted: bool,
+}
+
+type Answer = AtomicResponse<ApprovalActor, Result<Approval, Error>>;
+
+fn answer(result: Result<Approval, Error>) -> Answer {
+    AtomicResponse::new(Box::pin(fut::ready(result)))
 }
 
 impl ApprovalActor {
-    /// The actor of `approval`.
-    pub fn new(approval: Approval, core: Weak<Core>) -> Self {
-        ApprovalActor { approval, core }
+    /// The actor of approval `id`.
+    pub(crate) fn new(id: String, port: Weak<dyn ApprovalPort>) -> Self {
+        ApprovalActor { id, port, restarted: false }
     }
 
-    fn core(&self) -> Result<Arc<Core>, Error> {
-        self.core.upgrade().ok_or_else(|| Error::Unavailable("engine stopped".into()))
+    fn port(&self) -> Result<Arc<dyn ApprovalPort>, Error> {
+        self.port.upgrade().ok_or_else(|| Unavailable::ShuttingDown.into())
     }
 
-    /// Journals `next` (the approval after `decision`, possibly resolved), then
-    /// adopts it; stops the actor once resolved.
-    fn transition(
+    /// Settles `next`, then answers what `finish` makes of the outcome; a
+    /// panic on the way restarts the actor and answers an error.
+    fn transition<R: 'static>(
         &mut self,
+        port: Arc<dyn ApprovalPort>,
         next: Approval,
         decision: Option<Decision>,
-        answer: impl FnOnce(Result<Approval, Error>) -> Result<Approval, Error> + 'static,
-    ) -> AtomicResponse<Self, Result<Approval, Error>> {
-        let core = match self.core() {
-            Ok(core) => core,
-            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
-        };
-        AtomicResponse::new(Box::pin(async move { core.settle_approval(next, decision).await }.into_actor(self).map(
-            |result, actor, _| {
-                if let Ok(approval) = &result {
-                    actor.approval = approval.clone();
-                    if approval.status != ApprovalStatus::Pending {
-                        // Unlisted, the actor stops once the last caller
-                        // holding its address is answered; stopping it here
-                        // would make its supervisor restart it.
-                        if let Some(core) = actor.core.upgrade() {
-                            core.approval_actors.remove(&approval.id);
-                        }
-                    }
-                }
-                answer(result)
-            },
-        )))
+        finish: impl FnOnce(Result<Approval, Error>) -> Result<R, Error> + 'static,
+    ) -> AtomicResponse<Self, Result<R, Error>> {
+        let id = self.id.clone();
+        let settle = AssertUnwindSafe(port.settle(next, decision)).catch_unwind();
+        AtomicResponse::new(Box::pin(settle.into_actor(self).map(move |settled, _, ctx| match settled {
+            Ok(result) => finish(result),
+            Err(payload) => {
+                crashed("approval.settle", &id, payload.as_ref());
+                ctx.stop();
+                Err(Unavailable::Restarting { what: format!("approval `{id}`") }.into())
+            }
+        })))
     }
 }
 
 impl Actor for ApprovalActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if !self.restarted || super::system_is_gone() {
+            return;
+        }
+        let Ok(port) = self.port() else { return };
+        ctx.wait(port.reload(self.id.clone()).into_actor(self).map(|reloaded, actor, _| {
+            if let Err(error) = reloaded {
+                tracing::error!(approval = %actor.id, %error, "approval could not be read back from the journal");
+            }
+        }));
+    }
 }
 
-/// Restarted by its [`Supervisor`] after a panic: the approval is read back
-/// from the journal, so a half-applied change in memory is thrown away.
+/// Restarted by its supervisor after a panic: the approval is read back from
+/// the journal, so a half-applied change in memory is thrown away.
 impl Supervised for ApprovalActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        if let Some(core) = self.core.upgrade() {
-            core.supervision.approval_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Some(approval) = core.replay_approval(&self.approval.id) {
-                self.approval = approval;
-            }
+        self.restarted = true;
+        if let Some(port) = self.port.upgrade() {
+            port.restarts().fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
 
 impl Handler<Decide> for ApprovalActor {
-    type Result = AtomicResponse<Self, Result<Approval, Error>>;
+    type Result = Answer;
 
     /// Checks the decision (403 then 409), records it, and resolves the
     /// approval when every group has its quorum or on an eligible denial. A
-    /// decision arriving after the deadline (before the sweep got to it)
+    /// decision arriving after the deadline (before the timer got to it)
     /// expires the approval and is refused with 409.
-    fn handle(&mut self, msg: Decide, _: &mut Context<Self>) -> Self::Result {
-        let now = match self.core() {
-            Ok(core) => core.clock.now(),
-            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+    fn handle(&mut self, msg: Decide, ctx: &mut Context<Self>) -> Self::Result {
+        let port = match self.port() {
+            Ok(port) => port,
+            Err(e) => return answer(Err(e)),
         };
-        let checked = workflow::check_decision(&self.approval, &msg.who, msg.kind, msg.value);
-        if checked.is_ok() && workflow::is_due(&self.approval, now) {
-            let mut next = self.approval.clone();
-            let deadline = next.expiration_date.unwrap_or(now);
-            workflow::resolve(&mut next, ApprovalStatus::Expired, deadline);
-            let id = next.id.clone();
-            return self.transition(next, None, move |expired| {
-                expired.and_then(|_| Err(Error::Conflict(format!("approval `{id}` expired before the decision"))))
-            });
+        let id = self.id.clone();
+        let step = guarded(ctx, "approval.decide", &id, || {
+            // Resolved since the caller looked: it reads the approval again.
+            let Some(approval) = port.pending(&id) else {
+                return Err(Conflict::NotPending { approval_id: id.clone(), status: ApprovalStatus::Pending }.into());
+            };
+            let now = port.now();
+            workflow::check_decision(&approval, &msg.who, msg.kind, msg.value)?;
+            let mut next = approval;
+            if workflow::is_due(&next, now) {
+                let deadline = next.expiration_date.unwrap_or(now);
+                workflow::resolve(&mut next, ApprovalStatus::Expired, deadline);
+                return Ok((next, None));
+            }
+            let decision =
+                Decision { user_id: msg.who, user_kind: msg.kind, value: msg.value, reason: msg.reason, date: now };
+            if let Some(status) = workflow::apply_decision(&mut next, decision.clone()) {
+                workflow::resolve(&mut next, status, now);
+            }
+            Ok((next, Some(decision)))
+        });
+        match step {
+            Err(_) => answer(Err(Unavailable::Restarting { what: format!("approval `{id}`") }.into())),
+            Ok(Err(refused)) => answer(Err(refused)),
+            Ok(Ok((next, None))) => self.transition(port, next, None, move |expired| {
+                expired.and_then(|_| Err(Conflict::Expired { approval_id: id }.into()))
+            }),
+            Ok(Ok((next, decision))) => self.transition(port, next, decision, |settled| settled),
         }
-        if let Err(e) = checked {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
-        }
-        let decision =
-            Decision { user_id: msg.who, user_kind: msg.kind, value: msg.value, reason: msg.reason, date: now };
-        let mut next = self.approval.clone();
-        if let Some(status) = workflow::apply_decision(&mut next, decision.clone()) {
-            workflow::resolve(&mut next, status, now);
-        }
-        self.transition(next, Some(decision), |settled| settled)
     }
 }
 
 impl Handler<Expire> for ApprovalActor {
-    type Result = AtomicResponse<Self, Result<Approval, Error>>;
+    type Result = AtomicResponse<Self, Result<bool, Error>>;
 
     /// Expires the approval if it is still pending and its deadline passed.
-    fn handle(&mut self, _: Expire, _: &mut Context<Self>) -> Self::Result {
-        let now: Option<DateTime<Utc>> = self.core.upgrade().map(|c| c.clock.now());
-        match now {
-            Some(now) if workflow::is_due(&self.approval, now) => {
-                let mut next = self.approval.clone();
+    fn handle(&mut self, _: Expire, ctx: &mut Context<Self>) -> Self::Result {
+        let port = match self.port() {
+            Ok(port) => port,
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
+        let id = self.id.clone();
+        let step = guarded(ctx, "approval.expire", &id, || {
+            let approval = port.pending(&id)?;
+            let now = port.now();
+            workflow::is_due(&approval, now).then(|| {
+                let mut next = approval;
                 // It expired at its deadline, also when noticed later.
                 let deadline = next.expiration_date.unwrap_or(now);
                 workflow::resolve(&mut next, ApprovalStatus::Expired, deadline);
-                self.transition(next, None, |settled| settled)
+                next
+            })
+        });
+        match step {
+            Err(_) => AtomicResponse::new(Box::pin(fut::ready(Err(Unavailable::Restarting {
+                what: format!("approval `{id}`"),
             }
-            _ => AtomicResponse::new(Box::pin(fut::ready(Ok(self.approval.clone())))),
-        }
-    }
-}
-
-impl Handler<Crash> for ApprovalActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            // Simulates a bug that corrupts the in-memory copy mid-message.
-            self.approval.decisions.clear();
-            panic!("approval actor crash requested")
-        }));
-        if outcome.is_err() {
-            ctx.stop();
+            .into())))),
+            Ok(Some(next)) => self.transition(port, next, None, |settled| settled.map(|_| true)),
+            Ok(None) => AtomicResponse::new(Box::pin(fut::ready(Ok(false)))),
         }
     }
 }

@@ -1,11 +1,17 @@
-//! The actors: the policy registry (supervisor), one per velocity window, one
-//! per pending approval, the journal writer and the webhook dispatcher.
+//! The actors layer: the policy registry (supervisor and single writer of the
+//! snapshot), one actor per velocity window, one per pending approval, the
+//! webhook dispatcher, and the hub through which every state change is
+//! committed and applied. Actors never import the engine: each gets, when it
+//! starts, the narrow handle it needs.
 
-pub mod approval;
-pub mod journal_writer;
-pub mod registry;
+pub(crate) mod approval;
+pub(crate) mod book;
+mod guard;
+pub(crate) mod hub;
+pub(crate) mod registry;
+pub(crate) mod serial;
 pub mod webhook_dispatcher;
-pub mod window;
+pub(crate) mod window;
 
 /// Whether the actor system is being torn down around an actor that is only
 /// now starting (an embedder dropped the system right after building the

@@ -1,116 +1,92 @@
-//! The policy registry: the single writer of the policy snapshot, and the
-//! supervisor of the window and approval actors. It runs policy changes one at
-//! a time, applies approved change requests in the same commit as their
-//! approval, and sweeps expired approvals on a timer. Its [`Supervision`]
-//! starts every window and approval actor under an actix [`Supervisor`], on
-//! one arbiter per core: a crashed actor is restarted and rebuilds its state
-//! from the journal (see their `Supervised` impls).
+//! The policy registry: the supervisor of the window and approval actors and
+//! the single writer of the policy snapshot.
+//!
+//! - It owns the address books ([`AddressBook`]), where every window and
+//!   approval actor is started under an actix `Supervisor` and found again.
+//! - Its mailbox is the one-at-a-time lane ([`Serialized`]) of policy changes
+//!   and governed-change resolutions, so the pending-change check and the
+//!   snapshot swap always see every earlier change.
+//! - Its timers expire due approvals from the deadline index (nothing is
+//!   scanned while nothing is due), retire idle windows, and forget old
+//!   `externalId`s.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 
-use crate::actors::approval::ApprovalActor;
-use crate::actors::window::WindowActor;
-use crate::policy::window_math::Ledger;
-use crate::policy::WindowKey;
+use crate::policy::compile::CompiledRule;
 
-use crate::engine::core::Core;
-use crate::engine::facts::Fact;
-use crate::engine::{PolicyChange, PolicyOperation};
-use crate::error::Error;
-use crate::model::approval::Approval;
-use crate::model::principal::Principal;
+use super::approval::Expire;
+use super::book::AddressBook;
+use super::hub::Hub;
+use super::serial::Serialized;
 
-/// How often pending approvals are checked against their deadline. Expiry is
-/// at most this late; it is also checked at start.
-pub const EXPIRY_SWEEP: Duration = Duration::from_millis(500);
+/// How often the deadline index is looked at: expiry is at most this late
+/// (it is also checked at start).
+pub const EXPIRY_TICK: Duration = Duration::from_millis(250);
 
-/// Apply or hold a policy change.
-#[derive(Message)]
-#[rtype(result = "Result<PolicyChange, Error>")]
-pub struct Propose {
-    /// Who asks.
-    pub caller: Principal,
-    /// What.
-    pub operation: PolicyOperation,
-}
+/// How often `externalId`s past their retention are forgotten.
+pub const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
 
-/// Commit a governed change's approval resolution with the change.
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct ResolveChange {
-    /// The approval's facts (decision, resolution, events).
-    pub facts: Vec<Fact>,
-    /// The resolved approval.
-    pub approval: Approval,
-}
-
-/// Where window and approval actors run and who restarts them.
-#[derive(Debug)]
-pub struct Supervision {
-    /// One arbiter (thread) per core; actors are spread round robin.
-    arbiters: Vec<ArbiterHandle>,
-    next: AtomicUsize,
-    /// Window actor restarts so far.
-    pub window_restarts: AtomicU64,
-    /// Approval actor restarts so far.
-    pub approval_restarts: AtomicU64,
-}
-
-impl Supervision {
-    /// Supervision over `arbiters`.
-    pub fn new(arbiters: Vec<ArbiterHandle>) -> Self {
-        Supervision {
-            arbiters,
-            next: AtomicUsize::new(0),
-            window_restarts: AtomicU64::new(0),
-            approval_restarts: AtomicU64::new(0),
-        }
-    }
-
-    fn next_arbiter(&self) -> ArbiterHandle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        match self.arbiters.get(i % self.arbiters.len().max(1)) {
-            Some(arbiter) => arbiter.clone(),
-            None => Arbiter::current(),
-        }
-    }
-
-    /// Starts a supervised window actor holding `ledger`.
-    pub fn start_window(&self, core: Weak<Core>, key: WindowKey, ledger: Ledger) -> Addr<WindowActor> {
-        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| WindowActor::new(key, ledger, core))
-    }
-
-    /// Starts a supervised approval actor.
-    pub fn start_approval(&self, core: Weak<Core>, approval: Approval) -> Addr<ApprovalActor> {
-        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| ApprovalActor::new(approval, core))
-    }
-
-    /// Stops every arbiter, and the actors on them.
-    pub fn stop(&self) {
-        for arbiter in &self.arbiters {
-            arbiter.stop();
-        }
-    }
+/// The limits the registry's timers keep.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Upkeep {
+    /// A window holding nothing retires after this long unused.
+    pub(crate) window_idle: Duration,
+    /// `externalId`s are forgotten after this long.
+    pub(crate) external_id_retention: Duration,
 }
 
 /// The registry actor.
-pub struct Registry {
-    core: Weak<Core>,
+pub(crate) struct Registry {
+    hub: Arc<Hub>,
+    upkeep: Upkeep,
 }
 
 impl Registry {
-    /// A registry over `core`.
-    pub fn new(core: Weak<Core>) -> Self {
-        Registry { core }
+    /// The registry of `hub`'s actors.
+    pub(crate) fn new(hub: Arc<Hub>, upkeep: Upkeep) -> Self {
+        Registry { hub, upkeep }
     }
 
-    fn core(&self) -> Result<Arc<Core>, Error> {
-        self.core.upgrade().ok_or_else(|| Error::Unavailable("engine stopped".into()))
+    fn book(&self) -> &Arc<AddressBook> {
+        self.hub.book()
     }
+
+    fn sweep_windows(&self) {
+        let now = self.hub.now();
+        let cutoff = now - chrono::Duration::from_std(self.upkeep.window_idle).unwrap_or(chrono::Duration::MAX);
+        let state = self.hub.state().clone();
+        let retired = self.book().sweep_windows(now, cutoff, |policy_id| match state.compiled(policy_id) {
+            Some(policy) => match &policy.rule {
+                CompiledRule::Velocity(velocity) => Some(velocity.span),
+                _ => None,
+            },
+            None => None,
+        });
+        if retired > 0 {
+            tracing::debug!(retired, "idle windows retired");
+        }
+    }
+
+    fn forget_external_ids(&self) {
+        let retention = chrono::Duration::from_std(self.upkeep.external_id_retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = self.hub.now().checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let forgotten = self.hub.state().forget_external_ids(cutoff);
+        if forgotten > 0 {
+            tracing::info!(forgotten, "externalIds past their retention forgotten");
+        }
+    }
+}
+
+/// Expires every pending approval past its deadline; answers how many expired.
+pub(crate) async fn expire_due(hub: &Hub) -> usize {
+    let due = hub.state().due_approvals(hub.now());
+    let actors: Vec<_> = due.iter().filter_map(|id| hub.book().approval(id)).collect();
+    let answers = futures_util::future::join_all(actors.iter().map(|actor| actor.send(Expire))).await;
+    answers.into_iter().filter(|a| matches!(a, Ok(Ok(true)))).count()
 }
 
 impl Actor for Registry {
@@ -120,36 +96,33 @@ impl Actor for Registry {
         if super::system_is_gone() {
             return;
         }
-        ctx.run_interval(EXPIRY_SWEEP, |registry, _| {
-            if let Some(core) = registry.core.upgrade() {
-                // Not awaited here: approval actors may be waiting on this
-                // registry for a change request, so the sweep must not block it.
-                actix::spawn(async move {
-                    core.expire_due().await;
-                });
+        metrics::gauge!("warden_window_actors").set(self.book().window_count() as f64);
+        metrics::gauge!("warden_approval_actors").set(self.book().approval_count() as f64);
+        ctx.run_interval(EXPIRY_TICK, |registry, _| {
+            if registry.hub.state().due_approvals(registry.hub.now()).is_empty() {
+                return;
             }
+            let hub = registry.hub.clone();
+            // Not awaited here: approval actors may be waiting on this
+            // registry's lane for a governed change, so it must not block.
+            actix::spawn(async move {
+                expire_due(&hub).await;
+            });
         });
+        // Windows go idle after `window_idle`; sweeping four times per idle
+        // period retires them at most 1.25 idle periods after their last use.
+        let sweep = (self.upkeep.window_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        ctx.run_interval(sweep, |registry, _| registry.sweep_windows());
+        let retention = RETENTION_SWEEP.min(self.upkeep.external_id_retention.max(Duration::from_secs(1)));
+        ctx.run_interval(retention, |registry, _| registry.forget_external_ids());
     }
 }
 
-impl Handler<Propose> for Registry {
-    type Result = AtomicResponse<Self, Result<PolicyChange, Error>>;
+impl Handler<Serialized> for Registry {
+    type Result = AtomicResponse<Self, ()>;
 
-    /// INVARIANT (single writer): changes run one at a time, so the pending
-    /// change check and the snapshot swap see every earlier change.
-    fn handle(&mut self, msg: Propose, _: &mut Context<Self>) -> Self::Result {
-        let core = self.core();
-        AtomicResponse::new(Box::pin(async move { core?.propose(msg.caller, msg.operation).await }.into_actor(self)))
-    }
-}
-
-impl Handler<ResolveChange> for Registry {
-    type Result = AtomicResponse<Self, Result<(), Error>>;
-
-    fn handle(&mut self, msg: ResolveChange, _: &mut Context<Self>) -> Self::Result {
-        let core = self.core();
-        AtomicResponse::new(Box::pin(
-            async move { core?.resolve_change(msg.facts, &msg.approval).await }.into_actor(self),
-        ))
+    /// INVARIANT (single writer): the futures sent here run one at a time.
+    fn handle(&mut self, msg: Serialized, _: &mut Context<Self>) -> Self::Result {
+        AtomicResponse::new(Box::pin(msg.0.into_actor(self)))
     }
 }

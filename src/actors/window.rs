@@ -1,16 +1,29 @@
 //! One velocity window (a policy and a scope key) as an actor: its mailbox is
 //! what makes check-and-reserve one atomic step per window.
+//!
+//! A window that panics is restarted by its supervisor and reads its counts
+//! back from the journal on a blocking thread (never on its arbiter, which
+//! runs other actors); messages wait in its mailbox meanwhile. If the journal
+//! cannot be read, the window fails closed (every check triggers) and tries
+//! again every [`REBUILD_RETRY`]. It never answers from a partial ledger.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use warden_journal::Journal;
 
-use crate::engine::core::Core;
-use crate::policy::compile::Velocity;
+use crate::journal::replay::for_each_fact;
+use crate::policy::compile::{Span, Velocity};
 use crate::policy::window_math::{Ledger, ReserveAnswer};
 use crate::policy::{Quantity, WindowKey};
+
+use super::guard::guarded;
+
+/// How long a window whose rebuild failed waits before reading again.
+pub const REBUILD_RETRY: Duration = Duration::from_secs(2);
 
 /// Check `quantity` against the limit and, if it fits, hold it as reserved.
 #[derive(Message)]
@@ -48,11 +61,10 @@ pub struct Release {
     pub reservation: u64,
 }
 
-/// Take the counts of a ledger rebuilt from the journal (the rule changed),
-/// keeping the reservations in flight.
+/// Add the counts of a ledger read again from the journal (the rule changed).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ReplaceCounts(pub Ledger);
+pub struct MergeCounts(pub Ledger);
 
 /// The committed total at `now` (for inspection and tests).
 #[derive(Message)]
@@ -64,39 +76,146 @@ pub struct Total {
     pub now: DateTime<Utc>,
 }
 
-/// Makes the actor panic mid-message: the test hook of supervision.
+/// Forget counts outside the window at `now` (the idle sweep); `span` is the
+/// rule's window now, `None` when the policy is no longer a velocity policy.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Crash;
+pub struct Prune {
+    /// The rule's window.
+    pub span: Option<Span>,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// What the address book and the window share: whether the window holds
+/// nothing (so it may retire) and when it was last looked up.
+#[derive(Debug, Default)]
+pub struct WindowShared {
+    idle: AtomicBool,
+    last_used: AtomicI64,
+}
+
+impl WindowShared {
+    /// Marks a lookup at `now`.
+    pub fn touch(&self, now: DateTime<Utc>) {
+        self.last_used.store(now.timestamp(), Ordering::Relaxed);
+    }
+
+    /// Whether the window held nothing at its last message and was not looked
+    /// up since `cutoff`.
+    pub fn retirable(&self, cutoff: DateTime<Utc>) -> bool {
+        self.idle.load(Ordering::Acquire) && self.last_used.load(Ordering::Relaxed) < cutoff.timestamp()
+    }
+
+    /// Whether it was not looked up since `cutoff`.
+    pub fn unused_since(&self, cutoff: DateTime<Utc>) -> bool {
+        self.last_used.load(Ordering::Relaxed) < cutoff.timestamp()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Health {
+    Ready,
+    /// Reading its counts back after a restart.
+    Rebuilding,
+    /// The journal could not be read: fails closed until a retry succeeds.
+    Failed(String),
+}
 
 /// The actor of one window.
 pub struct WindowActor {
     key: WindowKey,
+    label: String,
     ledger: Ledger,
-    core: Weak<Core>,
+    span: Option<Span>,
+    health: Health,
+    journal: Arc<dyn Journal>,
+    shared: Arc<WindowShared>,
+    restarts: Arc<AtomicU64>,
 }
 
 impl WindowActor {
     /// A window starting from `ledger` (rebuilt by recovery, or empty).
-    pub fn new(key: WindowKey, ledger: Ledger, core: Weak<Core>) -> Self {
-        WindowActor { key, ledger, core }
+    pub fn new(
+        key: WindowKey,
+        ledger: Ledger,
+        journal: Arc<dyn Journal>,
+        shared: Arc<WindowShared>,
+        restarts: Arc<AtomicU64>,
+    ) -> Self {
+        let label = format!("{}/{}", key.policy_id, key.scope_key);
+        WindowActor { key, label, ledger, span: None, health: Health::Ready, journal, shared, restarts }
     }
+
+    fn publish_idle(&self) {
+        self.shared.idle.store(self.health == Health::Ready && self.ledger.is_idle(), Ordering::Release);
+    }
+
+    /// Reads this window's counts from the journal on a blocking thread; the
+    /// mailbox waits meanwhile.
+    fn rebuild(&mut self, ctx: &mut Context<Self>) {
+        self.health = Health::Rebuilding;
+        let (journal, key) = (self.journal.clone(), self.key.clone());
+        let read = tokio::task::spawn_blocking(move || counts_of(journal.as_ref(), &key));
+        ctx.wait(read.into_actor(self).map(|read, window, ctx| {
+            let failure = match read {
+                Ok(Ok(ledger)) => {
+                    window.ledger.merge(ledger);
+                    window.health = Health::Ready;
+                    window.publish_idle();
+                    return;
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(join) => format!("the rebuild task failed: {join}"),
+            };
+            tracing::error!(window = %window.label, error = %failure, "window could not be rebuilt from the journal; it fails closed");
+            window.health = Health::Failed(failure);
+            window.publish_idle();
+            ctx.run_later(REBUILD_RETRY, |window, ctx| window.rebuild(ctx));
+        }));
+    }
+}
+
+/// Every journaled count of `key`.
+fn counts_of(journal: &dyn Journal, key: &WindowKey) -> Result<Ledger, crate::error::Error> {
+    let mut ledger = Ledger::default();
+    for_each_fact(journal, |_, mut fact| {
+        for count in fact.take_counts() {
+            if &count.window == key {
+                if let Some(quantity) = count.quantity {
+                    ledger.push(count.at, quantity, count.activity_id);
+                }
+            }
+        }
+    })?;
+    Ok(ledger)
 }
 
 impl Actor for WindowActor {
     type Context = Context<Self>;
-}
 
-/// Restarted by its [`Supervisor`] after a panic: the ledger is rebuilt from
-/// the journal's counts (reservations in flight are lost; their callers get
-/// an error and fail closed).
-impl Supervised for WindowActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        if let Some(core) = self.core.upgrade() {
-            core.supervision.window_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.ledger = core.rebuild_ledger(&self.key);
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.health == Health::Rebuilding && !super::system_is_gone() {
+            self.rebuild(ctx);
         }
     }
+}
+
+/// Restarted by its supervisor after a panic: the ledger may be half-changed,
+/// so it is dropped and read back from the journal when the actor starts
+/// again (reservations in flight are lost; their callers got an error, failed
+/// closed, and their commits count from the journal's record).
+impl Supervised for WindowActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.ledger = Ledger::default();
+        self.health = Health::Rebuilding;
+        self.publish_idle();
+    }
+}
+
+fn closed(now: DateTime<Utc>, why: &str) -> ReserveAnswer {
+    ReserveAnswer { triggered: true, reason: format!("velocity window unavailable ({why}); fails closed"), at: now }
 }
 
 impl Handler<Reserve> for WindowActor {
@@ -104,65 +223,70 @@ impl Handler<Reserve> for WindowActor {
 
     /// INVARIANT (no overshoot): check and reserve in one message.
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
-        let answer = catch_unwind(AssertUnwindSafe(|| {
-            self.ledger.reserve(&msg.velocity, msg.reservation, msg.quantity, msg.now)
-        }));
-        match answer {
-            Ok(answer) => MessageResult(answer),
-            Err(_) => {
-                ctx.stop();
-                MessageResult(ReserveAnswer {
-                    triggered: true,
-                    reason: "velocity window failed; fails closed".into(),
-                    at: msg.now,
-                })
-            }
+        if let Health::Failed(_) | Health::Rebuilding = self.health {
+            return MessageResult(closed(msg.now, "its journal could not be read"));
         }
+        self.span = Some(msg.velocity.span);
+        let answer = guarded(ctx, "window.reserve", &self.label, || {
+            self.ledger.reserve(&msg.velocity, msg.reservation, msg.quantity, msg.now)
+        });
+        self.publish_idle();
+        MessageResult(answer.unwrap_or_else(|_| closed(msg.now, "it crashed and restarts")))
     }
 }
 
 impl Handler<Commit> for WindowActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Commit, _: &mut Context<Self>) {
-        self.ledger.commit(msg.reservation, &msg.activity, msg.quantity, msg.at);
+    fn handle(&mut self, msg: Commit, ctx: &mut Context<Self>) {
+        let _ = guarded(ctx, "window.commit", &self.label, || {
+            self.ledger.commit(msg.reservation, &msg.activity, msg.quantity, msg.at)
+        });
+        self.publish_idle();
     }
 }
 
 impl Handler<Release> for WindowActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Release, _: &mut Context<Self>) {
-        self.ledger.release(msg.reservation);
+    fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
+        let _ = guarded(ctx, "window.release", &self.label, || self.ledger.release(msg.reservation));
+        self.publish_idle();
     }
 }
 
-impl Handler<ReplaceCounts> for WindowActor {
+impl Handler<MergeCounts> for WindowActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ReplaceCounts, _: &mut Context<Self>) {
-        self.ledger.replace_counts(msg.0);
+    fn handle(&mut self, msg: MergeCounts, ctx: &mut Context<Self>) {
+        let _ = guarded(ctx, "window.merge", &self.label, || self.ledger.merge(msg.0));
+        self.publish_idle();
     }
 }
 
 impl Handler<Total> for WindowActor {
     type Result = String;
 
-    fn handle(&mut self, msg: Total, _: &mut Context<Self>) -> String {
-        self.ledger.committed_total(&msg.velocity, msg.now)
+    fn handle(&mut self, msg: Total, ctx: &mut Context<Self>) -> String {
+        if let Health::Failed(why) = &self.health {
+            return format!("unavailable: {why}");
+        }
+        guarded(ctx, "window.total", &self.label, || self.ledger.committed_total(&msg.velocity, msg.now))
+            .unwrap_or_else(|_| "unavailable: restarting".to_owned())
     }
 }
 
-impl Handler<Crash> for WindowActor {
+impl Handler<Prune> for WindowActor {
     type Result = ();
 
-    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
-        let outcome = catch_unwind(|| panic!("window actor crash requested"));
-        if outcome.is_err() {
-            // The ledger may be half-changed after a panic: drop it and let
-            // the supervisor rebuild it.
-            self.ledger = Ledger::default();
-            ctx.stop();
-        }
+    fn handle(&mut self, msg: Prune, ctx: &mut Context<Self>) {
+        let _ = guarded(ctx, "window.prune", &self.label, || match msg.span {
+            Some(span) => {
+                self.span = Some(span);
+                self.ledger.prune(span, msg.now)
+            }
+            None => self.ledger.clear_counts(),
+        });
+        self.publish_idle();
     }
 }

@@ -1,20 +1,16 @@
-//! The embedded API: [`Engine`] and its builder. Calls become actor messages
-//! and journal commits; reads come from in-memory tables derived from the
-//! journal.
+//! The engine layer: the embedded API, [`Engine`] and its builder, one file
+//! per use case. Calls become facts committed through the hub and messages
+//! to actors; reads come from the state tables (and the journal, for the
+//! audit trail and resolved approvals).
 
 mod activities;
-mod activity_log;
 mod approvals;
-pub(crate) mod core;
-pub(crate) mod facts;
 mod governance;
-pub(crate) mod notices;
-pub(crate) mod recovery;
-pub(crate) mod store;
+mod recovery;
 mod webhooks;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -22,38 +18,36 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use warden_journal::{Journal, MemoryJournal};
 
-use crate::actors::approval::Decide;
-use crate::actors::registry::{Propose, Registry};
-use crate::actors::webhook_dispatcher::Dispatcher;
+use crate::actors::book::AddressBook;
+use crate::actors::hub::Hub;
+use crate::actors::registry::{self, Registry, Upkeep};
+use crate::actors::webhook_dispatcher::{DeliveryLog, Dispatcher};
+use crate::actors::window::Total;
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, ValidationError};
+use crate::error::{Error, Unavailable};
+use crate::journal::JournalWriter;
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus};
 use crate::model::approval::{Approval, ApprovalStatus, DecisionValue};
 use crate::model::change_request::ChangeRequest;
+use crate::model::event::EngineEvent;
 use crate::model::policy::{Policy, PolicySpec, PolicyStatus};
 use crate::model::principal::Principal;
 use crate::model::webhook::{Webhook, WebhookEvent, WebhookSpec};
 use crate::policy::compile::CompiledRule;
-use crate::policy::{validate, DefaultAction, EvaluationMode, PriceTable, WindowKey};
-use crate::workflow;
+use crate::policy::{validate, DefaultAction, EvaluationMode, PriceTable, Settings, WindowKey};
+use crate::state::{ApprovalQuery, State};
+use crate::workflow::PolicyOperation;
 
-pub use self::core::Settings;
-pub use governance::{PolicyChange, PolicyOperation};
-pub use store::{Page, PageRequest, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+pub use approvals::MAX_REASON_CHARS;
+pub use governance::PolicyChange;
 
-use self::core::Core;
-
-/// Something that happened in the engine, for subscribers (webhooks use the
-/// same kinds and data).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EngineEvent {
-    /// `policy.triggered`, `policy.approval.pending`, `policy.approval.resolved`.
-    pub kind: String,
-    /// When.
-    pub date: DateTime<Utc>,
-    /// The event's data, as delivered to webhooks.
-    pub data: serde_json::Value,
-}
+/// Default of `window_idle_seconds`: a window holding nothing stops after
+/// ten minutes unused (a busy window is never idle that long; a recipient
+/// seen once should not keep an actor for ever).
+pub const DEFAULT_WINDOW_IDLE: Duration = Duration::from_secs(600);
+/// Default of `external_id_retention_days`: 30 days, longer than any
+/// caller's retry horizon.
+pub const DEFAULT_EXTERNAL_ID_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A policy with its pending change request, if any.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,6 +87,7 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     settings: Settings,
     arbiters: usize,
+    upkeep: Upkeep,
 }
 
 impl Default for EngineBuilder {
@@ -102,6 +97,7 @@ impl Default for EngineBuilder {
             clock: Arc::new(SystemClock),
             settings: Settings::default(),
             arbiters: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            upkeep: Upkeep { window_idle: DEFAULT_WINDOW_IDLE, external_id_retention: DEFAULT_EXTERNAL_ID_RETENTION },
         }
     }
 }
@@ -156,19 +152,34 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a window holding no count and no reservation keeps its
+    /// actor unused (`window_idle_seconds`, default 600 s).
+    pub fn window_idle(mut self, idle: Duration) -> Self {
+        self.upkeep.window_idle = idle;
+        self
+    }
+
+    /// How long an `externalId` is remembered (`external_id_retention_days`,
+    /// default 30 days); after it, a repeat is a new activity.
+    pub fn external_id_retention(mut self, retention: Duration) -> Self {
+        self.upkeep.external_id_retention = retention;
+        self
+    }
+
     /// Recovers the journal and starts the engine. Must run inside an actix
     /// system (`#[actix::main]`, `#[actix_web::main]`, `#[actix_rt::test]`).
     pub async fn build(self) -> Result<Engine, Error> {
         let journal = self.journal.unwrap_or_else(|| Arc::new(MemoryJournal::new()));
         let arbiters = (0..self.arbiters).map(|_| Arbiter::new().handle()).collect();
-        let core = Arc::new(Core::new(self.settings, self.clock, journal, arbiters));
-        let registry = Registry::new(Arc::downgrade(&core)).start();
-        let _ = core.registry.set(registry);
-        recovery::recover(&core).await?;
-        let dispatcher = Dispatcher::new(Arc::downgrade(&core)).start();
-        let _ = core.dispatcher.set(dispatcher);
-        core.ready.store(true, Ordering::Release);
-        Ok(Engine { core })
+        let state = Arc::new(State::new(journal.clone()));
+        let book = Arc::new(AddressBook::new(arbiters, journal.clone()));
+        let hub = Hub::new(state, JournalWriter::start(journal), book, self.clock, self.settings);
+        let registry = Registry::new(hub.clone(), self.upkeep).start();
+        let log: std::sync::Weak<dyn DeliveryLog> = Arc::downgrade(&hub) as std::sync::Weak<dyn DeliveryLog>;
+        hub.wire(Dispatcher::new(log).start(), registry.clone().recipient());
+        recovery::recover(&hub, self.upkeep.external_id_retention).await?;
+        hub.set_ready(true);
+        Ok(Engine { hub, registry })
     }
 }
 
@@ -178,18 +189,19 @@ impl EngineBuilder {
 async fn detached<T: Send + 'static>(
     change: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::spawn(change).await.map_err(|e| Error::Unavailable(format!("engine task failed: {e}")))?
+    tokio::spawn(change).await.map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })?
 }
 
 /// A running policy engine. Cheap to clone; every clone is the same engine.
 #[derive(Clone)]
 pub struct Engine {
-    core: Arc<Core>,
+    hub: Arc<Hub>,
+    registry: Addr<Registry>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("policies", &self.core.policies.len()).finish_non_exhaustive()
+        f.debug_struct("Engine").field("policies", &self.hub.state().policy_count()).finish_non_exhaustive()
     }
 }
 
@@ -201,12 +213,12 @@ impl Engine {
 
     /// Whether recovery is complete.
     pub fn is_ready(&self) -> bool {
-        self.core.ready.load(Ordering::Acquire)
+        self.hub.is_ready()
     }
 
     /// The engine's clock.
     pub fn now(&self) -> DateTime<Utc> {
-        self.core.clock.now()
+        self.hub.now()
     }
 
     // ----- activities -----
@@ -214,26 +226,17 @@ impl Engine {
     /// Evaluates a `Wallets:Sign` activity and answers once the answer is
     /// durable: `Allowed`, `Blocked` or `PendingApproval`.
     pub async fn evaluate(&self, request: ActivityRequest) -> Result<Activity, Error> {
-        let core = self.core.clone();
-        detached(async move { core.evaluate(request).await }).await
+        detached(activities::evaluate(self.hub.clone(), request)).await
     }
 
-    /// One activity.
+    /// One activity (read from the journal).
     pub fn activity(&self, id: &str) -> Result<Activity, Error> {
-        let entry = self.core.activities.get(id).ok_or_else(|| Error::not_found("activity", id))?;
-        self.core.load_activity(entry)
+        self.hub.state().activity(id)?.ok_or_else(|| Error::not_found("activity", id))
     }
 
     /// The audit trail, oldest first.
     pub fn activities(&self, filter: &ActivityFilter, page: &PageRequest) -> Result<Page<Activity>, Error> {
-        self.core.activities.page(
-            page,
-            |a| {
-                filter.status.is_none_or(|s| a.status() == s)
-                    && filter.wallet_id.as_deref().is_none_or(|w| a.wallet_id() == Some(w))
-            },
-            |a| self.core.load_activity(a),
-        )
+        self.hub.state().activities(page, filter.wallet_id.as_deref(), filter.status)
     }
 
     // ----- policies -----
@@ -256,57 +259,51 @@ impl Engine {
     }
 
     async fn propose(&self, caller: &Principal, operation: PolicyOperation) -> Result<PolicyChange, Error> {
-        let registry = self.core.registry.get().ok_or_else(|| Error::Unavailable("registry not started".into()))?;
-        registry
-            .send(Propose { caller: caller.clone(), operation })
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?
+        let (hub, caller) = (self.hub.clone(), caller.clone());
+        let lane = self.hub.clone();
+        detached(
+            async move { lane.serialized(async move { governance::propose(&hub, caller, operation).await }).await },
+        )
+        .await
     }
 
     /// One policy, with its pending change request.
     pub fn policy(&self, id: &str) -> Result<PolicyView, Error> {
-        let policy = self.core.policies.get(id).ok_or_else(|| Error::not_found("policy", id))?;
+        let policy = self.hub.state().policy(id).ok_or_else(|| Error::not_found("policy", id))?;
         Ok(self.policy_view(policy))
     }
 
     fn policy_view(&self, policy: Policy) -> PolicyView {
-        let pending_change_request =
-            self.core.pending_changes.get(&policy.id).and_then(|cr| self.core.change_requests.get(cr.value()));
+        let pending_change_request = self.hub.state().pending_change(&policy.id);
         PolicyView { policy, pending_change_request }
     }
 
     /// Policies in creation order, optionally by status.
     pub fn policies(&self, status: Option<PolicyStatus>, page: &PageRequest) -> Result<Page<PolicyView>, Error> {
-        self.core.policies.page(page, |p| status.is_none_or(|s| p.spec.status == s), |p| Ok(self.policy_view(p)))
+        self.hub.state().policies(page, |p| status.is_none_or(|s| p.spec.status == s), |p| Ok(self.policy_view(p)))
     }
 
     /// One change request.
     pub fn change_request(&self, id: &str) -> Result<ChangeRequest, Error> {
-        self.core.change_requests.get(id).ok_or_else(|| Error::not_found("change request", id))
+        self.hub.state().change_request(id).ok_or_else(|| Error::not_found("change request", id))
     }
 
     // ----- approvals -----
 
-    /// One approval.
+    /// One approval (a resolved one is read from the journal).
     pub fn approval(&self, id: &str) -> Result<Approval, Error> {
-        self.core.approvals.get(id).ok_or_else(|| Error::not_found("approval", id))
+        self.hub.state().approval(id)?.ok_or_else(|| Error::not_found("approval", id))
     }
 
     /// Approvals in creation order.
     pub fn approvals(&self, filter: &ApprovalFilter, page: &PageRequest) -> Result<Page<Approval>, Error> {
-        let kinds = &self.core.settings.principals;
-        self.core.approvals.page(
-            page,
-            |a| {
-                filter.status.is_none_or(|s| a.status == s)
-                    && filter.initiator_id.as_ref().is_none_or(|i| &a.initiator_id == i)
-                    && filter.approver_id.as_ref().is_none_or(|who| {
-                        let kind = kinds.iter().find(|p| &p.id == who).map(|p| p.kind).unwrap_or_default();
-                        workflow::is_eligible(a, who, kind, DecisionValue::Approved)
-                    })
-            },
-            Ok,
-        )
+        let kinds = &self.hub.settings().principals;
+        let approver = filter.approver_id.as_deref().map(|who| {
+            let kind = kinds.iter().find(|p| p.id == who).map(|p| p.kind).unwrap_or_default();
+            (who, kind)
+        });
+        let query = ApprovalQuery { status: filter.status, initiator_id: filter.initiator_id.as_deref(), approver };
+        self.hub.state().approvals(&query, page)
     }
 
     /// `caller` approves or denies; answers with the updated approval once
@@ -319,72 +316,50 @@ impl Engine {
         value: DecisionValue,
         reason: impl Into<String>,
     ) -> Result<Approval, Error> {
-        let approval = self.approval(approval_id)?;
-        let reason = reason.into();
-        if reason.len() > 4096 {
-            return Err(ValidationError::new("reason", "must be at most 4096 characters").into());
-        }
-        let actor = self.core.approval_actors.get(approval_id).map(|a| a.clone());
-        let Some(actor) = actor else {
-            // Resolved approvals have no actor: the same checks, then 409.
-            workflow::check_decision(&approval, &caller.id, caller.kind, value)?;
-            return Err(Error::Conflict(format!("approval `{approval_id}` is no longer pending")));
-        };
-        let decided = actor
-            .send(Decide { who: caller.id.clone(), kind: caller.kind, value, reason })
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()));
-        match decided {
-            Ok(result) => result,
-            // The actor stopped between lookup and send: it resolved.
-            Err(_) => {
-                let approval = self.approval(approval_id)?;
-                workflow::check_decision(&approval, &caller.id, caller.kind, value)?;
-                Err(Error::Conflict(format!("approval `{approval_id}` is no longer pending")))
-            }
-        }
+        let (hub, caller, id, reason) = (self.hub.clone(), caller.clone(), approval_id.to_owned(), reason.into());
+        detached(async move { approvals::decide(&hub, &caller, &id, value, reason).await }).await
     }
 
     /// Expires, now, every pending approval whose deadline has passed (the
     /// registry also does this on a timer); returns how many expired.
     pub async fn expire_due(&self) -> usize {
-        self.core.expire_due().await
+        registry::expire_due(&self.hub).await
     }
 
     // ----- webhooks -----
 
     /// Registers a webhook; the answer carries the secret, shown only here.
     pub async fn create_webhook(&self, spec: WebhookSpec) -> Result<Webhook, Error> {
-        let core = self.core.clone();
-        detached(async move { core.create_webhook(spec).await }).await
+        let hub = self.hub.clone();
+        detached(async move { webhooks::create_webhook(&hub, spec).await }).await
     }
 
     /// One webhook (without its secret).
     pub fn webhook(&self, id: &str) -> Result<Webhook, Error> {
-        let webhook = self.core.webhooks.get(id).ok_or_else(|| Error::not_found("webhook", id))?;
+        let webhook = self.hub.state().webhook(id).ok_or_else(|| Error::not_found("webhook", id))?;
         Ok(Webhook { secret: None, ..webhook })
     }
 
     /// Webhooks in creation order (without secrets).
     pub fn webhooks(&self, page: &PageRequest) -> Result<Page<Webhook>, Error> {
-        self.core.webhooks.page(page, |_| true, |w| Ok(Webhook { secret: None, ..w }))
+        self.hub.state().webhooks(page, |w| Ok(Webhook { secret: None, ..w }))
     }
 
     /// Deletes a webhook.
     pub async fn delete_webhook(&self, id: &str) -> Result<Webhook, Error> {
-        let (core, id) = (self.core.clone(), id.to_owned());
-        detached(async move { core.delete_webhook(&id).await }).await
+        let (hub, id) = (self.hub.clone(), id.to_owned());
+        detached(async move { webhooks::delete_webhook(&hub, &id).await }).await
     }
 
     /// A webhook's delivery log.
     pub fn webhook_events(&self, id: &str, page: &PageRequest) -> Result<Page<WebhookEvent>, Error> {
         self.webhook(id)?;
-        self.core.events.page(page, |e| e.webhook_id == id, Ok)
+        self.hub.state().events(id, page)
     }
 
     /// Engine events as they happen (after they are durable).
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
-        self.core.subscribers.subscribe()
+        self.hub.subscribe()
     }
 
     // ----- inspection -----
@@ -393,39 +368,41 @@ impl Engine {
     /// (`"1500.5"` USD, `"3"` activities, smallest units); `None` when the
     /// policy is not a velocity policy.
     pub async fn window_total(&self, policy_id: &str, scope_key: &str) -> Option<String> {
-        let compiled = self.core.compiled.get(policy_id)?.clone();
+        let compiled = self.hub.state().compiled(policy_id)?;
         let CompiledRule::Velocity(velocity) = &compiled.rule else { return None };
         let key = WindowKey { policy_id: policy_id.to_owned(), scope_key: scope_key.to_owned() };
-        let now = self.core.clock.now();
-        self.core.window(&key).send(crate::actors::window::Total { velocity: velocity.clone(), now }).await.ok()
+        let now = self.hub.now();
+        self.hub.book().window(&key, now).send(Total { velocity: velocity.clone(), now }).await.ok()
     }
 
     /// Restarts of supervised actors so far: (windows, approvals).
     pub fn actor_restarts(&self) -> (u64, u64) {
-        let s = &self.core.supervision;
-        (s.window_restarts.load(Ordering::Relaxed), s.approval_restarts.load(Ordering::Relaxed))
+        let restarts = &self.hub.book().restarts;
+        (
+            restarts.windows.load(std::sync::atomic::Ordering::Relaxed),
+            restarts.approvals.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
-    /// Makes a window's actor panic mid-message (supervision tests).
-    #[doc(hidden)]
-    pub async fn crash_window_actor(&self, policy_id: &str, scope_key: &str) {
-        let key = WindowKey { policy_id: policy_id.to_owned(), scope_key: scope_key.to_owned() };
-        let _ = self.core.window(&key).send(crate::actors::window::Crash).await;
+    /// Live actors: (windows, approvals), as the gauges
+    /// `warden_window_actors` and `warden_approval_actors` show.
+    pub fn live_actors(&self) -> (usize, usize) {
+        (self.hub.book().window_count(), self.hub.book().approval_count())
     }
 
-    /// Makes an approval's actor panic mid-message (supervision tests).
-    #[doc(hidden)]
-    pub async fn crash_approval_actor(&self, approval_id: &str) {
-        let actor = self.core.approval_actors.get(approval_id).map(|a| a.clone());
-        if let Some(actor) = actor {
-            let _ = actor.send(crate::actors::approval::Crash).await;
-        }
+    /// How many `externalId`s are remembered.
+    pub fn remembered_external_ids(&self) -> usize {
+        self.hub.state().external_id_count()
     }
 
     /// Stops taking work and flushes the journal; answered work stays durable.
     pub fn shutdown(&self) {
-        self.core.ready.store(false, Ordering::Release);
-        self.core.writer.close();
-        self.core.supervision.stop();
+        self.hub.set_ready(false);
+        self.hub.close();
+        self.hub.book().stop();
+        let _ = &self.registry;
     }
 }
+
+pub use crate::state::store::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+pub use crate::state::{Page, PageRequest};

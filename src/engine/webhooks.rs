@@ -1,16 +1,13 @@
 //! Webhook registration and the delivery log (delivery itself is the
 //! dispatcher actor's).
 
-use std::sync::Arc;
-
 use rand::RngCore;
 
+use crate::actors::hub::Hub;
 use crate::error::{Error, ValidationError};
+use crate::journal::facts::{Fact, Json};
 use crate::model::ids::{new_id, IdKind};
 use crate::model::webhook::{Webhook, WebhookSpec, EVENT_KINDS};
-
-use super::core::Core;
-use super::facts::{Fact, Json};
 
 /// Longest accepted webhook URL.
 const MAX_URL_LEN: usize = 2048;
@@ -38,30 +35,26 @@ pub(crate) fn validate_webhook(spec: &WebhookSpec) -> Result<(), ValidationError
     Ok(())
 }
 
-impl Core {
-    /// Registers a webhook; the answer is the only place its secret is shown.
-    pub(crate) async fn create_webhook(self: &Arc<Self>, spec: WebhookSpec) -> Result<Webhook, Error> {
-        validate_webhook(&spec)?;
-        let mut key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut key);
-        let webhook = Webhook {
-            id: new_id(IdKind::Webhook),
-            url: spec.url.trim().to_owned(),
-            events: spec.events,
-            status: spec.status,
-            secret: Some(format!("whsec_{}", hex::encode(key))),
-            date_created: self.clock.now(),
-        };
-        self.commit(&[Fact::WebhookPut(Json(webhook.clone()))]).await?;
-        self.webhooks.put(webhook.clone());
-        Ok(webhook)
-    }
+/// Registers a webhook; the answer is the only place its secret is shown.
+pub(super) async fn create_webhook(hub: &Hub, spec: WebhookSpec) -> Result<Webhook, Error> {
+    validate_webhook(&spec)?;
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    let webhook = Webhook {
+        id: new_id(IdKind::Webhook),
+        url: spec.url.trim().to_owned(),
+        events: spec.events,
+        status: spec.status,
+        secret: Some(format!("whsec_{}", hex::encode(key))),
+        date_created: hub.now(),
+    };
+    hub.commit(vec![Fact::WebhookPut(Json(webhook.clone()))], 0).await?;
+    Ok(webhook)
+}
 
-    /// Deletes a webhook; its pending deliveries are dropped with it.
-    pub(crate) async fn delete_webhook(self: &Arc<Self>, id: &str) -> Result<Webhook, Error> {
-        let webhook = self.webhooks.get(id).ok_or_else(|| Error::not_found("webhook", id))?;
-        self.commit(&[Fact::WebhookDeleted { webhook_id: id.to_owned() }]).await?;
-        self.webhooks.remove(id);
-        Ok(Webhook { secret: None, ..webhook })
-    }
+/// Deletes a webhook; its pending deliveries are dropped with it.
+pub(super) async fn delete_webhook(hub: &Hub, id: &str) -> Result<Webhook, Error> {
+    let webhook = hub.state().webhook(id).ok_or_else(|| Error::not_found("webhook", id))?;
+    hub.commit(vec![Fact::WebhookDeleted { webhook_id: id.to_owned() }], 0).await?;
+    Ok(Webhook { secret: None, ..webhook })
 }

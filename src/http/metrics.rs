@@ -68,6 +68,8 @@ fn describe() {
         "Time to evaluate one activity, journal commit included"
     );
     metrics::describe_gauge!("warden_approvals_pending", "Approvals waiting for decisions");
+    metrics::describe_gauge!("warden_window_actors", "Velocity window actors alive (idle ones retire)");
+    metrics::describe_gauge!("warden_approval_actors", "Approval actors alive (one per pending approval)");
     metrics::describe_counter!("warden_approvals_resolved_total", "Approvals by how they resolved");
     metrics::describe_histogram!(
         "warden_journal_commit_duration_seconds",
@@ -95,6 +97,8 @@ fn register_from_start() {
     // An increment of 0 registers the gauge without overwriting a value
     // that recovery may already have set.
     metrics::gauge!("warden_approvals_pending").increment(0.0);
+    metrics::gauge!("warden_window_actors").increment(0.0);
+    metrics::gauge!("warden_approval_actors").increment(0.0);
     metrics::counter!("warden_journal_records_total").increment(0);
     let _ = metrics::histogram!("warden_evaluation_duration_seconds");
     let _ = metrics::histogram!("warden_journal_commit_duration_seconds");

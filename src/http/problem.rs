@@ -99,15 +99,13 @@ impl std::fmt::Display for Problem {
 /// The one mapping of engine errors to status codes.
 impl From<Error> for Problem {
     fn from(error: Error) -> Self {
+        // Exhaustive: a new variant must be given its status here.
         let status = match &error {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Journal(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            // A variant added later: unavailable is the safe answer (retry), never a 500.
-            #[allow(unreachable_patterns)]
-            _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {
             tracing::error!(error = %error, "engine error");
@@ -171,9 +169,9 @@ mod tests {
         let cases: Vec<(Error, u16)> = vec![
             (ValidationError::new("limit", "must be positive").into(), 400),
             (Error::NotFound { kind: "policy", id: "pl-x".into() }, 404),
-            (Error::Forbidden("no".into()), 403),
-            (Error::Conflict("decided".into()), 409),
-            (Error::Unavailable("stopping".into()), 503),
+            (Error::from(crate::error::Forbidden::NotEligible { approval_id: "ap-1".into(), who: "us-x".into() }), 403),
+            (Error::from(crate::error::Conflict::Expired { approval_id: "ap-1".into() }), 409),
+            (Error::from(crate::error::Unavailable::ShuttingDown), 503),
         ];
         for (error, status) in cases {
             assert_eq!(Problem::from(error).status, status);

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod amount;
 pub mod approval;
 pub mod change_request;
+pub mod event;
 pub mod ids;
 pub mod policy;
 pub mod principal;

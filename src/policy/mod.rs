@@ -3,7 +3,9 @@
 
 pub mod compile;
 pub mod evaluate;
+pub mod preflight;
 pub mod set;
+pub mod settings;
 pub mod subject;
 pub mod window_math;
 
@@ -16,5 +18,7 @@ pub use compile::{compile, validate, CompiledPolicy};
 pub use evaluate::{
     decide, rule_outcome, DefaultAction, EvaluationMode, Judged, Quantity, RuleOutcome, Verdict, WindowCheck, WindowKey,
 };
+pub use preflight::{PolicyEvaluator, Preflight};
 pub use set::PolicySet;
+pub use settings::Settings;
 pub use subject::{PriceTable, Subject};

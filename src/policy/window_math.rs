@@ -227,12 +227,27 @@ impl Ledger {
         self.committed.is_empty()
     }
 
-    /// Takes the counts of `rebuilt` (read again from the journal, after the
-    /// rule changed) and keeps this ledger's reservations and time.
-    pub fn replace_counts(&mut self, rebuilt: Ledger) {
-        self.committed = rebuilt.committed;
-        self.sums = rebuilt.sums;
-        self.counted = rebuilt.counted;
+    /// Adds the counts of `rebuilt` (read again from the journal) that this
+    /// ledger does not hold yet; keeps its own counts, reservations and time.
+    /// A union, so a count committed while the journal was being read is
+    /// neither lost nor doubled.
+    pub fn merge(&mut self, rebuilt: Ledger) {
+        for entry in rebuilt.committed {
+            self.push(entry.at, entry.quantity, entry.activity);
+        }
+    }
+
+    /// Whether the ledger holds neither a count nor a reservation.
+    pub fn is_idle(&self) -> bool {
+        self.committed.is_empty() && self.reserved.is_empty()
+    }
+
+    /// Forgets every count (the window's policy is no longer a velocity
+    /// policy); reservations stay until their callers settle them.
+    pub fn clear_counts(&mut self) {
+        self.committed.clear();
+        self.counted.clear();
+        self.sums = Sums::default();
     }
 
     /// Drops a reservation (the activity was blocked or held).

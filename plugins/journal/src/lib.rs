@@ -27,7 +27,7 @@ pub struct Record {
 }
 
 /// What can go wrong in a journal.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JournalError {
     /// The storage failed (I/O, full disk, lock); the batch is not committed.

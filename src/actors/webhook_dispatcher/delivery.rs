@@ -5,13 +5,12 @@ use std::sync::Weak;
 use awc::http::header::{CONTENT_TYPE, USER_AGENT};
 use chrono::{DateTime, Utc};
 
-use crate::engine::core::Core;
-use crate::engine::facts::Fact;
+use crate::journal::facts::Fact;
 use crate::model::webhook::{DeliveryStatus, WebhookEvent};
 
 use super::backoff::{self, AfterFailure};
 use super::signing::{self, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use super::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+use super::{DeliveryLog, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 
 /// Value of the `User-Agent` header.
 const AGENT: &str = concat!("warden-webhooks/", env!("CARGO_PKG_VERSION"));
@@ -42,7 +41,7 @@ pub(super) fn client(max_connections: usize) -> awc::Client {
 /// again, or `None` when it is settled (or the engine is gone).
 pub(super) async fn attempt(
     client: awc::Client,
-    core: Weak<Core>,
+    log: Weak<dyn DeliveryLog>,
     event: WebhookEvent,
     target: Target,
 ) -> Option<DateTime<Utc>> {
@@ -50,10 +49,10 @@ pub(super) async fn attempt(
         // Not a try: `attempts` stays, the event is dropped.
         Err(why) => (DeliveryStatus::Failed, event.attempts, Some(why.to_owned()), None),
         Ok(endpoint) => {
-            let sent_at = core.upgrade()?.clock.now();
+            let sent_at = log.upgrade()?.now();
             let answer = post(&client, &endpoint, &event, sent_at).await;
             let attempts = event.attempts.saturating_add(1);
-            let now = core.upgrade()?.clock.now();
+            let now = log.upgrade()?.now();
             match answer {
                 Ok(()) => (DeliveryStatus::Delivered, attempts, event.last_error.clone(), None),
                 Err(error) => match backoff::after_failure(event.date, attempts, now) {
@@ -63,28 +62,17 @@ pub(super) async fn attempt(
             }
         }
     };
-    let core = core.upgrade()?;
-    let fact = Fact::DeliveryRecorded {
-        event_id: event.id.clone(),
-        status,
-        attempts,
-        last_error: last_error.clone(),
-        next_attempt,
-    };
+    let log = log.upgrade()?;
+    let fact = Fact::DeliveryRecorded { event_id: event.id.clone(), status, attempts, last_error, next_attempt };
     // INVARIANT (journal first): the delivery log in memory shows only what is
     // journaled. If this commit is lost, the event is still Pending after a
     // restart and is sent again (at least once; receivers dedupe on its id).
-    if let Err(error) = core.commit(&[fact]).await {
+    let now = log.now();
+    if let Err(error) = log.record(fact).await {
         tracing::warn!(event = %event.id, %error, "delivery outcome not journaled; the event will be tried again");
         let delay = backoff::retry_delay(attempts.max(1));
-        return Some(core.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX));
+        return Some(now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX));
     }
-    core.events.update(&event.id, |e| {
-        e.status = status;
-        e.attempts = attempts;
-        e.last_error = last_error;
-        e.next_attempt = next_attempt;
-    });
     let outcome = match status {
         DeliveryStatus::Delivered => "delivered",
         DeliveryStatus::Pending => "retry",

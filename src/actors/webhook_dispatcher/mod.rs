@@ -42,14 +42,16 @@ mod delivery;
 mod schedule;
 pub mod signing;
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 
-use crate::engine::core::Core;
-use crate::model::webhook::DeliveryStatus;
+use crate::error::Error;
+use crate::journal::facts::Fact;
+use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent};
 
 use self::schedule::Schedule;
 
@@ -78,6 +80,22 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// lost.
 pub const RESCAN: Duration = Duration::from_secs(60);
 
+/// What the dispatcher reads and records, given when it starts.
+pub(crate) trait DeliveryLog: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+    /// Whether outcomes can be journaled (recovered, not stopping).
+    fn is_ready(&self) -> bool;
+    /// Every pending event: id, webhook, when due.
+    fn pending_events(&self) -> Vec<(String, String, DateTime<Utc>)>;
+    /// One event of the delivery log.
+    fn event(&self, id: &str) -> Option<WebhookEvent>;
+    /// A webhook, with its secret.
+    fn webhook(&self, id: &str) -> Option<Webhook>;
+    /// Journals a delivery's outcome, then applies it.
+    fn record(self: Arc<Self>, fact: Fact) -> BoxFuture<'static, Result<(), Error>>;
+}
+
 /// Events were queued (and are in the delivery log): schedule them.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -88,16 +106,16 @@ pub struct Wake {
 
 /// The dispatcher actor.
 pub struct Dispatcher {
-    core: Weak<Core>,
+    log: Weak<dyn DeliveryLog>,
     client: awc::Client,
     schedule: Schedule,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `core`.
-    pub fn new(core: Weak<Core>) -> Self {
+    /// A dispatcher over a delivery log.
+    pub(crate) fn new(log: Weak<dyn DeliveryLog>) -> Self {
         Dispatcher {
-            core,
+            log,
             client: delivery::client(MAX_IN_FLIGHT),
             schedule: Schedule::new(MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_WEBHOOK),
         }
@@ -130,9 +148,9 @@ impl Handler<Wake> for Dispatcher {
 
     /// Schedules the new events and starts those that are due.
     fn handle(&mut self, msg: Wake, ctx: &mut Context<Self>) {
-        let Some(core) = self.core(ctx) else { return };
+        let Some(log) = self.log(ctx) else { return };
         for id in msg.events {
-            let Some(event) = core.events.get(&id).filter(|e| e.status == DeliveryStatus::Pending) else { continue };
+            let Some(event) = log.event(&id).filter(|e| e.status == DeliveryStatus::Pending) else { continue };
             self.schedule.insert(id, event.webhook_id, event.next_attempt.unwrap_or(event.date));
         }
         self.dispatch(ctx);
@@ -140,47 +158,43 @@ impl Handler<Wake> for Dispatcher {
 }
 
 impl Dispatcher {
-    fn core(&self, ctx: &mut Context<Self>) -> Option<Arc<Core>> {
-        let core = self.core.upgrade();
-        if core.is_none() {
+    fn log(&self, ctx: &mut Context<Self>) -> Option<Arc<dyn DeliveryLog>> {
+        let log = self.log.upgrade();
+        if log.is_none() {
             // The engine is gone: nothing left to deliver for.
             ctx.stop();
         }
-        core
+        log
     }
 
     /// Schedules every pending event of the delivery log.
     fn rescan(&mut self) {
-        let Some(core) = self.core.upgrade() else { return };
-        let pending = core.events.pick(|e| {
-            (e.status == DeliveryStatus::Pending)
-                .then(|| (e.id.clone(), e.webhook_id.clone(), e.next_attempt.unwrap_or(e.date)))
-        });
-        for (id, webhook, at) in pending {
+        let Some(log) = self.log.upgrade() else { return };
+        for (id, webhook, at) in log.pending_events() {
             self.schedule.insert(id, webhook, at);
         }
     }
 
     /// Starts the due events there is room for.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        let Some(core) = self.core(ctx) else { return };
-        if !core.ready.load(Ordering::Acquire) {
+        let Some(log) = self.log(ctx) else { return };
+        if !log.is_ready() {
             // Not started yet, or shut down: no try could be journaled.
             return;
         }
-        for id in self.schedule.take_due(core.clock.now()) {
-            self.start(ctx, &core, id);
+        for id in self.schedule.take_due(log.now()) {
+            self.start(ctx, &log, id);
         }
     }
 
     /// Starts one try of `id` (in flight in the schedule), if it is still
     /// pending.
-    fn start(&mut self, ctx: &mut Context<Self>, core: &Core, id: String) {
-        let Some(event) = core.events.get(&id).filter(|e| e.status == DeliveryStatus::Pending) else {
+    fn start(&mut self, ctx: &mut Context<Self>, log: &Arc<dyn DeliveryLog>, id: String) {
+        let Some(event) = log.event(&id).filter(|e| e.status == DeliveryStatus::Pending) else {
             self.schedule.finish(&id);
             return;
         };
-        let target = match core.webhooks.get(&event.webhook_id) {
+        let target = match log.webhook(&event.webhook_id) {
             None => Err("webhook deleted"),
             Some(webhook) => match webhook.secret {
                 Some(secret) => Ok(delivery::Endpoint { url: webhook.url, secret }),
@@ -188,7 +202,7 @@ impl Dispatcher {
             },
         };
         let webhook_id = event.webhook_id.clone();
-        let attempt = delivery::attempt(self.client.clone(), self.core.clone(), event, target);
+        let attempt = delivery::attempt(self.client.clone(), self.log.clone(), event, target);
         // INVARIANT (one try at a time): the event stays in flight until its
         // outcome is journaled (or could not be), and only then is queued anew.
         ctx.spawn(attempt.into_actor(self).map(move |next, dispatcher, ctx| {

@@ -76,6 +76,8 @@ pub async fn list(engine: Data<Engine>, _caller: Caller, query: ListQuery) -> Re
 async fn reading_the_journal<T: Send + 'static>(
     read: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Problem> {
-    let answer = actix_web::web::block(read).await.map_err(|e| Error::Unavailable(e.to_string()))?;
+    let answer = actix_web::web::block(read)
+        .await
+        .map_err(|e| Error::Unavailable(crate::error::Unavailable::TaskFailed { reason: e.to_string() }))?;
     Ok(answer?)
 }

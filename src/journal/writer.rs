@@ -1,4 +1,4 @@
-//! The journal writer: one thread that groups the records of every waiting
+//! The journal writer (a thread, not an actor: it blocks on fsync): one thread that groups the records of every waiting
 //! caller into one commit (one fsync), then answers each of them.
 //!
 //! INVARIANT (answered means durable): a caller's future resolves `Ok` only
@@ -12,8 +12,9 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use warden_journal::{Journal, JournalError, Seq};
 
-use crate::engine::facts::Fact;
-use crate::error::Error;
+use crate::error::{Error, Unavailable};
+
+use super::facts::Fact;
 
 /// Most records in one commit: large enough to amortize the fsync over many
 /// callers, small enough that one commit stays well under a second.
@@ -21,7 +22,7 @@ pub const MAX_BATCH_RECORDS: usize = 4096;
 
 struct Job {
     payloads: Vec<Vec<u8>>,
-    done: oneshot::Sender<Result<Seq, String>>,
+    done: oneshot::Sender<Result<Seq, JournalError>>,
 }
 
 /// A handle to the writer thread.
@@ -41,19 +42,21 @@ impl JournalWriter {
         JournalWriter { jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) }
     }
 
-    /// Commits `facts` as one atomic unit, grouped with other callers' facts.
+    /// Commits `facts` as one atomic unit, grouped with other callers' facts;
+    /// answers the seq of the first (the others follow contiguously). A
+    /// journal error comes back as the journal reported it.
     pub async fn commit(&self, facts: &[Fact]) -> Result<Seq, Error> {
         let payloads = facts.iter().map(Fact::encode).collect();
         let (done, answer) = oneshot::channel();
         {
             let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(jobs) = jobs.as_ref() else { return Err(Error::Unavailable("engine is shutting down".into())) };
-            jobs.send(Job { payloads, done }).map_err(|_| Error::Unavailable("journal writer stopped".into()))?;
+            let Some(jobs) = jobs.as_ref() else { return Err(Unavailable::ShuttingDown.into()) };
+            jobs.send(Job { payloads, done }).map_err(|_| Unavailable::ShuttingDown)?;
         }
         match answer.await {
             Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(reason)) => Err(Error::Journal(JournalError::Storage(reason))),
-            Err(_) => Err(Error::Unavailable("journal writer stopped".into())),
+            Ok(Err(error)) => Err(Error::Journal(error)),
+            Err(_) => Err(Unavailable::ShuttingDown.into()),
         }
     }
 
@@ -96,9 +99,8 @@ fn write_batches(journal: &dyn Journal, inbox: &mpsc::Receiver<Job>) {
             }
             Err(error) => {
                 tracing::error!(%error, records = batch.len(), "journal commit failed; its callers are told");
-                let reason = error.to_string();
                 for job in jobs {
-                    let _ = job.done.send(Err(reason.clone()));
+                    let _ = job.done.send(Err(error.clone()));
                 }
             }
         }

@@ -1,10 +1,19 @@
-//! The approval state machine, pure: who may decide, and what a decision does.
-//! The approval actor and recovery both run it, so a replayed journal ends in
-//! exactly the state the live engine answered.
+//! The workflow layer, pure (no actix, no tokio, no I/O): the approval state
+//! machine (who may decide, what a decision does), how an approval is opened
+//! from a verdict, and what a policy change becomes. The approval actor
+//! decides with it and the state fold replays with it, so a replayed journal
+//! ends in exactly the state the live engine answered.
+
+mod governance;
+mod open;
+
+pub use governance::PolicyOperation;
+pub(crate) use governance::{changed_policy, check_lockout};
+pub(crate) use open::open_approval;
 
 use chrono::{DateTime, Utc};
 
-use crate::error::Error;
+use crate::error::{Conflict, Error, Forbidden};
 use crate::model::approval::{Approval, ApprovalGroup, ApprovalStatus, Decision, DecisionValue};
 use crate::model::policy::Approvers;
 use crate::model::principal::PrincipalKind;
@@ -48,17 +57,13 @@ pub fn is_eligible(approval: &Approval, who: &str, kind: PrincipalKind, value: D
 /// decided or no longer pending 409. (Unknown approval 404 is the caller's.)
 pub fn check_decision(approval: &Approval, who: &str, kind: PrincipalKind, value: DecisionValue) -> Result<(), Error> {
     if !is_eligible(approval, who, kind, value) {
-        return Err(Error::Forbidden(format!("`{who}` is not an eligible approver of approval `{}`", approval.id)));
+        return Err(Forbidden::NotEligible { approval_id: approval.id.clone(), who: who.to_owned() }.into());
     }
     if approval.status != ApprovalStatus::Pending {
-        return Err(Error::Conflict(format!(
-            "approval `{}` is no longer pending (it is {})",
-            approval.id,
-            approval.status.as_str()
-        )));
+        return Err(Conflict::NotPending { approval_id: approval.id.clone(), status: approval.status }.into());
     }
     if approval.decisions.iter().any(|d| d.user_id == who) {
-        return Err(Error::Conflict(format!("`{who}` has already decided on approval `{}`", approval.id)));
+        return Err(Conflict::AlreadyDecided { approval_id: approval.id.clone(), who: who.to_owned() }.into());
     }
     Ok(())
 }

@@ -54,7 +54,6 @@ macro_rules! keyed {
 keyed!(
     crate::model::policy::Policy,
     crate::model::activity::Activity,
-    crate::model::approval::Approval,
     crate::model::change_request::ChangeRequest,
     crate::model::webhook::Webhook,
     crate::model::webhook::WebhookEvent
@@ -111,6 +110,11 @@ impl<T: Clone + Keyed> Store<T> {
         self.items.get(id).map(|e| e.1.clone())
     }
 
+    /// What `read` makes of the item, without cloning it.
+    pub fn read<R>(&self, id: &str, read: impl FnOnce(&T) -> R) -> Option<R> {
+        self.items.get(id).map(|e| read(&e.1))
+    }
+
     /// The creation ordinal of `id`.
     pub fn ordinal(&self, id: &str) -> Option<u64> {
         self.items.get(id).map(|e| e.0)
@@ -137,12 +141,6 @@ impl<T: Clone + Keyed> Store<T> {
     /// skips are not cloned (the dispatcher's scan of the delivery log).
     pub(crate) fn pick<V>(&self, mut pick: impl FnMut(&T) -> Option<V>) -> Vec<V> {
         self.items.iter().filter_map(|entry| pick(&entry.value().1)).collect()
-    }
-
-    /// Every item, in creation order.
-    pub fn all(&self) -> Vec<T> {
-        let order = self.order.read().unwrap_or_else(|p| p.into_inner());
-        order.values().filter_map(|id| self.get(id)).collect()
     }
 
     /// One page of the items that `keep`, in creation order.

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use warden_journal::Seq;
 
 use crate::error::Error;
+use crate::journal::facts::{EvaluatedActivity, Fact};
+use crate::journal::replay::{read_fact, unexpected};
 use crate::model::activity::{Activity, ActivityStatus};
 
-use super::core::Core;
-use super::facts::{EvaluatedActivity, Fact};
 use super::store::Keyed;
 
 /// An activity in the trail.
@@ -35,12 +35,12 @@ impl Keyed for ActivityEntry {
 
 impl ActivityEntry {
     /// The entry of an activity journaled at `seq`.
-    pub(crate) fn new(evaluated: EvaluatedActivity, seq: Seq) -> Self {
+    pub(crate) fn new(evaluated: &EvaluatedActivity, seq: Seq) -> Self {
         ActivityEntry {
-            id: evaluated.id,
+            id: evaluated.id.clone(),
             seq,
             status: evaluated.status,
-            wallet_id: evaluated.wallet_id,
+            wallet_id: evaluated.wallet_id.clone(),
             date_updated: evaluated.date,
         }
     }
@@ -60,19 +60,17 @@ impl ActivityEntry {
     }
 }
 
-impl Core {
-    /// The whole activity of an entry, read from its journal record.
-    pub(crate) fn load_activity(&self, entry: ActivityEntry) -> Result<Activity, Error> {
-        let corrupt = |reason: String| Error::Journal(warden_journal::JournalError::Corrupt { seq: entry.seq, reason });
-        let record = self.journal.read(entry.seq)?.ok_or_else(|| corrupt("record is missing".into()))?;
-        let json = match Fact::decode(&record.payload).map_err(|e| corrupt(e.to_string()))? {
-            Fact::ActivityEvaluated { activity, .. } if activity.id == entry.id => activity.json,
-            _ => return Err(corrupt(format!("record is not the evaluation of activity `{}`", entry.id))),
+impl ActivityEntry {
+    /// The whole activity, read from its journal record.
+    pub(crate) fn load(self, journal: &dyn warden_journal::Journal) -> Result<Activity, Error> {
+        let json = match read_fact(journal, self.seq)? {
+            Fact::ActivityEvaluated { activity, .. } if activity.id == self.id => activity.json,
+            _ => return Err(unexpected(self.seq, format!("record is not the evaluation of activity `{}`", self.id))),
         };
-        let mut activity: Activity =
-            serde_json::from_str(&json).map_err(|e| corrupt(format!("activity `{}` does not parse: {e}", entry.id)))?;
-        activity.status = entry.status;
-        activity.date_updated = entry.date_updated;
+        let mut activity: Activity = serde_json::from_str(&json)
+            .map_err(|e| unexpected(self.seq, format!("activity `{}` does not parse: {e}", self.id)))?;
+        activity.status = self.status;
+        activity.date_updated = self.date_updated;
         Ok(activity)
     }
 }

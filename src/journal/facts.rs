@@ -97,19 +97,6 @@ impl EvaluatedActivity {
             json: serde_json::to_string(activity).expect("activities always serialize"),
         }
     }
-
-    /// The indexed fields alone, without the activity's text: what the
-    /// audit trail keeps once the record is written.
-    pub fn without_text(&self) -> Self {
-        EvaluatedActivity {
-            id: self.id.clone(),
-            external_id: self.external_id.clone(),
-            wallet_id: self.wallet_id.clone(),
-            status: self.status,
-            date: self.date,
-            json: String::new(),
-        }
-    }
 }
 
 /// Times as whole seconds and nanoseconds since the epoch: every

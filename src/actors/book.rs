@@ -1,0 +1,173 @@
+//! The address books of the window and approval actors, owned by the
+//! registry: where callers find an actor, and where a supervised actor is
+//! started (on one arbiter per core, round robin).
+//!
+//! A supervised actor keeps its address across restarts (its supervisor
+//! keeps the mailbox), so a restart needs no change here. An actor leaves
+//! the book when it has nothing left to do: an approval once resolved, a
+//! window once it held nothing for `window_idle_seconds`. It ends when the
+//! last holder of its address lets go.
+//!
+//! INVARIANT (windows forget nothing): a window leaves the book only while it
+//! holds no count and no reservation and nobody looked it up for the idle
+//! time; a lookup and the retirement exclude each other (one map entry), so a
+//! caller never reserves in a retired window, and a window started afresh
+//! holds, correctly, nothing.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use warden_journal::Journal;
+
+use crate::policy::compile::Span;
+use crate::policy::window_math::Ledger;
+use crate::policy::WindowKey;
+
+use super::approval::{ApprovalActor, ApprovalPort};
+use super::window::{Prune, WindowActor, WindowShared};
+
+struct WindowSlot {
+    addr: Addr<WindowActor>,
+    shared: Arc<WindowShared>,
+}
+
+/// Restarts of supervised actors so far.
+#[derive(Debug, Default)]
+pub(crate) struct Restarts {
+    /// Window actors.
+    pub(crate) windows: Arc<AtomicU64>,
+    /// Approval actors.
+    pub(crate) approvals: AtomicU64,
+}
+
+/// The address books.
+pub(crate) struct AddressBook {
+    windows: DashMap<WindowKey, WindowSlot>,
+    approvals: DashMap<String, Addr<ApprovalActor>>,
+    arbiters: Vec<ArbiterHandle>,
+    next: AtomicUsize,
+    journal: Arc<dyn Journal>,
+    pub(crate) restarts: Restarts,
+}
+
+impl AddressBook {
+    /// Empty books; actors run on `arbiters` and rebuild from `journal`.
+    pub(crate) fn new(arbiters: Vec<ArbiterHandle>, journal: Arc<dyn Journal>) -> Self {
+        AddressBook {
+            windows: DashMap::new(),
+            approvals: DashMap::new(),
+            arbiters,
+            next: AtomicUsize::new(0),
+            journal,
+            restarts: Restarts::default(),
+        }
+    }
+
+    fn next_arbiter(&self) -> ArbiterHandle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.arbiters.get(i % self.arbiters.len().max(1)) {
+            Some(arbiter) => arbiter.clone(),
+            None => Arbiter::current(),
+        }
+    }
+
+    /// The window's actor, started empty on first use.
+    pub(crate) fn window(&self, key: &WindowKey, now: DateTime<Utc>) -> Addr<WindowActor> {
+        if let Some(slot) = self.windows.get(key) {
+            slot.shared.touch(now);
+            return slot.addr.clone();
+        }
+        let slot = self.windows.entry(key.clone()).or_insert_with(|| self.start_window(key.clone(), Ledger::default()));
+        slot.shared.touch(now);
+        slot.addr.clone()
+    }
+
+    /// Starts a window holding `ledger` (recovery), unless it runs already.
+    pub(crate) fn restore_window(&self, key: WindowKey, ledger: Ledger, now: DateTime<Utc>) {
+        match self.windows.entry(key) {
+            dashmap::Entry::Occupied(slot) => slot.get().addr.do_send(super::window::MergeCounts(ledger)),
+            dashmap::Entry::Vacant(slot) => {
+                let started = self.start_window(slot.key().clone(), ledger);
+                started.shared.touch(now);
+                slot.insert(started);
+            }
+        }
+    }
+
+    fn start_window(&self, key: WindowKey, ledger: Ledger) -> WindowSlot {
+        let shared = Arc::new(WindowShared::default());
+        let (journal, restarts, mine) = (self.journal.clone(), self.restarts.windows.clone(), shared.clone());
+        let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| {
+            WindowActor::new(key, ledger, journal, mine, restarts)
+        });
+        metrics::gauge!("warden_window_actors").increment(1.0);
+        WindowSlot { addr, shared }
+    }
+
+    /// The idle sweep: windows not looked up since `cutoff` are asked to drop
+    /// the counts outside their window (`span_of` gives each policy's window
+    /// now); those that held nothing at their last message leave the book.
+    /// Answers how many left.
+    pub(crate) fn sweep_windows(
+        &self,
+        now: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
+        span_of: impl Fn(&str) -> Option<Span>,
+    ) -> usize {
+        let before = self.windows.len();
+        self.windows.retain(|key, slot| {
+            if slot.shared.retirable(cutoff) {
+                return false;
+            }
+            if slot.shared.unused_since(cutoff) {
+                slot.addr.do_send(Prune { span: span_of(&key.policy_id), now });
+            }
+            true
+        });
+        let retired = before - self.windows.len();
+        metrics::gauge!("warden_window_actors").set(self.windows.len() as f64);
+        retired
+    }
+
+    /// How many window actors are in the book.
+    pub(crate) fn window_count(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// The actor of a pending approval.
+    pub(crate) fn approval(&self, id: &str) -> Option<Addr<ApprovalActor>> {
+        self.approvals.get(id).map(|a| a.clone())
+    }
+
+    /// Starts the actor of a pending approval.
+    pub(crate) fn start_approval(&self, id: String, port: Weak<dyn ApprovalPort>) {
+        if self.approvals.contains_key(&id) {
+            return;
+        }
+        let key = id.clone();
+        let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| ApprovalActor::new(key, port));
+        self.approvals.insert(id, addr);
+        metrics::gauge!("warden_approval_actors").set(self.approvals.len() as f64);
+    }
+
+    /// A resolved approval's actor leaves the book.
+    pub(crate) fn forget_approval(&self, id: &str) {
+        self.approvals.remove(id);
+        metrics::gauge!("warden_approval_actors").set(self.approvals.len() as f64);
+    }
+
+    /// How many approval actors are in the book.
+    pub(crate) fn approval_count(&self) -> usize {
+        self.approvals.len()
+    }
+
+    /// Stops every arbiter, and the actors on them.
+    pub(crate) fn stop(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}

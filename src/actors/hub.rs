@@ -1,0 +1,381 @@
+//! The hub: the one way state changes. It commits facts through the journal
+//! writer, applies each with [`State::apply`] under its own seq, and carries
+//! out what the fold asks of the actors (windows count, approval actors start
+//! and leave, windows of a changed rule are rebuilt, the dispatcher wakes),
+//! then tells subscribers. Approval actors and the webhook dispatcher reach it
+//! through the narrow traits they define ([`ApprovalPort`], [`DeliveryLog`]).
+//!
+//! INVARIANT (answered means durable): nothing is applied before its commit
+//! returned; a caller is answered after both.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde_json::json;
+use tokio::sync::{broadcast, oneshot};
+use warden_journal::Seq;
+
+use crate::clock::Clock;
+use crate::error::{Error, Unavailable};
+use crate::journal::facts::{Count, Fact, Json};
+use crate::journal::replay::for_each_fact;
+use crate::journal::JournalWriter;
+use crate::model::activity::{ActivityRequest, ActivityStatus};
+use crate::model::approval::{Approval, ApprovalStatus, Decision};
+use crate::model::event::EngineEvent;
+use crate::model::policy::ActivityKind;
+use crate::model::webhook::{Webhook, WebhookEvent};
+use crate::policy::compile::CompiledRule;
+use crate::policy::subject::wallet_subject;
+use crate::policy::window_math::{window_start, Ledger};
+use crate::policy::{rule_outcome, RuleOutcome, Settings, WindowKey};
+use crate::state::{Effect, Notices, State};
+use crate::workflow;
+
+use super::approval::ApprovalPort;
+use super::book::AddressBook;
+use super::serial::Serialized;
+use super::webhook_dispatcher::{DeliveryLog, Dispatcher, Wake};
+use super::window::{Commit, MergeCounts};
+
+/// The hub of one engine.
+pub(crate) struct Hub {
+    state: Arc<State>,
+    writer: JournalWriter,
+    book: Arc<AddressBook>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    subscribers: broadcast::Sender<EngineEvent>,
+    dispatcher: OnceLock<Addr<Dispatcher>>,
+    serial: OnceLock<Recipient<Serialized>>,
+    ready: AtomicBool,
+    me: Weak<Hub>,
+}
+
+impl Hub {
+    /// A hub over `state`, committing through `writer`.
+    pub(crate) fn new(
+        state: Arc<State>,
+        writer: JournalWriter,
+        book: Arc<AddressBook>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Arc<Self> {
+        let (subscribers, _) = broadcast::channel(1024);
+        Arc::new_cyclic(|me| Hub {
+            state,
+            writer,
+            book,
+            clock,
+            settings,
+            subscribers,
+            dispatcher: OnceLock::new(),
+            serial: OnceLock::new(),
+            ready: AtomicBool::new(false),
+            me: me.clone(),
+        })
+    }
+
+    /// The tables.
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The address books.
+    pub(crate) fn book(&self) -> &Arc<AddressBook> {
+        &self.book
+    }
+
+    /// The engine's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The settings.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether recovery is complete and the engine not stopping.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the engine ready (or stopping).
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Wires the dispatcher and the registry's serial lane (once, at build).
+    pub(crate) fn wire(&self, dispatcher: Addr<Dispatcher>, serial: Recipient<Serialized>) {
+        let _ = self.dispatcher.set(dispatcher);
+        let _ = self.serial.set(serial);
+    }
+
+    /// Stops the journal writer once what is queued is committed.
+    pub(crate) fn close(&self) {
+        self.writer.close();
+    }
+
+    /// Subscribes to engine events.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.subscribers.subscribe()
+    }
+
+    /// Commits `facts` as one unit, then applies each under its seq and
+    /// carries out what they ask. Counts of an activity that reserved under
+    /// `reservation` turn that reservation into the count. Answers the seq of
+    /// the first fact.
+    pub(crate) async fn commit(&self, facts: Vec<Fact>, reservation: u64) -> Result<Seq, Error> {
+        let first = self.writer.commit(&facts).await?;
+        let mut effects = Vec::new();
+        for (seq, fact) in (first..).zip(facts) {
+            self.state.apply(seq, fact, &mut effects);
+        }
+        self.state.publish_snapshot();
+        let changed_rules = self.react(effects, reservation);
+        for policy_id in changed_rules {
+            self.rebuild_windows(policy_id).await;
+        }
+        Ok(first)
+    }
+
+    /// Tells subscribers (after the commit that made the notices true).
+    pub(crate) fn announce(&self, notices: Notices) {
+        for notice in notices.notices {
+            let _ = self.subscribers.send(notice);
+        }
+    }
+
+    /// Carries out the effects; answers the policies whose windows must be
+    /// rebuilt (awaited by `commit`, so a changed rule is answered only once
+    /// its windows hold what the journal says).
+    fn react(&self, effects: Vec<Effect>, reservation: u64) -> Vec<String> {
+        let now = self.clock.now();
+        let mut queued = Vec::new();
+        let mut changed_rules = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Count(count) => self.book.window(&count.window, now).do_send(Commit {
+                    reservation,
+                    activity: count.activity_id,
+                    quantity: count.quantity,
+                    at: count.at,
+                }),
+                Effect::ApprovalOpened(id) => {
+                    let port: Weak<dyn ApprovalPort> = self.me.clone();
+                    self.book.start_approval(id, port);
+                }
+                Effect::ApprovalResolved { id, status } => {
+                    self.book.forget_approval(&id);
+                    metrics::counter!("warden_approvals_resolved_total", "status" => status.as_str()).increment(1);
+                    let activity = match status {
+                        ApprovalStatus::Approved => ActivityStatus::Approved,
+                        ApprovalStatus::Denied => ActivityStatus::Denied,
+                        _ => ActivityStatus::Expired,
+                    };
+                    metrics::counter!("warden_activities_total", "status" => activity.as_str()).increment(1);
+                }
+                Effect::RuleChanged(policy_id) => changed_rules.push(policy_id),
+                Effect::EventQueued(id) => queued.push(id),
+            }
+        }
+        metrics::gauge!("warden_approvals_pending").set(self.state.pending_approval_count() as f64);
+        if !queued.is_empty() {
+            if let Some(dispatcher) = self.dispatcher.get() {
+                dispatcher.do_send(Wake { events: queued });
+            }
+        }
+        changed_rules
+    }
+
+    /// Reads the counts of a changed velocity rule's windows from the journal
+    /// on a blocking thread, then adds them to the windows (starting those
+    /// that had none): a wider window sees counts a narrower one forgot.
+    async fn rebuild_windows(&self, policy_id: String) {
+        let state = self.state.clone();
+        let now = self.clock.now();
+        let read = tokio::task::spawn_blocking(move || {
+            let Some(policy) = state.compiled(&policy_id) else { return Ok(HashMap::new()) };
+            let CompiledRule::Velocity(velocity) = &policy.rule else { return Ok(HashMap::new()) };
+            let start = window_start(velocity.span, now);
+            let mut ledgers: HashMap<WindowKey, Ledger> = HashMap::new();
+            for_each_fact(state.journal().as_ref(), |_, mut fact| {
+                for count in fact.take_counts().into_iter().filter(|c| c.window.policy_id == policy_id && c.at >= start)
+                {
+                    if let Some(q) = count.quantity {
+                        ledgers.entry(count.window).or_default().push(count.at, q, count.activity_id);
+                    }
+                }
+            })
+            .map(|()| ledgers)
+        })
+        .await;
+        let ledgers = match read {
+            Ok(Ok(ledgers)) => ledgers,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "windows could not be rebuilt after a rule change");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, "the rebuild of windows after a rule change failed");
+                return;
+            }
+        };
+        for (key, ledger) in ledgers {
+            let _ = self.book.window(&key, now).send(MergeCounts(ledger)).await;
+        }
+    }
+
+    /// Runs `work` in the registry's one-at-a-time lane and answers its result.
+    pub(crate) async fn serialized<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        let lane = self.serial.get().ok_or(Unavailable::ShuttingDown)?;
+        let (done, answer) = oneshot::channel();
+        let job = async move {
+            let _ = done.send(work.await);
+        };
+        lane.send(Serialized(Box::pin(job)))
+            .await
+            .map_err(|_| Unavailable::Restarting { what: "policy registry".to_owned() })?;
+        answer.await.map_err(|_| Unavailable::TaskFailed { reason: "a policy change was dropped".to_owned() })?
+    }
+
+    /// The window counts an activity adds when it is approved: every
+    /// velocity policy that matches it now.
+    fn counts_when_approved(&self, activity_id: &str, request: &ActivityRequest, at: DateTime<Utc>) -> Vec<Count> {
+        let Ok(subject) = wallet_subject(request, &self.settings.prices) else { return Vec::new() };
+        self.state
+            .snapshot()
+            .matching(&subject)
+            .iter()
+            .filter_map(|p| match rule_outcome(p, &subject) {
+                RuleOutcome::Window(c) => {
+                    Some(Count { activity_id: activity_id.to_owned(), window: c.key, quantity: c.quantity, at })
+                }
+                RuleOutcome::Decided { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Journals the move of an approval to `next` (after `decision`, if any).
+    ///
+    /// INVARIANT (resolves once): the resolution, the activity's new status,
+    /// its window counts, a governed policy change and the webhook events are
+    /// one commit; the approval's actor leaves the book with it.
+    async fn settle_approval(self: Arc<Self>, next: Approval, decision: Option<Decision>) -> Result<Approval, Error> {
+        crate::faults::trip("approval.settle", &next.id);
+        let now = next.date_updated;
+        let mut facts = Vec::new();
+        if let Some(decision) = decision {
+            facts.push(Fact::DecisionRecorded { approval_id: next.id.clone(), decision: Json(decision) });
+        }
+        let resolved = next.status != ApprovalStatus::Pending;
+        let request = &next.activity.request;
+        let mut notices = Notices::default();
+        if resolved {
+            let counts = if next.status == ApprovalStatus::Approved && request.kind == ActivityKind::WalletsSign {
+                self.counts_when_approved(&next.activity.id, request, now)
+            } else {
+                Vec::new()
+            };
+            facts.push(Fact::ApprovalResolved { approval_id: next.id.clone(), status: next.status, date: now, counts });
+            notices.add(&self.state, "policy.approval.resolved", json!({ "approval": next }), now);
+            tracing::info!(approval = %next.id, activity = %next.activity.id, status = next.status.as_str(), "approval resolved");
+        }
+        facts.extend(notices.take_facts());
+        if resolved && request.kind == ActivityKind::PoliciesModify {
+            // The change is applied in the same commit, in the registry's
+            // lane, so it sees every earlier policy change.
+            let hub = self.clone();
+            let approval = next.clone();
+            self.serialized(async move { hub.resolve_change(facts, &approval).await }).await?;
+        } else {
+            self.commit(facts, 0).await?;
+        }
+        self.announce(notices);
+        Ok(next)
+    }
+
+    /// Commits the resolution of a governed change's approval with the change
+    /// itself (applied when approved, dropped otherwise).
+    async fn resolve_change(&self, mut facts: Vec<Fact>, approval: &Approval) -> Result<(), Error> {
+        let now = approval.date_resolved.unwrap_or(approval.date_updated);
+        if approval.status == ApprovalStatus::Approved {
+            let change = self.state.change_of_approval(&approval.id);
+            let applied =
+                change.and_then(|c| workflow::changed_policy(&c, self.state.policy(&c.entity_id).as_ref(), now));
+            if let Some(policy) = applied {
+                tracing::info!(policy = %policy.id, "governed policy change applied");
+                facts.push(Fact::PolicyPut(Json(policy)));
+            }
+        }
+        self.commit(facts, 0).await?;
+        Ok(())
+    }
+}
+
+impl ApprovalPort for Hub {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn pending(&self, id: &str) -> Option<Approval> {
+        self.state.pending_approval(id)
+    }
+
+    fn settle(
+        self: Arc<Self>,
+        next: Approval,
+        decision: Option<Decision>,
+    ) -> BoxFuture<'static, Result<Approval, Error>> {
+        self.settle_approval(next, decision).boxed()
+    }
+
+    fn reload(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<(), Error>> {
+        async move {
+            let state = self.state.clone();
+            tokio::task::spawn_blocking(move || state.reload_approval(&id))
+                .await
+                .map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })?
+        }
+        .boxed()
+    }
+
+    fn restarts(&self) -> &AtomicU64 {
+        &self.book.restarts.approvals
+    }
+}
+
+impl DeliveryLog for Hub {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn is_ready(&self) -> bool {
+        Hub::is_ready(self)
+    }
+
+    fn pending_events(&self) -> Vec<(String, String, DateTime<Utc>)> {
+        self.state.pending_events()
+    }
+
+    fn event(&self, id: &str) -> Option<WebhookEvent> {
+        self.state.event(id)
+    }
+
+    fn webhook(&self, id: &str) -> Option<Webhook> {
+        self.state.webhook(id)
+    }
+
+    fn record(self: Arc<Self>, fact: Fact) -> BoxFuture<'static, Result<(), Error>> {
+        async move { self.commit(vec![fact], 0).await.map(|_| ()) }.boxed()
+    }
+}

@@ -1,0 +1,124 @@
+//! The one fold: [`State::apply`] is the only code that turns a fact into
+//! in-memory state. Recovery runs it over the journal, the engine runs it
+//! after every commit of its own, and a standby would run it over a journal
+//! it follows: all three reach the same state from the same records.
+//!
+//! What a fact means beyond the tables (a window counts, an approval's actor
+//! starts or stops, the dispatcher has an event to send) comes back as
+//! [`Effect`]s for the layer that runs actors; recovery sets its actors up from
+//! the final state instead.
+
+use warden_journal::Seq;
+
+use crate::journal::facts::{Count, Fact, Json};
+use crate::model::activity::ActivityStatus;
+use crate::model::approval::ApprovalStatus;
+use crate::model::change_request::ChangeRequestStatus;
+use crate::model::webhook::DeliveryStatus;
+
+use super::{ActivityEntry, State};
+
+/// What an applied fact asks of the actors.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Effect {
+    /// A window counts an activity.
+    Count(Count),
+    /// A pending approval needs its actor.
+    ApprovalOpened(String),
+    /// An approval resolved: its actor has nothing left to do.
+    ApprovalResolved {
+        /// The approval.
+        id: String,
+        /// What it resolved to.
+        status: ApprovalStatus,
+    },
+    /// A policy's velocity rule changed: its windows must be rebuilt.
+    RuleChanged(String),
+    /// An event waits for delivery.
+    EventQueued(String),
+}
+
+impl State {
+    /// Folds one fact, journaled at `seq`, into the tables; pushes onto
+    /// `effects` what the actors must do about it.
+    pub(crate) fn apply(&self, seq: Seq, fact: Fact, effects: &mut Vec<Effect>) {
+        match fact {
+            Fact::PolicyPut(Json(policy)) => {
+                let id = policy.id.clone();
+                if self.policies.put(policy) {
+                    effects.push(Effect::RuleChanged(id));
+                }
+            }
+            Fact::ActivityEvaluated { activity, counts } => {
+                if let Some(key) = activity.external_id.clone() {
+                    self.external_ids.record(key, &activity.id, activity.date);
+                }
+                self.activities.put(ActivityEntry::new(&activity, seq));
+                effects.extend(counts.into_iter().map(Effect::Count));
+            }
+            Fact::ApprovalOpened(Json(approval)) => {
+                let id = approval.id.clone();
+                let pending = approval.status == ApprovalStatus::Pending;
+                self.approvals.open(approval, seq);
+                if pending {
+                    effects.push(Effect::ApprovalOpened(id));
+                }
+            }
+            Fact::DecisionRecorded { approval_id, decision: Json(decision) } => {
+                self.approvals.decide(&approval_id, decision, seq);
+            }
+            Fact::ApprovalResolved { approval_id, status, date, counts } => {
+                let Some(approval) = self.approvals.resolve(&approval_id, status, date, seq) else { return };
+                let activity_status = match status {
+                    ApprovalStatus::Approved => ActivityStatus::Approved,
+                    ApprovalStatus::Denied => ActivityStatus::Denied,
+                    _ => ActivityStatus::Expired,
+                };
+                self.activities.update(&approval.activity.id, |a| a.set_status(activity_status, date));
+                if let Some((_, change_id)) = self.change_of_approval.remove(&approval_id) {
+                    let resolved = self.change_requests.update(&change_id, |c| {
+                        c.status = if status == ApprovalStatus::Approved {
+                            ChangeRequestStatus::Applied
+                        } else {
+                            ChangeRequestStatus::Rejected
+                        };
+                        c.date_resolved = Some(date);
+                        c.entity_id.clone()
+                    });
+                    if let Some(policy_id) = resolved {
+                        self.pending_changes.remove_if(&policy_id, |_, pending| *pending == change_id);
+                    }
+                }
+                effects.extend(counts.into_iter().map(Effect::Count));
+                effects.push(Effect::ApprovalResolved { id: approval_id, status });
+            }
+            Fact::ChangeRequestOpened(Json(change)) => {
+                if change.status == ChangeRequestStatus::Pending {
+                    self.pending_changes.insert(change.entity_id.clone(), change.id.clone());
+                    self.change_of_approval.insert(change.approval_id.clone(), change.id.clone());
+                }
+                self.change_requests.put(change);
+            }
+            Fact::WebhookPut(Json(webhook)) => self.webhooks.put(webhook),
+            Fact::WebhookDeleted { webhook_id } => {
+                self.webhooks.remove(&webhook_id);
+            }
+            Fact::EventQueued(Json(event)) => {
+                let id = event.id.clone();
+                let pending = event.status == DeliveryStatus::Pending;
+                self.events.put(event);
+                if pending {
+                    effects.push(Effect::EventQueued(id));
+                }
+            }
+            Fact::DeliveryRecorded { event_id, status, attempts, last_error, next_attempt } => {
+                self.events.update(&event_id, |e| {
+                    e.status = status;
+                    e.attempts = attempts;
+                    e.last_error = last_error;
+                    e.next_attempt = if status == DeliveryStatus::Pending { next_attempt } else { None };
+                });
+            }
+        }
+    }
+}

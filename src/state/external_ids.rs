@@ -1,0 +1,62 @@
+//! Callers' idempotency keys (`externalId`) and the activity each answered.
+//!
+//! A key's slot is made by the first evaluation that carries it (so that
+//! concurrent repeats wait for that one instead of evaluating again) and is
+//! filled when the evaluation is answered, or by the fold when replayed. Keys
+//! older than the retention are forgotten: memory grows with the keys of the
+//! retention period, not with every key ever sent. Keys are chosen by callers
+//! and may be adversarial: std's keyed hash.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use tokio::sync::OnceCell;
+
+/// One key: the activity it answered (once answered) and when it was first seen.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// The activity id, set once.
+    pub(crate) activity: OnceCell<String>,
+    /// Unix seconds of the first use.
+    at: i64,
+}
+
+/// The keys.
+#[derive(Debug, Default)]
+pub(crate) struct ExternalIds {
+    slots: DashMap<String, Arc<Slot>>,
+}
+
+impl ExternalIds {
+    /// The slot of `key`, made now if new.
+    pub(crate) fn slot(&self, key: &str, now: DateTime<Utc>) -> Arc<Slot> {
+        if let Some(slot) = self.slots.get(key) {
+            return slot.clone();
+        }
+        let fresh = || Arc::new(Slot { activity: OnceCell::new(), at: now.timestamp() });
+        self.slots.entry(key.to_owned()).or_insert_with(fresh).clone()
+    }
+
+    /// Fold: `key` answered with `activity` at `at`. A slot being filled by
+    /// the live evaluation that journaled this is left to it.
+    pub(crate) fn record(&self, key: String, activity: &str, at: DateTime<Utc>) {
+        let slot =
+            self.slots.entry(key).or_insert_with(|| Arc::new(Slot { activity: OnceCell::new(), at: at.timestamp() }));
+        let _ = slot.activity.set(activity.to_owned());
+    }
+
+    /// Forgets the answered keys first seen before `cutoff`; answers how many.
+    pub(crate) fn forget_before(&self, cutoff: DateTime<Utc>) -> usize {
+        let before = self.slots.len();
+        let cutoff = cutoff.timestamp();
+        // A slot still being filled is kept: its evaluation is in flight.
+        self.slots.retain(|_, slot| slot.at >= cutoff || !slot.activity.initialized());
+        before - self.slots.len()
+    }
+
+    /// How many keys are kept.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+}

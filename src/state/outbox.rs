@@ -1,0 +1,58 @@
+//! What a state change announces: engine events for subscribers and, for each
+//! webhook that wants them, queued deliveries journaled with the change (the
+//! outbox: at least once, since they commit with their cause).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::journal::facts::{Fact, Json};
+use crate::model::activity::Activity;
+use crate::model::event::EngineEvent;
+use crate::model::ids::{new_id, IdKind};
+use crate::model::webhook::{DeliveryStatus, WebhookEvent};
+
+use super::State;
+
+/// The announcements of one state change.
+#[derive(Debug, Default)]
+pub(crate) struct Notices {
+    /// For subscribers, once committed.
+    pub(crate) notices: Vec<EngineEvent>,
+    events: Vec<WebhookEvent>,
+}
+
+impl Notices {
+    /// Announces `kind` with `data`: one queued event per webhook that wants it.
+    pub(crate) fn add(&mut self, state: &State, kind: &str, data: serde_json::Value, now: DateTime<Utc>) {
+        let text = data.to_string();
+        self.events.extend(state.webhooks_wanting(kind).into_iter().map(|webhook_id| WebhookEvent {
+            id: new_id(IdKind::Event),
+            webhook_id,
+            kind: kind.to_owned(),
+            date: now,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            data: text.clone(),
+            next_attempt: Some(now),
+        }));
+        self.notices.push(EngineEvent { kind: kind.to_owned(), date: now, data });
+    }
+
+    /// Announces `policy.triggered` for each policy that triggered on `activity`.
+    pub(crate) fn triggered(&mut self, state: &State, activity: &Activity) {
+        let now = activity.date_created;
+        for evaluation in &activity.policy_evaluations {
+            let data = json!({"policyEvaluation": {
+                "policyId": evaluation.policy_id, "activityId": activity.id,
+                "triggered": evaluation.triggered, "reason": evaluation.reason, "date": now,
+            }});
+            self.add(state, "policy.triggered", data, now);
+        }
+    }
+
+    /// The facts that queue the webhook deliveries, taken out.
+    pub(crate) fn take_facts(&mut self) -> impl Iterator<Item = Fact> {
+        std::mem::take(&mut self.events).into_iter().map(|e| Fact::EventQueued(Json(e)))
+    }
+}
