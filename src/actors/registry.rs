@@ -10,7 +10,7 @@
 //!   scanned while nothing is due), retire idle windows, and forget old
 //!   `externalId`s.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use crate::policy::compile::CompiledRule;
 
 use super::approval::Expire;
-use super::book::AddressBook;
 use super::hub::Hub;
 use super::serial::Serialized;
 
@@ -40,26 +39,34 @@ pub(crate) struct Upkeep {
 }
 
 /// The registry actor.
+///
+/// It holds its engine weakly: once the embedder drops the engine, the
+/// registry stops, and with it every timer.
 pub(crate) struct Registry {
-    hub: Arc<Hub>,
+    hub: Weak<Hub>,
     upkeep: Upkeep,
 }
 
 impl Registry {
     /// The registry of `hub`'s actors.
-    pub(crate) fn new(hub: Arc<Hub>, upkeep: Upkeep) -> Self {
-        Registry { hub, upkeep }
+    pub(crate) fn new(hub: &Arc<Hub>, upkeep: Upkeep) -> Self {
+        Registry { hub: Arc::downgrade(hub), upkeep }
     }
 
-    fn book(&self) -> &Arc<AddressBook> {
-        self.hub.book()
+    /// The engine's hub; stops the registry when the engine is gone.
+    fn hub(&self, ctx: &mut Context<Self>) -> Option<Arc<Hub>> {
+        let hub = self.hub.upgrade();
+        if hub.is_none() {
+            ctx.stop();
+        }
+        hub
     }
 
-    fn sweep_windows(&self) {
-        let now = self.hub.now();
+    fn sweep_windows(&self, hub: &Hub) {
+        let now = hub.now();
         let cutoff = now - chrono::Duration::from_std(self.upkeep.window_idle).unwrap_or(chrono::Duration::MAX);
-        let state = self.hub.state().clone();
-        let retired = self.book().sweep_windows(now, cutoff, |policy_id| match state.compiled(policy_id) {
+        let state = hub.state().clone();
+        let retired = hub.book().sweep_windows(now, cutoff, |policy_id| match state.compiled(policy_id) {
             Some(policy) => match &policy.rule {
                 CompiledRule::Velocity(velocity) => Some(velocity.span),
                 _ => None,
@@ -71,10 +78,10 @@ impl Registry {
         }
     }
 
-    fn forget_external_ids(&self) {
+    fn forget_external_ids(&self, hub: &Hub) {
         let retention = chrono::Duration::from_std(self.upkeep.external_id_retention).unwrap_or(chrono::Duration::MAX);
-        let cutoff = self.hub.now().checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let forgotten = self.hub.state().forget_external_ids(cutoff);
+        let cutoff = hub.now().checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let forgotten = hub.state().forget_external_ids(cutoff);
         if forgotten > 0 {
             tracing::info!(forgotten, "externalIds past their retention forgotten");
         }
@@ -96,13 +103,11 @@ impl Actor for Registry {
         if super::system_is_gone() {
             return;
         }
-        metrics::gauge!("warden_window_actors").set(self.book().window_count() as f64);
-        metrics::gauge!("warden_approval_actors").set(self.book().approval_count() as f64);
-        ctx.run_interval(EXPIRY_TICK, |registry, _| {
-            if registry.hub.state().due_approvals(registry.hub.now()).is_empty() {
+        ctx.run_interval(EXPIRY_TICK, |registry, ctx| {
+            let Some(hub) = registry.hub(ctx) else { return };
+            if hub.state().due_approvals(hub.now()).is_empty() {
                 return;
             }
-            let hub = registry.hub.clone();
             // Not awaited here: approval actors may be waiting on this
             // registry's lane for a governed change, so it must not block.
             actix::spawn(async move {
@@ -112,9 +117,17 @@ impl Actor for Registry {
         // Windows go idle after `window_idle`; sweeping four times per idle
         // period retires them at most 1.25 idle periods after their last use.
         let sweep = (self.upkeep.window_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
-        ctx.run_interval(sweep, |registry, _| registry.sweep_windows());
+        ctx.run_interval(sweep, |registry, ctx| {
+            if let Some(hub) = registry.hub(ctx) {
+                registry.sweep_windows(&hub);
+            }
+        });
         let retention = RETENTION_SWEEP.min(self.upkeep.external_id_retention.max(Duration::from_secs(1)));
-        ctx.run_interval(retention, |registry, _| registry.forget_external_ids());
+        ctx.run_interval(retention, |registry, ctx| {
+            if let Some(hub) = registry.hub(ctx) {
+                registry.forget_external_ids(&hub);
+            }
+        });
     }
 }
 

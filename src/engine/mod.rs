@@ -174,7 +174,7 @@ impl EngineBuilder {
         let state = Arc::new(State::new(journal.clone()));
         let book = Arc::new(AddressBook::new(arbiters, journal.clone()));
         let hub = Hub::new(state, JournalWriter::start(journal), book, self.clock, self.settings);
-        let registry = Registry::new(hub.clone(), self.upkeep).start();
+        let registry = Registry::new(&hub, self.upkeep).start();
         let log: std::sync::Weak<dyn DeliveryLog> = Arc::downgrade(&hub) as std::sync::Weak<dyn DeliveryLog>;
         hub.wire(Dispatcher::new(log).start(), registry.clone().recipient());
         recovery::recover(&hub, self.upkeep.external_id_retention).await?;
