@@ -6,6 +6,8 @@
 //! evaluation = "all-triggered"
 //! default_action = "NoAction"
 //! body_limit = 1048576
+//! window_idle_seconds = 600
+//! external_id_retention_days = 30
 //!
 //! [[principals]]
 //! id = "us-alice"
@@ -41,6 +43,10 @@ pub const DEFAULT_DATA_DIR: &str = "warden-data";
 /// whitelisted addresses, far more than any legitimate request, while keeping
 /// what one request can make the server buffer small.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Longest `window_idle_seconds`: a day (longer keeps actors for nothing).
+pub const MAX_WINDOW_IDLE_SECS: u64 = 86_400;
+/// Longest `external_id_retention_days`: ten years.
+pub const MAX_RETENTION_DAYS: u64 = 3650;
 /// The principal of development mode.
 pub const DEV_PRINCIPAL_ID: &str = "us-dev";
 
@@ -102,6 +108,10 @@ pub struct Config {
     pub prices: PriceTable,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// A velocity window holding nothing stops its actor after this long unused.
+    pub window_idle: std::time::Duration,
+    /// A repeated `externalId` older than this is a new activity.
+    pub external_id_retention: std::time::Duration,
 }
 
 impl Default for Config {
@@ -114,6 +124,8 @@ impl Default for Config {
             principals: Vec::new(),
             prices: PriceTable::default(),
             body_limit: DEFAULT_BODY_LIMIT,
+            window_idle: crate::DEFAULT_WINDOW_IDLE,
+            external_id_retention: crate::DEFAULT_EXTERNAL_ID_RETENTION,
         }
     }
 }
@@ -133,6 +145,8 @@ struct RawConfig {
     #[serde(default)]
     prices: BTreeMap<String, toml::Value>,
     body_limit: Option<usize>,
+    window_idle_seconds: Option<u64>,
+    external_id_retention_days: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,7 +208,28 @@ impl Config {
         if body_limit == 0 {
             return Err(invalid("body_limit".into(), "must be at least 1 byte"));
         }
+        let window_idle = match raw.window_idle_seconds {
+            None => crate::DEFAULT_WINDOW_IDLE,
+            Some(0) => return Err(invalid("window_idle_seconds".into(), "must be at least 1 second")),
+            Some(s) if s > MAX_WINDOW_IDLE_SECS => {
+                return Err(invalid("window_idle_seconds".into(), format!("must be at most {MAX_WINDOW_IDLE_SECS}")))
+            }
+            Some(s) => std::time::Duration::from_secs(s),
+        };
+        let external_id_retention = match raw.external_id_retention_days {
+            None => crate::DEFAULT_EXTERNAL_ID_RETENTION,
+            Some(0) => return Err(invalid("external_id_retention_days".into(), "must be at least 1 day")),
+            Some(d) if d > MAX_RETENTION_DAYS => {
+                return Err(invalid(
+                    "external_id_retention_days".into(),
+                    format!("must be at most {MAX_RETENTION_DAYS}"),
+                ))
+            }
+            Some(d) => std::time::Duration::from_secs(d * 24 * 3600),
+        };
         Ok(Config {
+            window_idle,
+            external_id_retention,
             listen: raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             evaluation: raw.evaluation,
@@ -229,6 +264,8 @@ impl Config {
             .default_action(self.default_action)
             .prices(self.prices.clone())
             .principals(self.engine_principals())
+            .window_idle(self.window_idle)
+            .external_id_retention(self.external_id_retention)
     }
 }
 

@@ -4,43 +4,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::Duration;
 use common::*;
 use serde_json::json;
 use warden::*;
-use warden_journal::{Record, Seq};
-
-/// A memory journal that counts point reads.
-#[derive(Default)]
-struct CountingReads {
-    inner: MemoryJournal,
-    reads: AtomicU64,
-}
-
-impl CountingReads {
-    fn reads(&self) -> u64 {
-        self.reads.load(Ordering::SeqCst)
-    }
-}
-
-impl Journal for CountingReads {
-    fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, JournalError> {
-        self.inner.append(payloads)
-    }
-    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
-        self.inner.scan(from, visit)
-    }
-    fn read(&self, seq: Seq) -> Result<Option<Record>, JournalError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read(seq)
-    }
-    fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
-        self.inner.last_seq()
-    }
-}
 
 async fn engine_on(journal: &Arc<CountingReads>, clock: &ManualClock) -> Engine {
     let builder = Engine::builder().clock(clock.clone()).shared_journal(journal.clone()).arbiters(2);

@@ -39,7 +39,7 @@ pub use self::openapi::ApiDoc;
 pub use self::problem::{Problem, PROBLEM_JSON};
 
 use self::body::BodyLimit;
-use self::openapi::OpenApiJson;
+use self::routes::ops::OpenApiJson;
 use crate::config::{Config, DEFAULT_BODY_LIMIT};
 use crate::engine::Engine;
 
@@ -94,7 +94,7 @@ impl Server {
         let metrics = web::Data::new(metrics::install());
         let engine = web::Data::new(self.engine.clone());
         let credentials = web::Data::new(self.credentials);
-        let openapi = web::Data::new(OpenApiJson::render());
+        let openapi = web::Data::new(OpenApiJson(openapi::render()));
         let limit = BodyLimit(self.body_limit);
         let address = listener.local_addr().ok();
 

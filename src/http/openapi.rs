@@ -40,17 +40,11 @@ use super::schemas::*;
 )]
 pub struct ApiDoc;
 
-/// The rendered document, built once per server.
-#[derive(Debug, Clone)]
-pub struct OpenApiJson(pub String);
-
-impl OpenApiJson {
-    /// Renders [`ApiDoc`].
-    pub fn render() -> Self {
-        // Serializing the generated document cannot fail: it holds only maps,
-        // strings and numbers.
-        OpenApiJson(ApiDoc::openapi().to_json().unwrap_or_else(|_| String::from("{}")))
-    }
+/// Renders [`ApiDoc`] as JSON text.
+pub fn render() -> String {
+    // Serializing the generated document cannot fail: it holds only maps,
+    // strings and numbers.
+    ApiDoc::openapi().to_json().unwrap_or_else(|_| String::from("{}"))
 }
 
 /// Bearer authentication and the problem answers of every route.
@@ -138,7 +132,7 @@ mod tests {
 
     #[test]
     fn every_route_is_documented() {
-        let document: serde_json::Value = serde_json::from_str(&OpenApiJson::render().0).unwrap();
+        let document: serde_json::Value = serde_json::from_str(&render()).unwrap();
         assert!(document["openapi"].as_str().unwrap().starts_with("3."));
         let paths = document["paths"].as_object().unwrap();
         for pattern in super::super::routes::PATTERNS {

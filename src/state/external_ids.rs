@@ -39,11 +39,27 @@ impl ExternalIds {
     }
 
     /// Fold: `key` answered with `activity` at `at`. A slot being filled by
-    /// the live evaluation that journaled this is left to it.
+    /// the live evaluation that journaled this is left to it; a slot holding
+    /// another activity was forgotten (past its retention) when this one was
+    /// evaluated, so this one replaces it.
     pub(crate) fn record(&self, key: String, activity: &str, at: DateTime<Utc>) {
-        let slot =
-            self.slots.entry(key).or_insert_with(|| Arc::new(Slot { activity: OnceCell::new(), at: at.timestamp() }));
-        let _ = slot.activity.set(activity.to_owned());
+        let answered = || {
+            let slot = Slot { activity: OnceCell::new_with(Some(activity.to_owned())), at: at.timestamp() };
+            Arc::new(slot)
+        };
+        match self.slots.entry(key) {
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(answered());
+            }
+            dashmap::Entry::Occupied(mut slot) => match slot.get().activity.get() {
+                Some(known) if known != activity => {
+                    slot.insert(answered());
+                }
+                _ => {
+                    let _ = slot.get().activity.set(activity.to_owned());
+                }
+            },
+        }
     }
 
     /// Forgets the answered keys first seen before `cutoff`; answers how many.

@@ -1,6 +1,7 @@
 //! Builders shared by the engine's integration tests.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[path = "seed.rs"]
@@ -9,6 +10,7 @@ pub mod seed;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use warden::*;
+use warden_journal::{Record, Seq};
 
 /// 2026-11-22 10:00 UTC, a Sunday.
 pub fn t0() -> DateTime<Utc> {
@@ -111,5 +113,34 @@ impl Harness {
 
     pub async fn deny(&self, who: &Principal, approval_id: &str) -> Result<Approval, Error> {
         self.engine.decide(who, approval_id, DecisionValue::Denied, "not ok").await
+    }
+}
+
+/// A memory journal that counts point reads.
+#[derive(Default)]
+pub struct CountingReads {
+    inner: MemoryJournal,
+    reads: AtomicU64,
+}
+
+impl CountingReads {
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl Journal for CountingReads {
+    fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, JournalError> {
+        self.inner.append(payloads)
+    }
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
+        self.inner.scan(from, visit)
+    }
+    fn read(&self, seq: Seq) -> Result<Option<Record>, JournalError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read(seq)
+    }
+    fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
+        self.inner.last_seq()
     }
 }

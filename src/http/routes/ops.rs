@@ -5,7 +5,6 @@ use actix_web::HttpResponse;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::engine::Engine;
-use crate::http::openapi::OpenApiJson;
 use crate::http::problem::Problem;
 use crate::http::schemas::HealthDoc;
 
@@ -30,6 +29,10 @@ pub async fn healthz(engine: Data<Engine>) -> Result<HttpResponse, Problem> {
 pub async fn metrics(handle: Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(handle.render())
 }
+
+/// The OpenAPI document as served, rendered once per server.
+#[derive(Debug, Clone)]
+pub struct OpenApiJson(pub String);
 
 /// This API's OpenAPI 3 document.
 #[utoipa::path(

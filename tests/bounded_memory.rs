@@ -1,0 +1,109 @@
+//! Memory grows with limits, not with input: idle windows retire, old
+//! `externalId`s are forgotten, resolved approvals keep no actor and no body
+//! in memory (they are read back from the journal).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use warden::*;
+
+/// Waits (bounded) until `done` holds; the registry's timers run on real time.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn to(recipient: &str) -> ActivityRequest {
+    transfer_with("10", json!({"transaction": {"recipient": recipient}}))
+}
+
+fn one_per_recipient_per_minute() -> PolicySpec {
+    spec(json!({"name": "one per recipient", "activityKind": "Wallets:Sign",
+        "rule": {"kind": "TransactionCountVelocity", "configuration": {"limit": 1, "timeWindow": 60, "scope": "Recipient"}},
+        "action": {"kind": "Block"}}))
+}
+
+#[actix_rt::test]
+async fn windows_of_recipients_seen_once_retire_once_idle_and_empty() {
+    let h = harness(|b| b.window_idle(Duration::from_millis(300))).await;
+    h.add_policy(one_per_recipient_per_minute()).await;
+    for i in 0..200 {
+        assert_eq!(h.submit(to(&format!("0x{i:040x}"))).await.status, ActivityStatus::Allowed);
+    }
+    assert_eq!(h.submit(to(&format!("0x{:040x}", 7))).await.status, ActivityStatus::Blocked, "one per minute");
+    assert_eq!(h.engine.live_actors().0, 200);
+
+    // Two minutes later one more recipient is counted; the others' counts
+    // have left their window.
+    h.clock.advance(chrono::Duration::seconds(120));
+    assert_eq!(h.submit(to("0xfeed000000000000000000000000000000000001")).await.status, ActivityStatus::Allowed);
+    eventually("the idle, empty windows to retire", || h.engine.live_actors().0 == 1).await;
+
+    // A retired window starts afresh, rightly empty; a kept one still counts.
+    assert_eq!(h.submit(to(&format!("0x{:040x}", 7))).await.status, ActivityStatus::Allowed);
+    assert_eq!(h.submit(to("0xfeed000000000000000000000000000000000001")).await.status, ActivityStatus::Blocked);
+}
+
+#[actix_rt::test]
+async fn a_window_with_counts_in_its_horizon_never_retires() {
+    let h = harness(|b| b.window_idle(Duration::from_millis(200))).await;
+    let policy = h.add_policy(one_per_recipient_per_minute()).await;
+    assert_eq!(h.submit(to("0xaa00000000000000000000000000000000000001")).await.status, ActivityStatus::Allowed);
+    h.clock.advance(chrono::Duration::seconds(30));
+    actix_rt::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.engine.live_actors().0, 1, "still holds a count inside the minute");
+    let scope = "0xaa00000000000000000000000000000000000001";
+    assert_eq!(h.engine.window_total(&policy.id, scope).await.as_deref(), Some("1"));
+    assert_eq!(h.submit(to(scope)).await.status, ActivityStatus::Blocked);
+}
+
+#[actix_rt::test]
+async fn external_ids_are_forgotten_after_their_retention() {
+    let h = harness(|b| b.external_id_retention(Duration::from_secs(2))).await;
+    let first = h.submit(transfer_with("10", json!({"externalId": "order-1"}))).await;
+    assert_eq!(h.submit(transfer_with("10", json!({"externalId": "order-1"}))).await.id, first.id, "a replay");
+    assert_eq!(h.engine.remembered_external_ids(), 1);
+
+    h.clock.advance(chrono::Duration::seconds(3));
+    eventually("the key to be forgotten", || h.engine.remembered_external_ids() == 0).await;
+    let again = h.submit(transfer_with("10", json!({"externalId": "order-1"}))).await;
+    assert_ne!(again.id, first.id, "past its retention a repeated externalId is a new activity");
+
+    // A restart forgets them too, and keeps the recent ones.
+    let recent = h.submit(transfer_with("10", json!({"externalId": "order-2"}))).await;
+    h.clock.advance(chrono::Duration::seconds(1));
+    let engine = h.restart(|b| b.external_id_retention(Duration::from_secs(2))).await;
+    assert_eq!(engine.remembered_external_ids(), 2, "order-1 (second use) and order-2 are inside their retention");
+    assert_eq!(engine.evaluate(transfer_with("10", json!({"externalId": "order-2"}))).await.unwrap().id, recent.id);
+}
+
+#[actix_rt::test]
+async fn a_resolved_approval_keeps_no_actor_and_reads_back_from_the_journal() {
+    let journal = std::sync::Arc::new(CountingReads::default());
+    let engine = Engine::builder().shared_journal(journal.clone()).build().await.unwrap();
+    let h = Harness { engine, clock: ManualClock::new(t0()), journal: std::sync::Arc::new(MemoryJournal::new()) };
+    h.add_policy(large_transaction_policy()).await;
+    let id = h.submit(transfer_with("150000", json!({}))).await.approval_id.unwrap();
+    assert_eq!(h.engine.live_actors().1, 1);
+    h.approve(&user("us-1"), &id).await.unwrap();
+    let answered = h.approve(&user("us-2"), &id).await.unwrap();
+    assert_eq!(answered.status, ApprovalStatus::Approved);
+    assert_eq!(h.engine.live_actors().1, 0);
+
+    let reads_before = journal.reads();
+    assert_eq!(h.engine.approval(&id).unwrap(), answered, "read back as it was answered");
+    assert!(journal.reads() > reads_before, "a resolved approval is read from the journal");
+    let listed = h
+        .engine
+        .approvals(&ApprovalFilter { approver_id: Some("us-3".into()), ..Default::default() }, &PageRequest::default())
+        .unwrap();
+    assert_eq!(listed.items, [answered], "the approver filter still sees a resolved approval's groups");
+}
