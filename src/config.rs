@@ -341,6 +341,22 @@ BTC = 60000
     }
 
     #[test]
+    fn upkeep_limits_parse_and_bad_ones_are_named() {
+        let config = Config::from_toml("window_idle_seconds = 5\nexternal_id_retention_days = 2\n").unwrap();
+        assert_eq!(config.window_idle, std::time::Duration::from_secs(5));
+        assert_eq!(config.external_id_retention, std::time::Duration::from_secs(2 * 86_400));
+        for (text, key) in [
+            ("window_idle_seconds = 0", "window_idle_seconds"),
+            ("window_idle_seconds = 86401", "window_idle_seconds"),
+            ("external_id_retention_days = 0", "external_id_retention_days"),
+            ("external_id_retention_days = 100000", "external_id_retention_days"),
+        ] {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let err = Config::from_toml("[[principals]]\nid = \"a\"\ntoken_sha256 = \"abc\"\n").unwrap_err().to_string();
         assert!(err.contains("principals[0].token_sha256"), "{err}");
