@@ -8,6 +8,7 @@
 //! body_limit = 1048576
 //! window_idle_seconds = 600
 //! external_id_retention_days = 30
+//! webhook_allow_private = false
 //!
 //! [[principals]]
 //! id = "us-alice"
@@ -112,6 +113,8 @@ pub struct Config {
     pub window_idle: std::time::Duration,
     /// A repeated `externalId` older than this is a new activity.
     pub external_id_retention: std::time::Duration,
+    /// Whether webhooks may reach loopback, link-local and private addresses.
+    pub webhook_allow_private: bool,
 }
 
 impl Default for Config {
@@ -126,6 +129,7 @@ impl Default for Config {
             body_limit: DEFAULT_BODY_LIMIT,
             window_idle: crate::DEFAULT_WINDOW_IDLE,
             external_id_retention: crate::DEFAULT_EXTERNAL_ID_RETENTION,
+            webhook_allow_private: false,
         }
     }
 }
@@ -147,6 +151,8 @@ struct RawConfig {
     body_limit: Option<usize>,
     window_idle_seconds: Option<u64>,
     external_id_retention_days: Option<u64>,
+    #[serde(default)]
+    webhook_allow_private: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +234,7 @@ impl Config {
             Some(d) => std::time::Duration::from_secs(d * 24 * 3600),
         };
         Ok(Config {
+            webhook_allow_private: raw.webhook_allow_private,
             window_idle,
             external_id_retention,
             listen: raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
@@ -247,7 +254,12 @@ impl Config {
         rand::thread_rng().fill_bytes(&mut bytes);
         let token = format!("wdn_dev_{}", hex::encode(bytes));
         let principal = Principal::user(DEV_PRINCIPAL_ID, &[Role::Admin, Role::Signer]);
-        let config = Config { principals: vec![PrincipalConfig::with_token(principal, &token)], ..Config::default() };
+        // Development mode runs its receivers on this machine too.
+        let config = Config {
+            principals: vec![PrincipalConfig::with_token(principal, &token)],
+            webhook_allow_private: true,
+            ..Config::default()
+        };
         (config, token)
     }
 
@@ -266,6 +278,7 @@ impl Config {
             .principals(self.engine_principals())
             .window_idle(self.window_idle)
             .external_id_retention(self.external_id_retention)
+            .webhook_allow_private(self.webhook_allow_private)
     }
 }
 

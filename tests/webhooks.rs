@@ -117,7 +117,7 @@ fn closed_port() -> SocketAddr {
 // ----- the engine side -----
 
 async fn engine() -> Engine {
-    Engine::builder().arbiters(1).build().await.unwrap()
+    Engine::builder().webhook_allow_private(true).arbiters(1).build().await.unwrap()
 }
 
 async fn webhook(engine: &Engine, url: &str, events: &[&str]) -> Webhook {
@@ -268,7 +268,7 @@ async fn a_failed_answer_is_retried_with_the_same_event() {
 async fn retries_stop_a_day_after_the_event() {
     let receiver = Receiver::start(Answer::AlwaysFail);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap());
-    let engine = Engine::builder().arbiters(1).clock(clock.clone()).build().await.unwrap();
+    let engine = Engine::builder().webhook_allow_private(true).arbiters(1).clock(clock.clone()).build().await.unwrap();
     let hook = webhook(&engine, &receiver.url, &["policy.approval.pending"]).await;
     approval_policy(&engine).await;
     transfer(&engine).await;
@@ -336,7 +336,7 @@ async fn https_urls_are_sent_over_tls() {
 #[actix_rt::test]
 async fn events_of_a_deleted_webhook_are_dropped() {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap());
-    let engine = Engine::builder().arbiters(1).clock(clock.clone()).build().await.unwrap();
+    let engine = Engine::builder().webhook_allow_private(true).arbiters(1).clock(clock.clone()).build().await.unwrap();
     let gone_address = closed_port();
     let kept = Receiver::start(Answer::FailFirst(0));
     let gone = webhook(&engine, &format!("http://{gone_address}/hook"), &["policy.approval.pending"]).await;
@@ -366,8 +366,13 @@ async fn pending_events_are_delivered_after_a_restart() {
     let address = closed_port();
 
     // Engine 1 queues events while the receiver is down.
-    let engine =
-        Engine::builder().arbiters(1).journal(warden_redb::RedbJournal::open(&path).unwrap()).build().await.unwrap();
+    let engine = Engine::builder()
+        .webhook_allow_private(true)
+        .arbiters(1)
+        .journal(warden_redb::RedbJournal::open(&path).unwrap())
+        .build()
+        .await
+        .unwrap();
     let hook = webhook(&engine, &format!("http://{address}/hook"), &["*"]).await;
     approval_policy(&engine).await;
     let first = transfer(&engine).await;
@@ -388,7 +393,7 @@ async fn pending_events_are_delivered_after_a_restart() {
     // The receiver comes up; engine 2 opens the same file and delivers.
     let receiver = Receiver::on(TcpListener::bind(address).unwrap(), Answer::FailFirst(0));
     let journal = until("the journal file to be released", || warden_redb::RedbJournal::open(&path).ok()).await;
-    let engine = Engine::builder().arbiters(1).journal(journal).build().await.unwrap();
+    let engine = Engine::builder().webhook_allow_private(true).arbiters(1).journal(journal).build().await.unwrap();
     let delivered =
         until("every event after the restart", || Some(log(&engine, &hook)).filter(|l| all_delivered(l, 5))).await;
     assert!(delivered.iter().all(|e| e.attempts >= 2), "{delivered:?}");
@@ -398,6 +403,59 @@ async fn pending_events_are_delivered_after_a_restart() {
         receiver.received().iter().map(|r| r.header("X-Warden-Event-Id").to_owned()).collect();
     assert_eq!(arrived, ids);
     assert_eq!(receiver.received().len(), 5, "each event arrived once");
+    engine.shutdown();
+    receiver.stop().await;
+}
+
+#[actix_rt::test]
+async fn receivers_at_private_addresses_or_with_user_info_are_refused() {
+    let engine = Engine::builder().arbiters(1).build().await.unwrap();
+    for url in [
+        "http://127.0.0.1:9000/hook",
+        "http://[::1]/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.8/hook",
+        "http://localhost:8080/hook",
+        "https://user:pass@example.com/hook",
+    ] {
+        let spec: WebhookSpec = serde_json::from_value(json!({"url": url, "events": ["*"]})).unwrap();
+        match engine.create_webhook(spec).await {
+            Err(Error::Invalid(e)) => assert_eq!(e.field, "url", "{url}: {e}"),
+            other => panic!("{url} was not refused: {other:?}"),
+        }
+    }
+    assert!(engine.webhooks(&PageRequest::default()).unwrap().items.is_empty(), "nothing was registered");
+}
+
+#[actix_rt::test]
+async fn a_delivery_to_a_private_address_fails_when_not_allowed() {
+    // Registered while allowed (as development mode does), delivered by an
+    // engine that does not allow it: the delivery's own resolver refuses.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.redb");
+    let receiver = Receiver::start(Answer::FailFirst(0));
+    let url = receiver.url.clone();
+    {
+        let engine = Engine::builder()
+            .webhook_allow_private(true)
+            .arbiters(1)
+            .journal(warden_redb::RedbJournal::open(&path).unwrap())
+            .build()
+            .await
+            .unwrap();
+        webhook(&engine, &url, &["*"]).await;
+        engine.shutdown();
+    }
+    let journal = until("the journal file to be released", || warden_redb::RedbJournal::open(&path).ok()).await;
+    let engine = Engine::builder().arbiters(1).journal(journal).build().await.unwrap();
+    let hook = engine.webhooks(&PageRequest::default()).unwrap().items.remove(0);
+    approval_policy(&engine).await;
+    transfer(&engine).await;
+    let tried =
+        until("a refused try", || Some(log(&engine, &hook)).filter(|l| l.iter().any(|e| e.attempts >= 1))).await;
+    let error = tried.iter().find_map(|e| e.last_error.clone()).unwrap_or_else(|| panic!("{tried:?}"));
+    assert!(error.contains("resolves to"), "{error}");
+    assert!(receiver.received().is_empty(), "nothing reached the private receiver");
     engine.shutdown();
     receiver.stop().await;
 }

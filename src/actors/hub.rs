@@ -54,6 +54,7 @@ pub(crate) struct Hub {
     dispatcher: OnceLock<Addr<Dispatcher>>,
     serial: OnceLock<Recipient<Serialized>>,
     ready: AtomicBool,
+    webhook_allow_private: bool,
     me: Weak<Hub>,
 }
 
@@ -65,6 +66,7 @@ impl Hub {
         book: Arc<AddressBook>,
         clock: Arc<dyn Clock>,
         settings: Settings,
+        webhook_allow_private: bool,
     ) -> Arc<Self> {
         let (subscribers, _) = broadcast::channel(1024);
         Arc::new_cyclic(|me| Hub {
@@ -77,6 +79,7 @@ impl Hub {
             dispatcher: OnceLock::new(),
             serial: OnceLock::new(),
             ready: AtomicBool::new(false),
+            webhook_allow_private,
             me: me.clone(),
         })
     }
@@ -99,6 +102,11 @@ impl Hub {
     /// The settings.
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Whether webhooks may reach private addresses.
+    pub(crate) fn webhook_allow_private(&self) -> bool {
+        self.webhook_allow_private
     }
 
     /// Whether recovery is complete and the engine not stopping.

@@ -88,6 +88,7 @@ pub struct EngineBuilder {
     settings: Settings,
     arbiters: usize,
     upkeep: Upkeep,
+    webhook_allow_private: bool,
 }
 
 impl Default for EngineBuilder {
@@ -98,6 +99,7 @@ impl Default for EngineBuilder {
             settings: Settings::default(),
             arbiters: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             upkeep: Upkeep { window_idle: DEFAULT_WINDOW_IDLE, external_id_retention: DEFAULT_EXTERNAL_ID_RETENTION },
+            webhook_allow_private: false,
         }
     }
 }
@@ -166,6 +168,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Lets webhooks reach loopback, link-local and private addresses
+    /// (`webhook_allow_private`; for development and tests). Off by default:
+    /// a receiver must be a public address.
+    pub fn webhook_allow_private(mut self, allow: bool) -> Self {
+        self.webhook_allow_private = allow;
+        self
+    }
+
     /// Recovers the journal and starts the engine. Must run inside an actix
     /// system (`#[actix::main]`, `#[actix_web::main]`, `#[actix_rt::test]`).
     pub async fn build(self) -> Result<Engine, Error> {
@@ -173,10 +183,11 @@ impl EngineBuilder {
         let arbiters = (0..self.arbiters).map(|_| Arbiter::new().handle()).collect();
         let state = Arc::new(State::new(journal.clone()));
         let book = Arc::new(AddressBook::new(arbiters, journal.clone()));
-        let hub = Hub::new(state, JournalWriter::start(journal), book, self.clock, self.settings);
+        let allow_private = self.webhook_allow_private;
+        let hub = Hub::new(state, JournalWriter::start(journal), book, self.clock, self.settings, allow_private);
         let registry = Registry::new(&hub, self.upkeep).start();
         let log: std::sync::Weak<dyn DeliveryLog> = Arc::downgrade(&hub) as std::sync::Weak<dyn DeliveryLog>;
-        hub.wire(Dispatcher::new(log).start(), registry.clone().recipient());
+        hub.wire(Dispatcher::new(log, allow_private).start(), registry.clone().recipient());
         recovery::recover(&hub, self.upkeep.external_id_retention).await?;
         hub.set_ready(true);
         Ok(Engine { hub, registry })

@@ -4,6 +4,7 @@
 use rand::RngCore;
 
 use crate::actors::hub::Hub;
+use crate::actors::webhook_dispatcher::address;
 use crate::error::{Error, ValidationError};
 use crate::journal::facts::{Fact, Json};
 use crate::model::ids::{new_id, IdKind};
@@ -12,15 +13,24 @@ use crate::model::webhook::{Webhook, WebhookSpec, EVENT_KINDS};
 /// Longest accepted webhook URL.
 const MAX_URL_LEN: usize = 2048;
 
-/// Validates a webhook body.
-pub(crate) fn validate_webhook(spec: &WebhookSpec) -> Result<(), ValidationError> {
+/// Validates a webhook body; answers the URL's host and port.
+fn validate_webhook(spec: &WebhookSpec) -> Result<(String, u16), ValidationError> {
     let url = spec.url.trim();
+    let shown: String = url.chars().take(64).collect();
     let uri: Result<actix_web::http::Uri, _> = url.parse();
-    let valid = url.len() <= MAX_URL_LEN
-        && matches!(&uri, Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
-    if !valid {
-        return Err(ValidationError::new("url", format!("`{url}` is not an absolute http(s) URL")));
+    let parsed = match &uri {
+        Ok(u) if url.len() <= MAX_URL_LEN && matches!(u.scheme_str(), Some("http" | "https")) => {
+            u.host().map(|host| (u, host))
+        }
+        _ => None,
+    };
+    let Some((uri, host)) = parsed else {
+        return Err(ValidationError::new("url", format!("`{shown}` is not an absolute http(s) URL")));
+    };
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(ValidationError::new("url", "must not carry user info (`user:password@`)"));
     }
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
     if spec.events.is_empty() {
         return Err(ValidationError::new("events", "must list at least one event kind, or `*`"));
     }
@@ -32,12 +42,29 @@ pub(crate) fn validate_webhook(spec: &WebhookSpec) -> Result<(), ValidationError
             ));
         }
     }
-    Ok(())
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
+}
+
+/// Refuses a receiver at a loopback, link-local, private or unspecified
+/// address (unless the engine allows them): the host as written, or what it
+/// resolves to now. Deliveries check again.
+async fn check_address(host: &str, port: u16) -> Result<(), ValidationError> {
+    let addresses = match address::literal(host) {
+        Some(ip) => vec![ip],
+        None => address::resolve(host, port).await,
+    };
+    match address::refusal(host, &addresses) {
+        Some(why) => Err(ValidationError::new("url", format!("{why}; webhooks must reach public addresses"))),
+        None => Ok(()),
+    }
 }
 
 /// Registers a webhook; the answer is the only place its secret is shown.
 pub(super) async fn create_webhook(hub: &Hub, spec: WebhookSpec) -> Result<Webhook, Error> {
-    validate_webhook(&spec)?;
+    let (host, port) = validate_webhook(&spec)?;
+    if !hub.webhook_allow_private() {
+        check_address(&host, port).await?;
+    }
     let mut key = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
     let webhook = Webhook {

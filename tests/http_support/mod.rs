@@ -87,6 +87,7 @@ impl TestServer {
     pub async fn start_with_limit(body_limit: Option<usize>) -> TestServer {
         let engine = Engine::builder()
             .principals(principals().into_iter().map(|(p, _)| p).collect())
+            .webhook_allow_private(true)
             .arbiters(1)
             .build()
             .await

@@ -22,13 +22,33 @@ pub(super) type Target = Result<Endpoint, &'static str>;
 pub(super) struct Endpoint {
     pub(super) url: String,
     pub(super) secret: String,
+    /// Whether private addresses may be reached.
+    pub(super) allow_private: bool,
 }
 
-/// The HTTP client of the dispatcher: no redirects (a 3xx is a failure: the
+impl Endpoint {
+    /// Why an IP literal host may not be reached (names are checked by the
+    /// client's resolver, which the connector skips for literals).
+    fn refused(&self) -> Option<String> {
+        if self.allow_private {
+            return None;
+        }
+        let uri: awc::http::Uri = self.url.parse().ok()?;
+        let host = uri.host()?;
+        super::address::refusal(host, &[super::address::literal(host)?])
+    }
+}
+
+/// The HTTP client of the dispatcher: it connects only to the addresses its
+/// guarded resolver allows (see [`super::address`]); no redirects (a 3xx is a failure: the
 /// signed body goes only to the registered URL), bounded connect and answer
 /// times, at most as many connections as deliveries in flight.
-pub(super) fn client(max_connections: usize) -> awc::Client {
-    let connector = awc::Connector::new().timeout(CONNECT_TIMEOUT).limit(max_connections);
+pub(super) fn client(max_connections: usize, allow_private: bool) -> awc::Client {
+    let resolver = actix_tls::connect::Resolver::custom(super::address::GuardedResolver { allow_private });
+    let connector = awc::Connector::new()
+        .connector(actix_tls::connect::Connector::new(resolver).service())
+        .timeout(CONNECT_TIMEOUT)
+        .limit(max_connections);
     awc::Client::builder()
         .connector(connector)
         .timeout(REQUEST_TIMEOUT)
@@ -93,6 +113,9 @@ async fn post(
     event: &WebhookEvent,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
+    if let Some(why) = endpoint.refused() {
+        return Err(why);
+    }
     let body = signing::body(event);
     let signature = signing::signature(&endpoint.secret, body.as_bytes());
     let answer = client

@@ -37,6 +37,7 @@
 //! outcome: `delivered`, `retry` (a failed try that will be retried) or
 //! `failed` (given up, or dropped).
 
+pub mod address;
 pub mod backoff;
 mod delivery;
 mod schedule;
@@ -108,15 +109,18 @@ pub struct Wake {
 pub struct Dispatcher {
     log: Weak<dyn DeliveryLog>,
     client: awc::Client,
+    allow_private: bool,
     schedule: Schedule,
 }
 
 impl Dispatcher {
-    /// A dispatcher over a delivery log.
-    pub(crate) fn new(log: Weak<dyn DeliveryLog>) -> Self {
+    /// A dispatcher over a delivery log; receivers at private addresses are
+    /// refused unless `allow_private`.
+    pub(crate) fn new(log: Weak<dyn DeliveryLog>, allow_private: bool) -> Self {
         Dispatcher {
             log,
-            client: delivery::client(MAX_IN_FLIGHT),
+            client: delivery::client(MAX_IN_FLIGHT, allow_private),
+            allow_private,
             schedule: Schedule::new(MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_WEBHOOK),
         }
     }
@@ -197,7 +201,7 @@ impl Dispatcher {
         let target = match log.webhook(&event.webhook_id) {
             None => Err("webhook deleted"),
             Some(webhook) => match webhook.secret {
-                Some(secret) => Ok(delivery::Endpoint { url: webhook.url, secret }),
+                Some(secret) => Ok(delivery::Endpoint { url: webhook.url, secret, allow_private: self.allow_private }),
                 None => Err("webhook has no signing secret"),
             },
         };
