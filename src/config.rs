@@ -9,6 +9,7 @@
 //! window_idle_seconds = 600
 //! external_id_retention_days = 30
 //! webhook_allow_private = false
+//! webhook_backlog = 10000
 //!
 //! [[principals]]
 //! id = "us-alice"
@@ -48,6 +49,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const MAX_WINDOW_IDLE_SECS: u64 = 86_400;
 /// Longest `external_id_retention_days`: ten years.
 pub const MAX_RETENTION_DAYS: u64 = 3650;
+/// Largest `webhook_backlog`: a million events per webhook.
+pub const MAX_WEBHOOK_BACKLOG: usize = 1_000_000;
 /// The principal of development mode.
 pub const DEV_PRINCIPAL_ID: &str = "us-dev";
 
@@ -115,6 +118,8 @@ pub struct Config {
     pub external_id_retention: std::time::Duration,
     /// Whether webhooks may reach loopback, link-local and private addresses.
     pub webhook_allow_private: bool,
+    /// Most undelivered events one webhook holds.
+    pub webhook_backlog: usize,
 }
 
 impl Default for Config {
@@ -130,6 +135,7 @@ impl Default for Config {
             window_idle: crate::DEFAULT_WINDOW_IDLE,
             external_id_retention: crate::DEFAULT_EXTERNAL_ID_RETENTION,
             webhook_allow_private: false,
+            webhook_backlog: crate::DEFAULT_WEBHOOK_BACKLOG,
         }
     }
 }
@@ -153,6 +159,7 @@ struct RawConfig {
     external_id_retention_days: Option<u64>,
     #[serde(default)]
     webhook_allow_private: bool,
+    webhook_backlog: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,7 +240,15 @@ impl Config {
             }
             Some(d) => std::time::Duration::from_secs(d * 24 * 3600),
         };
+        let webhook_backlog = match raw.webhook_backlog {
+            None => crate::DEFAULT_WEBHOOK_BACKLOG,
+            Some(n) if (1..=MAX_WEBHOOK_BACKLOG).contains(&n) => n,
+            Some(_) => {
+                return Err(invalid("webhook_backlog".into(), format!("must be 1 to {MAX_WEBHOOK_BACKLOG} events")))
+            }
+        };
         Ok(Config {
+            webhook_backlog,
             webhook_allow_private: raw.webhook_allow_private,
             window_idle,
             external_id_retention,
@@ -279,6 +294,7 @@ impl Config {
             .window_idle(self.window_idle)
             .external_id_retention(self.external_id_retention)
             .webhook_allow_private(self.webhook_allow_private)
+            .webhook_backlog(self.webhook_backlog)
     }
 }
 

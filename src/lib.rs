@@ -19,7 +19,8 @@ mod workflow;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     ActivityFilter, ApprovalFilter, Engine, EngineBuilder, Page, PageRequest, PolicyChange, PolicyView,
-    DEFAULT_EXTERNAL_ID_RETENTION, DEFAULT_PAGE_LIMIT, DEFAULT_WINDOW_IDLE, MAX_PAGE_LIMIT, MAX_REASON_CHARS,
+    DEFAULT_EXTERNAL_ID_RETENTION, DEFAULT_PAGE_LIMIT, DEFAULT_WEBHOOK_BACKLOG, DEFAULT_WINDOW_IDLE, MAX_PAGE_LIMIT,
+    MAX_REASON_CHARS,
 };
 pub use error::{Conflict, Error, Forbidden, Unavailable, ValidationError};
 pub use model::activity::{

@@ -383,7 +383,7 @@ impl DeliveryLog for Hub {
         self.state.webhook(id)
     }
 
-    fn record(self: Arc<Self>, fact: Fact) -> BoxFuture<'static, Result<(), Error>> {
-        async move { self.commit(vec![fact], 0).await.map(|_| ()) }.boxed()
+    fn record(self: Arc<Self>, facts: Vec<Fact>) -> BoxFuture<'static, Result<(), Error>> {
+        async move { self.commit(facts, 0).await.map(|_| ()) }.boxed()
     }
 }

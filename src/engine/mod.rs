@@ -49,6 +49,10 @@ pub const DEFAULT_WINDOW_IDLE: Duration = Duration::from_secs(600);
 /// caller's retry horizon.
 pub const DEFAULT_EXTERNAL_ID_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Default of `webhook_backlog`: a dead receiver holds at most this many
+/// undelivered events (some megabytes), a day of a busy signer's events.
+pub const DEFAULT_WEBHOOK_BACKLOG: usize = 10_000;
+
 /// A policy with its pending change request, if any.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -89,6 +93,7 @@ pub struct EngineBuilder {
     arbiters: usize,
     upkeep: Upkeep,
     webhook_allow_private: bool,
+    webhook_backlog: usize,
 }
 
 impl Default for EngineBuilder {
@@ -100,6 +105,7 @@ impl Default for EngineBuilder {
             arbiters: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             upkeep: Upkeep { window_idle: DEFAULT_WINDOW_IDLE, external_id_retention: DEFAULT_EXTERNAL_ID_RETENTION },
             webhook_allow_private: false,
+            webhook_backlog: DEFAULT_WEBHOOK_BACKLOG,
         }
     }
 }
@@ -176,12 +182,19 @@ impl EngineBuilder {
         self
     }
 
+    /// Most undelivered events one webhook holds (`webhook_backlog`, default
+    /// 10 000); a new event beyond it makes the oldest `Failed`.
+    pub fn webhook_backlog(mut self, events: usize) -> Self {
+        self.webhook_backlog = events.max(1);
+        self
+    }
+
     /// Recovers the journal and starts the engine. Must run inside an actix
     /// system (`#[actix::main]`, `#[actix_web::main]`, `#[actix_rt::test]`).
     pub async fn build(self) -> Result<Engine, Error> {
         let journal = self.journal.unwrap_or_else(|| Arc::new(MemoryJournal::new()));
         let arbiters = (0..self.arbiters).map(|_| Arbiter::new().handle()).collect();
-        let state = Arc::new(State::new(journal.clone()));
+        let state = Arc::new(State::new(journal.clone(), self.webhook_backlog));
         let book = Arc::new(AddressBook::new(arbiters, journal.clone()));
         let allow_private = self.webhook_allow_private;
         let hub = Hub::new(state, JournalWriter::start(journal), book, self.clock, self.settings, allow_private);

@@ -74,6 +74,7 @@ pub(super) async fn create_webhook(hub: &Hub, spec: WebhookSpec) -> Result<Webho
         status: spec.status,
         secret: Some(format!("whsec_{}", hex::encode(key))),
         date_created: hub.now(),
+        disabled_reason: None,
     };
     hub.commit(vec![Fact::WebhookPut(Json(webhook.clone()))], 0).await?;
     Ok(webhook)

@@ -78,6 +78,10 @@ fn describe() {
     );
     metrics::describe_counter!("warden_journal_records_total", "Records committed to the journal");
     metrics::describe_counter!("warden_webhook_deliveries_total", "Webhook delivery attempts by outcome");
+    metrics::describe_counter!(
+        "warden_webhook_events_dropped_total",
+        "Undelivered webhook events given up: `backlog` (a full backlog dropped its oldest), `disabled` (a webhook failing for 24 h)"
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route pattern and status code");
     metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request duration by route pattern");
 }
@@ -93,6 +97,9 @@ fn register_from_start() {
     }
     for outcome in ["delivered", "failed", "retry"] {
         metrics::counter!("warden_webhook_deliveries_total", "outcome" => outcome).increment(0);
+    }
+    for reason in ["backlog", "disabled"] {
+        metrics::counter!("warden_webhook_events_dropped_total", "reason" => reason).increment(0);
     }
     // An increment of 0 registers the gauge without overwriting a value
     // that recovery may already have set.

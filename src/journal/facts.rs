@@ -178,6 +178,17 @@ pub enum Fact {
         /// When to try again.
         next_attempt: Option<DateTime<Utc>>,
     },
+    /// Every delivery to a webhook failed for 24 hours: it is disabled, and
+    /// its undelivered events are `Failed` (one record, whatever the backlog).
+    WebhookDisabled {
+        /// The webhook.
+        webhook_id: String,
+        /// Why, for a person.
+        reason: String,
+        /// When.
+        #[serde(with = "compact_time")]
+        date: DateTime<Utc>,
+    },
 }
 
 impl Fact {

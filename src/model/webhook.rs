@@ -45,6 +45,9 @@ pub struct Webhook {
     pub secret: Option<String>,
     /// When it was registered.
     pub date_created: DateTime<Utc>,
+    /// Why Warden disabled it (every delivery failed for 24 hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
 }
 
 impl Webhook {

@@ -106,18 +106,46 @@ impl State {
             Fact::EventQueued(Json(event)) => {
                 let id = event.id.clone();
                 let pending = event.status == DeliveryStatus::Pending;
+                if pending {
+                    self.backlogs.entry(event.webhook_id.clone()).or_default().insert((event.date, id.clone()));
+                }
                 self.events.put(event);
                 if pending {
                     effects.push(Effect::EventQueued(id));
                 }
             }
             Fact::DeliveryRecorded { event_id, status, attempts, last_error, next_attempt } => {
-                self.events.update(&event_id, |e| {
+                // INVARIANT (settled once): a delivered or failed event never
+                // changes again (a try finishing after its event was dropped).
+                let settled = self.events.update(&event_id, |e| {
+                    if e.status != DeliveryStatus::Pending {
+                        return None;
+                    }
                     e.status = status;
                     e.attempts = attempts;
                     e.last_error = last_error;
                     e.next_attempt = if status == DeliveryStatus::Pending { next_attempt } else { None };
+                    (status != DeliveryStatus::Pending).then(|| (e.webhook_id.clone(), e.date))
                 });
+                if let Some(Some((webhook_id, date))) = settled {
+                    if let Some(mut backlog) = self.backlogs.get_mut(&webhook_id) {
+                        backlog.remove(&(date, event_id));
+                    }
+                }
+            }
+            Fact::WebhookDisabled { webhook_id, reason, date: _ } => {
+                self.webhooks.update(&webhook_id, |w| {
+                    w.status = crate::model::webhook::WebhookStatus::Disabled;
+                    w.disabled_reason = Some(reason.clone());
+                });
+                let backlog = self.backlogs.remove(&webhook_id).map(|(_, b)| b).unwrap_or_default();
+                for (_, event_id) in backlog {
+                    self.events.update(&event_id, |e| {
+                        e.status = DeliveryStatus::Failed;
+                        e.last_error = Some(reason.clone());
+                        e.next_attempt = None;
+                    });
+                }
             }
         }
     }

@@ -13,7 +13,10 @@ mod outbox;
 mod policies;
 pub(crate) mod store;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use dashmap::DashMap;
 use warden_journal::Journal;
@@ -52,11 +55,16 @@ pub(crate) struct State {
     change_of_approval: DashMap<String, String>,
     webhooks: Store<Webhook>,
     events: Store<WebhookEvent>,
+    /// Each webhook's pending events, oldest first: its backlog.
+    backlogs: DashMap<String, BTreeSet<(DateTime<Utc>, String)>>,
+    /// Most pending events one webhook may hold.
+    backlog_limit: usize,
 }
 
 impl State {
-    /// Empty tables over `journal` (read back for activities and resolved approvals).
-    pub(crate) fn new(journal: Arc<dyn Journal>) -> Self {
+    /// Empty tables over `journal` (read back for activities and resolved
+    /// approvals); a webhook's backlog holds at most `backlog_limit` events.
+    pub(crate) fn new(journal: Arc<dyn Journal>, backlog_limit: usize) -> Self {
         State {
             journal,
             policies: Policies::default(),
@@ -68,6 +76,8 @@ impl State {
             change_of_approval: DashMap::new(),
             webhooks: Store::default(),
             events: Store::default(),
+            backlogs: DashMap::new(),
+            backlog_limit: backlog_limit.max(1),
         }
     }
 
@@ -230,6 +240,16 @@ impl State {
     /// The webhooks that want events of `kind`.
     pub(crate) fn webhooks_wanting(&self, kind: &str) -> Vec<String> {
         self.webhooks.pick(|w| w.wants(kind).then(|| w.id.clone()))
+    }
+
+    /// The oldest pending event of a webhook whose backlog is full, if it is.
+    pub(crate) fn backlog_overflow(&self, webhook_id: &str) -> Option<WebhookEvent> {
+        let backlog = self.backlogs.get(webhook_id)?;
+        if backlog.len() < self.backlog_limit {
+            return None;
+        }
+        let (_, oldest) = backlog.first()?;
+        self.events.get(oldest)
     }
 
     /// One queued event.

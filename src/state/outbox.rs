@@ -19,13 +19,36 @@ pub(crate) struct Notices {
     /// For subscribers, once committed.
     pub(crate) notices: Vec<EngineEvent>,
     events: Vec<WebhookEvent>,
+    /// Oldest events dropped from full backlogs, and their facts.
+    dropped: Vec<String>,
+    settled: Vec<Fact>,
 }
 
 impl Notices {
     /// Announces `kind` with `data`: one queued event per webhook that wants it.
+    ///
+    /// A webhook whose backlog is full loses its oldest pending event (it
+    /// becomes `Failed`, in the same commit), so what one dead receiver holds
+    /// stays bounded.
     pub(crate) fn add(&mut self, state: &State, kind: &str, data: serde_json::Value, now: DateTime<Utc>) {
         let text = data.to_string();
-        self.events.extend(state.webhooks_wanting(kind).into_iter().map(|webhook_id| WebhookEvent {
+        let wanting = state.webhooks_wanting(kind);
+        for webhook_id in &wanting {
+            if let Some(oldest) = state.backlog_overflow(webhook_id) {
+                if self.dropped.iter().all(|d| *d != oldest.id) {
+                    metrics::counter!("warden_webhook_events_dropped_total", "reason" => "backlog").increment(1);
+                    self.dropped.push(oldest.id.clone());
+                    self.settled.push(Fact::DeliveryRecorded {
+                        event_id: oldest.id,
+                        status: DeliveryStatus::Failed,
+                        attempts: oldest.attempts,
+                        last_error: Some("dropped: the webhook's backlog is full".to_owned()),
+                        next_attempt: None,
+                    });
+                }
+            }
+        }
+        self.events.extend(wanting.into_iter().map(|webhook_id| WebhookEvent {
             id: new_id(IdKind::Event),
             webhook_id,
             kind: kind.to_owned(),
@@ -53,6 +76,7 @@ impl Notices {
 
     /// The facts that queue the webhook deliveries, taken out.
     pub(crate) fn take_facts(&mut self) -> impl Iterator<Item = Fact> {
-        std::mem::take(&mut self.events).into_iter().map(|e| Fact::EventQueued(Json(e)))
+        let queued = std::mem::take(&mut self.events).into_iter().map(|e| Fact::EventQueued(Json(e)));
+        std::mem::take(&mut self.settled).into_iter().chain(queued)
     }
 }

@@ -57,14 +57,36 @@ pub(super) fn client(max_connections: usize, allow_private: bool) -> awc::Client
         .finish()
 }
 
-/// Tries `event` once and journals the outcome; answers when the event is due
-/// again, or `None` when it is settled (or the engine is gone).
+/// What came of one try.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Tried {
+    /// When the event is due again; `None` once settled (or the engine is gone).
+    pub(super) next: Option<DateTime<Utc>>,
+    /// Whether the receiver answered 2xx.
+    pub(super) reached: bool,
+}
+
+/// Tries `event` once and journals the outcome. When the event is the probe
+/// of a failing webhook and it has failed for [`backoff::RETRY_HORIZON`], the
+/// webhook is disabled and all its undelivered events fail, in one record.
 pub(super) async fn attempt(
     client: awc::Client,
     log: Weak<dyn DeliveryLog>,
     event: WebhookEvent,
     target: Target,
-) -> Option<DateTime<Utc>> {
+    probe: bool,
+) -> Tried {
+    let Some(tried) = try_and_record(client, log, event, target, probe).await else { return Tried::default() };
+    tried
+}
+
+async fn try_and_record(
+    client: awc::Client,
+    log: Weak<dyn DeliveryLog>,
+    event: WebhookEvent,
+    target: Target,
+    probe: bool,
+) -> Option<Tried> {
     let (status, attempts, last_error, next_attempt) = match target {
         // Not a try: `attempts` stays, the event is dropped.
         Err(why) => (DeliveryStatus::Failed, event.attempts, Some(why.to_owned()), None),
@@ -83,15 +105,30 @@ pub(super) async fn attempt(
         }
     };
     let log = log.upgrade()?;
-    let fact = Fact::DeliveryRecorded { event_id: event.id.clone(), status, attempts, last_error, next_attempt };
+    let gave_up_probing = probe && status == DeliveryStatus::Failed;
+    let mut facts = vec![Fact::DeliveryRecorded {
+        event_id: event.id.clone(),
+        status,
+        attempts,
+        last_error: last_error.clone(),
+        next_attempt,
+    }];
+    if gave_up_probing {
+        let reason =
+            format!("every delivery failed for 24 hours; last error: {}", last_error.as_deref().unwrap_or("unknown"));
+        metrics::counter!("warden_webhook_events_dropped_total", "reason" => "disabled").increment(1);
+        tracing::warn!(webhook = %event.webhook_id, %reason, "webhook disabled");
+        facts.push(Fact::WebhookDisabled { webhook_id: event.webhook_id.clone(), reason, date: log.now() });
+    }
     // INVARIANT (journal first): the delivery log in memory shows only what is
     // journaled. If this commit is lost, the event is still Pending after a
     // restart and is sent again (at least once; receivers dedupe on its id).
     let now = log.now();
-    if let Err(error) = log.record(fact).await {
+    if let Err(error) = log.record(facts).await {
         tracing::warn!(event = %event.id, %error, "delivery outcome not journaled; the event will be tried again");
         let delay = backoff::retry_delay(attempts.max(1));
-        return Some(now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX));
+        let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        return Some(Tried { next: Some(next), reached: false });
     }
     let outcome = match status {
         DeliveryStatus::Delivered => "delivered",
@@ -103,7 +140,7 @@ pub(super) async fn attempt(
         DeliveryStatus::Failed => tracing::warn!(event = %event.id, attempts, "webhook delivery failed for good"),
         _ => tracing::debug!(event = %event.id, attempts, ?status, "webhook delivery tried"),
     }
-    next_attempt
+    Some(Tried { next: next_attempt, reached: status == DeliveryStatus::Delivered })
 }
 
 /// POSTs the signed event; `Ok` on any 2xx, else what went wrong.

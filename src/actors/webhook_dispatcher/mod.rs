@@ -93,8 +93,8 @@ pub(crate) trait DeliveryLog: Send + Sync + 'static {
     fn event(&self, id: &str) -> Option<WebhookEvent>;
     /// A webhook, with its secret.
     fn webhook(&self, id: &str) -> Option<Webhook>;
-    /// Journals a delivery's outcome, then applies it.
-    fn record(self: Arc<Self>, fact: Fact) -> BoxFuture<'static, Result<(), Error>>;
+    /// Journals a delivery's outcome (one commit), then applies it.
+    fn record(self: Arc<Self>, facts: Vec<Fact>) -> BoxFuture<'static, Result<(), Error>>;
 }
 
 /// Events were queued (and are in the delivery log): schedule them.
@@ -206,12 +206,18 @@ impl Dispatcher {
             },
         };
         let webhook_id = event.webhook_id.clone();
-        let attempt = delivery::attempt(self.client.clone(), self.log.clone(), event, target);
+        let probe = self.schedule.is_probe(&webhook_id, &id);
+        let attempt = delivery::attempt(self.client.clone(), self.log.clone(), event, target, probe);
         // INVARIANT (one try at a time): the event stays in flight until its
         // outcome is journaled (or could not be), and only then is queued anew.
-        ctx.spawn(attempt.into_actor(self).map(move |next, dispatcher, ctx| {
+        ctx.spawn(attempt.into_actor(self).map(move |tried, dispatcher, ctx| {
             dispatcher.schedule.finish(&id);
-            if let Some(at) = next {
+            if tried.reached {
+                dispatcher.schedule.reached(&webhook_id);
+            } else if tried.next.is_some() {
+                dispatcher.schedule.failed(&webhook_id, &id);
+            }
+            if let Some(at) = tried.next {
                 dispatcher.schedule.insert(id, webhook_id, at);
             }
             dispatcher.dispatch(ctx);

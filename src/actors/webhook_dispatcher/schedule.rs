@@ -1,6 +1,11 @@
 //! The dispatcher's schedule: each webhook's pending events by due time, and
 //! the tries in flight, within a total cap and a cap per webhook (so that a
 //! slow receiver holds back only its own events).
+//!
+//! A webhook whose last try failed is *failing*: only one of its events, its
+//! probe, is tried (on the probe's own backoff), and the rest wait until a
+//! try reaches the receiver again. A dead receiver's backlog thus costs one
+//! try per backoff step, not one per event.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -19,6 +24,8 @@ pub(crate) struct Schedule {
     in_flight: HashMap<String, String>,
     /// Tries in flight per webhook.
     busy: HashMap<String, usize>,
+    /// Failing webhooks and their probe event.
+    failing: HashMap<String, String>,
 }
 
 impl Schedule {
@@ -32,7 +39,24 @@ impl Schedule {
             queued: HashMap::new(),
             in_flight: HashMap::new(),
             busy: HashMap::new(),
+            failing: HashMap::new(),
         }
+    }
+
+    /// A try of `event` to `webhook` failed: the webhook is failing, and
+    /// `event` its probe unless it has one.
+    pub(crate) fn failed(&mut self, webhook: &str, event: &str) {
+        self.failing.entry(webhook.to_owned()).or_insert_with(|| event.to_owned());
+    }
+
+    /// A try reached `webhook`'s receiver: all its events may go again.
+    pub(crate) fn reached(&mut self, webhook: &str) {
+        self.failing.remove(webhook);
+    }
+
+    /// Whether `event` is the probe of its failing webhook.
+    pub(crate) fn is_probe(&self, webhook: &str, event: &str) -> bool {
+        self.failing.get(webhook).is_some_and(|probe| probe == event)
     }
 
     /// Queues `event` of `webhook` to be tried at `at`. An event in flight is
@@ -68,6 +92,31 @@ impl Schedule {
         webhooks.sort();
         let mut started = Vec::new();
         for (_, webhook) in webhooks {
+            if let Some(probe) = self.failing.get(&webhook).cloned() {
+                match self.queued.get(&probe) {
+                    Some((at, _)) if *at <= now && self.in_flight.len() < self.max_in_flight => {
+                        let at = *at;
+                        if let Some(queue) = self.queues.get_mut(&webhook) {
+                            queue.remove(&(at, probe.clone()));
+                            if queue.is_empty() {
+                                self.queues.remove(&webhook);
+                            }
+                        }
+                        self.queued.remove(&probe);
+                        self.in_flight.insert(probe.clone(), webhook.clone());
+                        *self.busy.entry(webhook.clone()).or_default() += 1;
+                        started.push(probe);
+                    }
+                    Some(_) => {}
+                    // The probe settled (or was dropped) without reaching the
+                    // receiver: the next failure picks another.
+                    None if !self.in_flight.contains_key(&probe) => {
+                        self.failing.remove(&webhook);
+                    }
+                    None => {}
+                }
+                continue;
+            }
             let Some(queue) = self.queues.get_mut(&webhook) else { continue };
             let busy = self.busy.entry(webhook.clone()).or_default();
             while self.in_flight.len() < self.max_in_flight && *busy < self.max_per_webhook {
@@ -154,6 +203,26 @@ mod tests {
         queue(&mut s, "wh-a", &[("e1", 8)]);
         assert!(s.take_due(t(6)).is_empty());
         assert_eq!(s.take_due(t(8)), ["e1"]);
+    }
+
+    #[test]
+    fn a_failing_webhook_tries_only_its_probe_until_a_try_reaches_it() {
+        let mut s = Schedule::new(16, 4);
+        queue(&mut s, "wh-dead", &[("e1", 0), ("e2", 0), ("e3", 0)]);
+        queue(&mut s, "wh-ok", &[("k1", 0)]);
+        assert_eq!(s.take_due(t(0)), ["e1", "e2", "e3", "k1"]);
+        for e in ["e1", "e2", "e3"] {
+            s.failed("wh-dead", e);
+            s.finish(e);
+        }
+        s.finish("k1");
+        queue(&mut s, "wh-dead", &[("e1", 10), ("e2", 3), ("e3", 4)]);
+        assert!(s.take_due(t(9)).is_empty(), "only the probe goes, at its own time");
+        assert_eq!(s.take_due(t(10)), ["e1"]);
+        assert!(s.is_probe("wh-dead", "e1"));
+        s.reached("wh-dead");
+        s.finish("e1");
+        assert_eq!(s.take_due(t(10)), ["e2", "e3"], "the receiver is back: the backlog flows");
     }
 
     #[test]
