@@ -322,3 +322,15 @@ async fn healthz_is_503_once_the_engine_stops() {
     server.get("/healthz", None).await.assert_problem(503, "not ready");
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn health_names_the_role_and_the_journal_position() {
+    let server = TestServer::start().await;
+    let before = server.get("/healthz", None).await.expect(200);
+    assert_eq!((before["status"].as_str(), before["role"].as_str()), (Some("ok"), Some("leader")));
+    let seq = before["journalSeq"].as_u64().unwrap();
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]});
+    server.post("/v2/webhooks", Some(ALICE), &hook).await.expect(200);
+    let after = server.get("/healthz/leader", None).await.expect(200);
+    assert_eq!(after["journalSeq"].as_u64().unwrap(), seq + 1, "one record journaled and applied");
+}

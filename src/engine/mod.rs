@@ -240,6 +240,16 @@ impl Engine {
         self.hub.is_ready()
     }
 
+    /// The seq of the last journal record this engine has applied (`journalSeq`).
+    pub fn journal_seq(&self) -> u64 {
+        self.hub.state().applied_seq()
+    }
+
+    /// Whether this engine writes the journal: always, for a single node.
+    pub fn is_leader(&self) -> bool {
+        self.is_ready()
+    }
+
     /// The engine's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.hub.now()

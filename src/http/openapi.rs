@@ -21,7 +21,7 @@ use super::schemas::*;
         approvals::list, approvals::get, approvals::decide,
         change_requests::get,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::events,
-        ops::healthz, ops::metrics, ops::openapi,
+        ops::healthz, ops::leader, ops::metrics, ops::openapi,
     ),
     components(schemas(
         Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
@@ -160,6 +160,6 @@ mod tests {
         operation_ids.sort_unstable();
         operation_ids.dedup();
         assert_eq!(operation_ids.len(), count, "operation ids are unique");
-        assert_eq!(count, 20, "every operation has an id");
+        assert_eq!(count, 21, "every operation has an id");
     }
 }

@@ -265,7 +265,10 @@ doc_schemas! {
     /// A page of webhook events.
     WebhookEventListDoc = "WebhookEventList" => list("WebhookEvent");
     /// The answer of `GET /healthz`.
-    HealthDoc = "Health" => object(&["status"], json!({ "status": one_of(&["ok"]) }));
+    HealthDoc = "Health" => object(&["status", "role", "journalSeq"], json!({
+        "status": one_of(&["ok"]), "role": one_of(&["leader", "standby"]),
+        "leader": string(), "journalSeq": {"type": "integer", "minimum": 0},
+    }));
 }
 
 #[cfg(test)]

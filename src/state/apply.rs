@@ -42,6 +42,7 @@ impl State {
     /// Folds one fact, journaled at `seq`, into the tables; pushes onto
     /// `effects` what the actors must do about it.
     pub(crate) fn apply(&self, seq: Seq, fact: Fact, effects: &mut Vec<Effect>) {
+        self.applied.fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
         match fact {
             Fact::PolicyPut(Json(policy)) => {
                 let id = policy.id.clone();

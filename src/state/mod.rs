@@ -59,6 +59,8 @@ pub(crate) struct State {
     backlogs: DashMap<String, BTreeSet<(DateTime<Utc>, String)>>,
     /// Most pending events one webhook may hold.
     backlog_limit: usize,
+    /// The seq of the last fact applied.
+    applied: std::sync::atomic::AtomicU64,
 }
 
 impl State {
@@ -78,7 +80,13 @@ impl State {
             events: Store::default(),
             backlogs: DashMap::new(),
             backlog_limit: backlog_limit.max(1),
+            applied: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The seq of the last fact applied (0 before any).
+    pub(crate) fn applied_seq(&self) -> u64 {
+        self.applied.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The journal the tables derive from.

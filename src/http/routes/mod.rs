@@ -25,6 +25,7 @@ pub const PATTERNS: &[&str] = &[
     "/v2/webhooks/{id}",
     "/v2/webhooks/{id}/events",
     "/healthz",
+    "/healthz/leader",
     "/metrics",
     "/openapi.json",
 ];
@@ -62,6 +63,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/v2/webhooks/{id}/events").route(web::get().to(webhooks::events)))
         .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(web::resource("/healthz/leader").route(web::get().to(ops::leader)))
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(ops::openapi)));
 }

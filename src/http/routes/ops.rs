@@ -15,9 +15,26 @@ use crate::http::schemas::HealthDoc;
 )]
 pub async fn healthz(engine: Data<Engine>) -> Result<HttpResponse, Problem> {
     if engine.is_ready() {
-        Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
+        let role = if engine.is_leader() { "leader" } else { "standby" };
+        Ok(HttpResponse::Ok().json(serde_json::json!({
+            "status": "ok", "role": role, "journalSeq": engine.journal_seq(),
+        })))
     } else {
         Err(Problem::unavailable("engine is not ready (recovering or stopping)"))
+    }
+}
+
+/// 200 only on the node that writes the journal now (for load balancers); a
+/// single node is its own leader once recovered.
+#[utoipa::path(
+    get, path = "/healthz/leader", operation_id = "getLeaderHealth", tag = "operations", security(()),
+    responses((status = 200, body = HealthDoc), (status = 503, description = "not the leader (or not ready)"))
+)]
+pub async fn leader(engine: Data<Engine>) -> Result<HttpResponse, Problem> {
+    if engine.is_leader() {
+        healthz(engine).await
+    } else {
+        Err(Problem::unavailable("this node is not the leader"))
     }
 }
 
