@@ -283,3 +283,25 @@ async fn unknown_ids_are_404_and_odd_paths_do_not_break_anything() {
     server.get("/healthz", None).await.expect(200);
     server.stop().await;
 }
+
+#[actix_rt::test]
+async fn oversized_texts_are_refused_naming_the_field_without_echoing_them() {
+    let server = TestServer::start().await;
+    let huge = "w".repeat(1_000_000);
+    let mut activity = serde_json::json!({
+        "kind": "Wallets:Sign", "wallet": {"id": huge, "tags": []},
+        "transaction": {"type": "Transfer", "network": "Ethereum", "recipient": "0x76d1b7f9b3F69C435eeF76a98A415332084A856F",
+                        "assets": [{"symbol": "ETH", "decimals": 18, "amount": "1", "valueUsd": "1"}]}
+    });
+    let reply = server.post("/v2/activities", Some(BOB), &activity).await;
+    let body = reply.expect(400);
+    assert!(body["detail"].as_str().unwrap().contains("wallet.id"), "{body}");
+    assert!(body.to_string().len() < 1000, "the answer does not echo the input");
+
+    activity["wallet"]["id"] = serde_json::json!("wa-1");
+    activity["wallet"]["tags"] = serde_json::json!(["t".repeat(257)]);
+    let body = server.post("/v2/activities", Some(BOB), &activity).await.expect(400);
+    assert!(body["detail"].as_str().unwrap().contains("wallet.tags[0]"), "{body}");
+    let trail = server.get("/v2/activities", Some(BOB)).await.expect(200);
+    assert_eq!(trail["items"].as_array().unwrap().len(), 0, "nothing was evaluated");
+}

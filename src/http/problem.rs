@@ -50,7 +50,7 @@ impl Problem {
             kind: format!("urn:warden:problem:{slug}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
-            detail: detail.into(),
+            detail: clip_quotes(&detail.into()),
         }
     }
 
@@ -88,6 +88,40 @@ impl Problem {
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)
     }
+}
+
+/// Longest piece of a caller's input a problem document quotes.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// `detail` with every quoted piece (between backticks or double quotes) cut
+/// to [`MAX_QUOTED_CHARS`]: an answer never echoes a caller's input whole (a
+/// 30 KB token must not make a 30 KB answer).
+fn clip_quotes(detail: &str) -> String {
+    let mut out = String::with_capacity(detail.len().min(1024));
+    let mut quote: Option<(char, usize)> = None;
+    for c in detail.chars() {
+        match quote {
+            Some((open, _)) if c == open => {
+                quote = None;
+                out.push(c);
+            }
+            Some((open, n)) => {
+                if n < MAX_QUOTED_CHARS {
+                    out.push(c);
+                } else if n == MAX_QUOTED_CHARS {
+                    out.push('…');
+                }
+                quote = Some((open, n + 1));
+            }
+            None => {
+                if c == '`' || c == '"' {
+                    quote = Some((c, 0));
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for Problem {
@@ -163,6 +197,16 @@ pub fn rewrite_bare_error<B: MessageBody>(response: ServiceResponse<B>) -> actix
 mod tests {
     use super::*;
     use crate::error::ValidationError;
+
+    #[test]
+    fn quoted_input_is_cut_to_64_characters() {
+        let long = "a".repeat(30_000);
+        let clipped = clip_quotes(&format!("token `{long}` is unknown; \"{long}\" too"));
+        assert!(clipped.len() < 200, "{}", clipped.len());
+        assert!(clipped.starts_with(&format!("token `{}…`", "a".repeat(64))), "{clipped}");
+        assert!(clipped.ends_with("…\" too"), "{clipped}");
+        assert_eq!(clip_quotes("`short` stays"), "`short` stays");
+    }
 
     #[test]
     fn each_engine_error_has_one_status() {

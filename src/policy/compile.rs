@@ -108,6 +108,7 @@ pub struct CompiledPolicy {
 
 /// Validates a policy body; the error names the offending field.
 pub fn validate(spec: &PolicySpec) -> Result<(), ValidationError> {
+    super::limits::check_policy(spec)?;
     compile_parts(spec).map(|_| ())
 }
 

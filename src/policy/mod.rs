@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod evaluate;
+pub mod limits;
 pub mod preflight;
 pub mod set;
 pub mod settings;

@@ -85,6 +85,7 @@ const MAX_DECIMALS: u8 = 77;
 /// Validates a `Wallets:Sign` request into a [`Subject`], pricing it with
 /// `prices` where an asset carries no `valueUsd`.
 pub fn wallet_subject(request: &ActivityRequest, prices: &PriceTable) -> Result<Subject, ValidationError> {
+    super::limits::check_activity(request)?;
     let initiator = request.initiator.as_ref().ok_or_else(|| ValidationError::new("initiator", "is required"))?;
     if initiator.id.trim().is_empty() {
         return Err(ValidationError::new("initiator.id", "must not be empty"));
