@@ -314,7 +314,9 @@ impl Engine {
 
     /// Policies in creation order, optionally by status.
     pub fn policies(&self, status: Option<PolicyStatus>, page: &PageRequest) -> Result<Page<PolicyView>, Error> {
-        self.hub.state().policies(page, |p| status.is_none_or(|s| p.spec.status == s), |p| Ok(self.policy_view(p)))
+        let scope = format!("policies|{status:?}");
+        let keep = |p: &Policy| status.is_none_or(|s| p.spec.status == s);
+        self.hub.state().policies(page, &scope, keep, |p| Ok(self.policy_view(p)))
     }
 
     /// One change request.

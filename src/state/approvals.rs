@@ -182,8 +182,15 @@ impl Approvals {
         request: &PageRequest,
         journal: &dyn Journal,
     ) -> Result<Page<Approval>, Error> {
+        let scope = format!(
+            "approvals|{:?}|{}|{}",
+            query.status,
+            query.initiator_id.unwrap_or_default(),
+            query.approver.map(|(who, _)| who).unwrap_or_default()
+        );
         self.entries.page(
             request,
+            &scope,
             |e| {
                 query.status.is_none_or(|s| e.status == s)
                     && query.initiator_id.is_none_or(|i| e.initiator_id == i)

@@ -125,10 +125,11 @@ impl State {
     pub(crate) fn policies<V>(
         &self,
         request: &PageRequest,
+        scope: &str,
         keep: impl Fn(&Policy) -> bool,
         view: impl Fn(Policy) -> Result<V, Error>,
     ) -> Result<Page<V>, Error> {
-        self.policies.page(request, keep, view)
+        self.policies.page(request, scope, keep, view)
     }
 
     /// The change waiting for approval on a policy.
@@ -180,8 +181,10 @@ impl State {
         wallet_id: Option<&str>,
         status: Option<ActivityStatus>,
     ) -> Result<Page<Activity>, Error> {
+        let scope = format!("activities|{}|{status:?}", wallet_id.unwrap_or_default());
         self.activities.page(
             request,
+            &scope,
             |a| status.is_none_or(|s| a.status() == s) && wallet_id.is_none_or(|w| a.wallet_id() == Some(w)),
             |a| a.load(self.journal.as_ref()),
         )
@@ -242,7 +245,7 @@ impl State {
         request: &PageRequest,
         view: impl Fn(Webhook) -> Result<Webhook, Error>,
     ) -> Result<Page<Webhook>, Error> {
-        self.webhooks.page(request, |_| true, view)
+        self.webhooks.page(request, "webhooks", |_| true, view)
     }
 
     /// The webhooks that want events of `kind`.
@@ -267,7 +270,7 @@ impl State {
 
     /// A page of a webhook's delivery log.
     pub(crate) fn events(&self, webhook_id: &str, request: &PageRequest) -> Result<Page<WebhookEvent>, Error> {
-        self.events.page(request, |e| e.webhook_id == webhook_id, Ok)
+        self.events.page(request, &format!("events|{webhook_id}"), |e| e.webhook_id == webhook_id, Ok)
     }
 
     /// Every pending event: (id, webhook, when due).

@@ -83,9 +83,10 @@ impl Policies {
     pub(crate) fn page<V>(
         &self,
         request: &PageRequest,
+        scope: &str,
         keep: impl Fn(&Policy) -> bool,
         view: impl Fn(Policy) -> Result<V, Error>,
     ) -> Result<Page<V>, Error> {
-        self.stored.page(request, keep, view)
+        self.stored.page(request, scope, keep, view)
     }
 }

@@ -10,6 +10,19 @@ use rustc_hash::FxBuildHasher;
 
 use crate::error::{Error, ValidationError};
 
+#[cfg(test)]
+mod token_tests {
+    #[test]
+    fn a_token_works_only_in_the_scope_that_issued_it() {
+        let token = super::token(41, "activities|wa-1|");
+        assert_eq!(super::read_token(&token, "activities|wa-1|"), Some(41));
+        assert_eq!(super::read_token(&token, "activities|wa-2|"), None);
+        assert_eq!(super::read_token(&token, "approvals|||"), None);
+        assert_eq!(super::read_token("41", "activities|wa-1|"), None, "a bare offset is not a token");
+        assert_eq!(super::read_token("zz.zz", "activities|wa-1|"), None);
+    }
+}
+
 /// Default page size of list calls.
 pub const DEFAULT_PAGE_LIMIT: usize = 100;
 /// Largest page a list call may ask for.
@@ -143,18 +156,24 @@ impl<T: Clone + Keyed> Store<T> {
         self.items.iter().filter_map(|entry| pick(&entry.value().1)).collect()
     }
 
-    /// One page of the items that `keep`, in creation order.
+    /// One page of the items that `keep`, in creation order. `scope` names
+    /// the list and its filters: a page token is valid only in the scope that
+    /// issued it.
     pub fn page<V>(
         &self,
         request: &PageRequest,
+        scope: &str,
         keep: impl Fn(&T) -> bool,
         view: impl Fn(T) -> Result<V, Error>,
     ) -> Result<Page<V>, Error> {
         let limit = checked_limit(request.limit)?;
         let after = match &request.pagination_token {
             None => 0,
-            Some(token) => token.parse::<u64>().ok().filter(|t| *t < u64::MAX).ok_or_else(|| {
-                ValidationError::new("paginationToken", format!("`{token}` is not a token this server issued"))
+            Some(token) => read_token(token, scope).ok_or_else(|| {
+                ValidationError::new(
+                    "paginationToken",
+                    "is not a token this list issued (tokens are valid only for the list and filters that made them)",
+                )
             })?,
         };
         // The page is picked under the order lock, which new items wait for;
@@ -179,8 +198,29 @@ impl<T: Clone + Keyed> Store<T> {
         };
         let last = picked.last().map(|(ordinal, _)| *ordinal);
         let items = picked.into_iter().map(|(_, item)| view(item)).collect::<Result<Vec<V>, Error>>()?;
-        Ok(Page { items, next_page_token: if more { last.map(|o| o.to_string()) } else { None } })
+        Ok(Page { items, next_page_token: if more { last.map(|o| token(o, scope)) } else { None } })
     }
+}
+
+/// A page token: the position after which the next page starts, with a check
+/// tying it to its list and filters. Opaque to callers; not a secret (a forged
+/// one can only name another position of the same list).
+fn token(ordinal: u64, scope: &str) -> String {
+    format!("{ordinal:x}.{:08x}", check(ordinal, scope))
+}
+
+fn read_token(token: &str, scope: &str) -> Option<u64> {
+    let (ordinal, checked) = token.split_once('.')?;
+    let ordinal = u64::from_str_radix(ordinal, 16).ok().filter(|o| *o < u64::MAX)?;
+    (u32::from_str_radix(checked, 16).ok()? == check(ordinal, scope)).then_some(ordinal)
+}
+
+fn check(ordinal: u64, scope: &str) -> u32 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same token on every node and every restart.
+    let mut hasher = std::hash::DefaultHasher::new();
+    (scope, ordinal).hash(&mut hasher);
+    hasher.finish() as u32
 }
 
 /// Validates a page size.
