@@ -17,6 +17,17 @@ use crate::config::DEFAULT_BODY_LIMIT;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// How long a body may take to arrive once its headers did (app data;
+/// [`DEFAULT_BODY_TIMEOUT`] without it). A body not complete by then is 408
+/// and its connection is closed: a client that never finishes a body cannot
+/// hold a connection (and a file descriptor) for ever.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// `body_timeout_seconds` by default: 10 s, far more than any honest client
+/// needs for a body of at most a megabyte.
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A JSON body deserialized into `T`.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -27,11 +38,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = request.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let timeout = request.app_data::<BodyTimeout>().map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
         let checked = check_content_type(request).and_then(|()| check_declared_length(request, limit));
         let mut payload = payload.take();
         Box::pin(async move {
             checked?;
-            let bytes = read_limited(&mut payload, limit).await?;
+            let bytes = actix_rt::time::timeout(timeout, read_limited(&mut payload, limit))
+                .await
+                .map_err(|_| Problem::request_timeout(timeout))??;
             parse(&bytes).map(JsonBody)
         })
     }

@@ -37,6 +37,7 @@ impl Problem {
             403 => "forbidden",
             404 => "not-found",
             405 => "method-not-allowed",
+            408 => "request-timeout",
             409 => "conflict",
             413 => "body-too-large",
             415 => "unsupported-media-type",
@@ -72,6 +73,14 @@ impl Problem {
     /// `404`: unknown route or id.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    /// `408`: the body did not arrive in time (its connection is closed).
+    pub fn request_timeout(waited: std::time::Duration) -> Self {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("body not complete within {} s (body_timeout_seconds)", waited.as_secs()),
+        )
     }
 
     /// `413`: body over the limit.
@@ -158,6 +167,12 @@ impl ResponseError for Problem {
         response.content_type(PROBLEM_JSON);
         if self.status == StatusCode::UNAUTHORIZED.as_u16() {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        // An unauthenticated request's connection, or one whose body did not
+        // arrive in time, is closed after the answer: its unread body must
+        // not keep it open.
+        if self.status == StatusCode::UNAUTHORIZED.as_u16() || self.status == StatusCode::REQUEST_TIMEOUT.as_u16() {
+            response.force_close();
         }
         // Serializing four plain fields cannot fail; the fallback keeps the type anyway.
         response.body(serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")))
