@@ -163,6 +163,20 @@ impl Hub {
     /// Carries out the effects; answers the policies whose windows must be
     /// rebuilt (awaited by `commit`, so a changed rule is answered only once
     /// its windows hold what the journal says).
+    /// Tells subscribers (only: webhooks have no such kind) that an activity
+    /// was evaluated; nothing is built when nobody listens.
+    pub(crate) fn announce_evaluated(&self, activity: &crate::model::activity::Activity) {
+        if self.subscribers.receiver_count() == 0 {
+            return;
+        }
+        let data = json!({ "activity": activity });
+        let _ = self.subscribers.send(EngineEvent {
+            kind: "activity.evaluated".to_owned(),
+            date: activity.date_created,
+            data,
+        });
+    }
+
     fn react(&self, effects: Vec<Effect>, reservation: u64) -> Vec<String> {
         let now = self.clock.now();
         let mut queued = Vec::new();

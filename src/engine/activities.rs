@@ -153,6 +153,7 @@ async fn evaluate_once(hub: &Hub, request: ActivityRequest, subject: Subject) ->
     }
     committed?;
     hub.announce(notices);
+    hub.announce_evaluated(&activity);
     metrics::counter!("warden_activities_total", "status" => activity.status.as_str()).increment(1);
     metrics::histogram!("warden_evaluation_duration_seconds").record(started.elapsed().as_secs_f64());
     tracing::debug!(activity = %activity.id, status = activity.status.as_str(), "activity evaluated");

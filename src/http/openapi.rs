@@ -8,7 +8,7 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::problem::{Problem, PROBLEM_JSON};
-use super::routes::{activities, approvals, change_requests, ops, policies, webhooks};
+use super::routes::{activities, approvals, change_requests, events, ops, policies, webhooks};
 use super::schemas::*;
 
 /// The document's derivation.
@@ -21,7 +21,7 @@ use super::schemas::*;
         approvals::list, approvals::get, approvals::decide,
         change_requests::get,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::events,
-        ops::healthz, ops::leader, ops::metrics, ops::openapi,
+        events::stream, ops::healthz, ops::leader, ops::metrics, ops::openapi,
     ),
     components(schemas(
         Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
@@ -160,6 +160,6 @@ mod tests {
         operation_ids.sort_unstable();
         operation_ids.dedup();
         assert_eq!(operation_ids.len(), count, "operation ids are unique");
-        assert_eq!(count, 21, "every operation has an id");
+        assert_eq!(count, 22, "every operation has an id");
     }
 }

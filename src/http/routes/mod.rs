@@ -5,6 +5,7 @@
 pub mod activities;
 pub mod approvals;
 pub mod change_requests;
+pub mod events;
 pub mod ops;
 pub mod policies;
 pub mod webhooks;
@@ -24,6 +25,7 @@ pub const PATTERNS: &[&str] = &[
     "/v2/webhooks",
     "/v2/webhooks/{id}",
     "/v2/webhooks/{id}/events",
+    "/v2/events",
     "/healthz",
     "/healthz/leader",
     "/metrics",
@@ -62,6 +64,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(webhooks::delete)),
         )
         .service(web::resource("/v2/webhooks/{id}/events").route(web::get().to(webhooks::events)))
+        .service(web::resource("/v2/events").route(web::get().to(events::stream)))
         .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/healthz/leader").route(web::get().to(ops::leader)))
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))

@@ -1,0 +1,87 @@
+//! `GET /v2/events`: Server-Sent Events of the engine's events, in order,
+//! for authenticated callers only; a client that does not read loses events
+//! and never holds the engine back.
+
+mod common;
+mod http_support;
+
+use std::time::Duration;
+
+use http_support::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warden::*;
+
+async fn open_stream(server: &TestServer, token: Option<&str>) -> TcpStream {
+    let address = server.base.trim_start_matches("http://");
+    // A small receive window: what the client does not read stays on the server's side.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut socket = socket.connect(address.parse().unwrap()).await.unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!("GET /v2/events HTTP/1.1\r\nHost: {address}\r\n{auth}Accept: text/event-stream\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket
+}
+
+/// Reads from `socket` until `done` holds for what was read (bounded wait).
+async fn read_until(socket: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        if done(&text) {
+            return text;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), socket.read(&mut buffer)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => text.push_str(&String::from_utf8_lossy(&buffer[..n])),
+            Ok(Err(e)) => panic!("read failed: {e}"),
+            Err(_) => {}
+        }
+    }
+    assert!(done(&text), "the stream did not deliver what was expected; read so far:\n{text}");
+    text
+}
+
+fn transfer(n: usize) -> ActivityRequest {
+    common::transfer_with("10", json!({"externalId": format!("order-{n}")}))
+}
+
+#[actix_rt::test]
+async fn events_stream_in_order_to_authenticated_callers() {
+    let server = TestServer::start().await;
+    let mut anonymous = open_stream(&server, None).await;
+    let refused = read_until(&mut anonymous, |t| t.contains("\r\n\r\n")).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+
+    let mut stream = open_stream(&server, Some(BOB)).await;
+    let head = read_until(&mut stream, |t| t.contains("\r\n\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("text/event-stream"), "{head}");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(server.engine.evaluate(transfer(n)).await.unwrap().id);
+    }
+    let text = read_until(&mut stream, |t| t.matches("event: activity.evaluated").count() == 3).await;
+    let seen: Vec<usize> = ids.iter().map(|id| text.find(id.as_str()).expect("every activity is announced")).collect();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in the order they were answered: {text}");
+    assert!(text.contains("data: {\"data\":{\"activity\""), "{text}");
+}
+
+#[actix_rt::test]
+async fn a_client_that_does_not_read_never_blocks_the_engine() {
+    let server = TestServer::start().await;
+    let mut slow = open_stream(&server, Some(BOB)).await;
+    read_until(&mut slow, |t| t.contains("\r\n\r\n")).await;
+    // Far more than the channel and the socket hold, while the slow client
+    // reads nothing: every evaluation is still answered.
+    for n in 0..2500 {
+        server.engine.evaluate(transfer(n)).await.unwrap();
+    }
+
+    let mut fresh = open_stream(&server, Some(BOB)).await;
+    read_until(&mut fresh, |t| t.contains("\r\n\r\n")).await;
+    let last = server.engine.evaluate(transfer(9999)).await.unwrap();
+    read_until(&mut fresh, |t| t.contains(last.id.as_str())).await;
+}
