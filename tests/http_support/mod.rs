@@ -1,7 +1,7 @@
 //! Shared by the HTTP tests: a real server on 127.0.0.1:0 over a fresh
 //! in-memory engine, a handful of principals, and a small client.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::TcpListener;
 use std::time::Duration;
