@@ -19,6 +19,12 @@
 //!
 //! [prices]
 //! ETH = "3000"
+//!
+//! [tls]                          # optional: HTTPS only, see `http::tls`
+//! cert = "server.pem"
+//! key = "server.key"
+//! client_ca = "clients-ca.pem"   # optional: mutual TLS
+//! client_auth = "optional"       # or "required"
 //! ```
 //!
 //! Unknown keys are an error naming the key: a typo must not silently fall
@@ -79,19 +85,61 @@ pub enum ConfigError {
     },
 }
 
-/// One principal of the config file, with the sha256 of its bearer token.
+/// One principal of the config file, with how it authenticates: a bearer
+/// token, a client certificate, or either.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalConfig {
     /// The principal (id, kind, roles).
     pub principal: Principal,
     /// sha256 of its bearer token; the token itself is never stored.
-    pub token_sha256: [u8; 32],
+    pub token_sha256: Option<[u8; 32]>,
+    /// sha256 of its client certificate (DER), presented over mutual TLS.
+    pub cert_sha256: Option<[u8; 32]>,
 }
 
 impl PrincipalConfig {
     /// A principal authenticated by `token` (hashed here).
     pub fn with_token(principal: Principal, token: &str) -> Self {
-        PrincipalConfig { principal, token_sha256: token_sha256(token) }
+        PrincipalConfig { principal, token_sha256: Some(token_sha256(token)), cert_sha256: None }
+    }
+
+    /// A principal authenticated by the client certificate whose DER has the sha256 `cert_sha256`.
+    pub fn with_certificate(principal: Principal, cert_sha256: [u8; 32]) -> Self {
+        PrincipalConfig { principal, token_sha256: None, cert_sha256: Some(cert_sha256) }
+    }
+}
+
+/// Whether a TLS client must present a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// A client may present a certificate (then it must be valid) or not.
+    #[default]
+    Optional,
+    /// The handshake fails without a valid client certificate.
+    Required,
+}
+
+/// The `[tls]` section: HTTPS only, optionally with client certificates.
+/// Relative paths are relative to the working directory, like `data_dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, PEM, leaf first.
+    pub cert: PathBuf,
+    /// The server's private key, PEM (PKCS#8, SEC1 or PKCS#1).
+    pub key: PathBuf,
+    /// CA certificates (PEM) that client certificates are verified against;
+    /// without it no client certificate is asked for.
+    pub client_ca: Option<PathBuf>,
+    /// `optional` (the default) or `required`; needs `client_ca`.
+    pub client_auth: Option<ClientAuth>,
+}
+
+impl TlsConfig {
+    /// Whether a client must present a certificate.
+    pub fn client_auth(&self) -> ClientAuth {
+        self.client_auth.unwrap_or_default()
     }
 }
 
@@ -120,6 +168,8 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Most undelivered events one webhook holds.
     pub webhook_backlog: usize,
+    /// HTTPS settings; without them the server speaks plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -136,6 +186,7 @@ impl Default for Config {
             external_id_retention: crate::DEFAULT_EXTERNAL_ID_RETENTION,
             webhook_allow_private: false,
             webhook_backlog: crate::DEFAULT_WEBHOOK_BACKLOG,
+            tls: None,
         }
     }
 }
@@ -160,6 +211,7 @@ struct RawConfig {
     #[serde(default)]
     webhook_allow_private: bool,
     webhook_backlog: Option<usize>,
+    tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +222,8 @@ struct RawPrincipal {
     kind: PrincipalKind,
     #[serde(default)]
     roles: Vec<Role>,
-    token_sha256: String,
+    token_sha256: Option<String>,
+    cert_sha256: Option<String>,
 }
 
 impl Config {
@@ -194,13 +247,33 @@ impl Config {
             if principals.iter().any(|known| known.principal.id == p.id) {
                 return Err(invalid(key("id"), format!("`{}` is listed twice", p.id)));
             }
-            let token_sha256 = parse_sha256(&p.token_sha256)
-                .ok_or_else(|| invalid(key("token_sha256"), "must be 64 hexadecimal digits (a sha256 digest)"))?;
-            if let Some(j) = principals.iter().position(|known| known.token_sha256 == token_sha256) {
-                return Err(invalid(key("token_sha256"), format!("is the same as `principals[{j}].token_sha256`")));
+            if p.token_sha256.is_none() && p.cert_sha256.is_none() {
+                return Err(invalid(
+                    key("token_sha256"),
+                    "or `cert_sha256` is required: how does this principal sign in?",
+                ));
+            }
+            let token_sha256 =
+                parse_unique_digest(&principals, p.token_sha256.as_deref(), &key, "token_sha256", |c| c.token_sha256)?;
+            let cert_sha256 =
+                parse_unique_digest(&principals, p.cert_sha256.as_deref(), &key, "cert_sha256", |c| c.cert_sha256)?;
+            if cert_sha256.is_some() && raw.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none()) {
+                // A certificate that is never asked for would leave the principal unable to sign in.
+                return Err(invalid(
+                    key("cert_sha256"),
+                    "needs `tls.client_ca`: client certificates are only asked for over mutual TLS",
+                ));
             }
             let principal = Principal { id: p.id, kind: p.kind, roles: p.roles };
-            principals.push(PrincipalConfig { principal, token_sha256 });
+            principals.push(PrincipalConfig { principal, token_sha256, cert_sha256 });
+        }
+        if let Some(tls) = &raw.tls {
+            if tls.client_auth.is_some() && tls.client_ca.is_none() {
+                return Err(invalid(
+                    "tls.client_auth".into(),
+                    "needs `tls.client_ca` to verify client certificates against",
+                ));
+            }
         }
         let mut prices = PriceTable::new();
         for (symbol, value) in raw.prices {
@@ -259,6 +332,7 @@ impl Config {
             principals,
             prices,
             body_limit,
+            tls: raw.tls,
         })
     }
 
@@ -308,6 +382,24 @@ pub fn token_sha256_hex(token: &str) -> String {
     hex::encode(token_sha256(token))
 }
 
+/// The digest at `principals[i].{name}`, if given: 64 hex digits, and no
+/// other principal's (two principals sharing a credential could not be told apart).
+fn parse_unique_digest(
+    known: &[PrincipalConfig],
+    text: Option<&str>,
+    key: &dyn Fn(&str) -> String,
+    name: &str,
+    field: impl Fn(&PrincipalConfig) -> Option<[u8; 32]>,
+) -> Result<Option<[u8; 32]>, ConfigError> {
+    let Some(text) = text else { return Ok(None) };
+    let digest =
+        parse_sha256(text).ok_or_else(|| invalid(key(name), "must be 64 hexadecimal digits (a sha256 digest)"))?;
+    if let Some(j) = known.iter().position(|other| field(other) == Some(digest)) {
+        return Err(invalid(key(name), format!("is the same as `principals[{j}].{name}`")));
+    }
+    Ok(Some(digest))
+}
+
 fn parse_sha256(text: &str) -> Option<[u8; 32]> {
     let mut digest = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut digest).ok()?;
@@ -348,7 +440,7 @@ BTC = 60000
         assert_eq!(config.default_action, DefaultAction::Block);
         assert_eq!(config.body_limit, 2048);
         assert_eq!(config.principals[0].principal.roles, vec![Role::Admin]);
-        assert_eq!(config.principals[0].token_sha256, token_sha256("test"));
+        assert_eq!(config.principals[0].token_sha256, Some(token_sha256("test")));
         assert_eq!(config.prices["ETH"], Decimal::from(3000));
         assert_eq!(config.prices["BTC"], Decimal::from(60000));
     }
@@ -395,6 +487,51 @@ BTC = 60000
         assert!(err.contains("evaluation"), "{err}");
     }
 
+    const CERT_PRINCIPAL: &str = "[[principals]]\nid = \"sa-1\"\nroles = [\"Signer\"]\n\
+        cert_sha256 = \"3b1f000000000000000000000000000000000000000000000000000000000000\"\n";
+
+    #[test]
+    fn tls_and_certificate_principals_parse() {
+        let text = format!(
+            "[tls]\ncert = \"s.pem\"\nkey = \"s.key\"\nclient_ca = \"ca.pem\"\nclient_auth = \"required\"\n\n{CERT_PRINCIPAL}"
+        );
+        let config = Config::from_toml(&text).unwrap();
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("s.pem"));
+        assert_eq!(tls.client_auth(), ClientAuth::Required);
+        assert_eq!(config.principals[0].token_sha256, None);
+        assert_eq!(config.principals[0].cert_sha256.unwrap()[..2], [0x3b, 0x1f]);
+
+        let tls = Config::from_toml("[tls]\ncert = \"s.pem\"\nkey = \"s.key\"\n").unwrap().tls.unwrap();
+        assert_eq!((tls.client_ca.as_deref(), tls.client_auth()), (None, ClientAuth::Optional));
+    }
+
+    #[test]
+    fn tls_mistakes_are_named() {
+        let err = Config::from_toml("[tls]\ncert = \"s.pem\"\nkey = \"s.key\"\nclient_auth = \"required\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.client_auth"), "{err}");
+        let err = Config::from_toml("[tls]\ncert = \"s.pem\"\nkeys = \"s.key\"\n").unwrap_err().to_string();
+        assert!(err.contains("keys"), "{err}");
+        let err =
+            Config::from_toml("[tls]\ncert = \"s.pem\"\nkey = \"s.key\"\nclient_ca = \"c\"\nclient_auth = \"maybe\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("maybe"), "{err}");
+        // A certificate principal without mutual TLS could never sign in.
+        let err = Config::from_toml(CERT_PRINCIPAL).unwrap_err().to_string();
+        assert!(err.contains("principals[0].cert_sha256") && err.contains("tls.client_ca"), "{err}");
+        let err = Config::from_toml("[[principals]]\nid = \"a\"\n").unwrap_err().to_string();
+        assert!(err.contains("principals[0].token_sha256") && err.contains("cert_sha256"), "{err}");
+        let twice = format!(
+            "[tls]\ncert = \"s\"\nkey = \"k\"\nclient_ca = \"c\"\n{CERT_PRINCIPAL}{}",
+            CERT_PRINCIPAL.replace("sa-1", "sa-2")
+        );
+        let err = Config::from_toml(&twice).unwrap_err().to_string();
+        assert!(err.contains("principals[1].cert_sha256") && err.contains("principals[0].cert_sha256"), "{err}");
+    }
+
     #[test]
     fn development_mode_has_one_admin_signer() {
         let (config, token) = Config::development();
@@ -402,6 +539,6 @@ BTC = 60000
         let dev = &config.principals[0];
         assert_eq!(dev.principal.id, DEV_PRINCIPAL_ID);
         assert!(dev.principal.has_role(Role::Admin) && dev.principal.has_role(Role::Signer));
-        assert_eq!(dev.token_sha256, token_sha256(&token));
+        assert_eq!(dev.token_sha256, Some(token_sha256(&token)));
     }
 }

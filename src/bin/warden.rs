@@ -3,6 +3,9 @@
 //!
 //! Without `--config` it runs in development mode: one Admin+Signer user
 //! (`us-dev`) whose fresh token is printed once on stdout.
+//!
+//! With `--config`, SIGHUP reads the file again and reloads what can change
+//! while serving (the `[tls]` certificate, key and client CA).
 
 use std::io::IsTerminal;
 use std::net::TcpListener;
@@ -12,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use warden::config::{Config, DEV_PRINCIPAL_ID};
+use warden::http::{Reloaders, Tls};
 use warden_redb::RedbJournal;
 
 /// The journal's file name inside the data directory.
@@ -26,7 +30,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the HTTP server until SIGTERM or ctrl-c.
+    /// Runs the HTTP server until SIGTERM or ctrl-c; SIGHUP reloads the config's TLS files.
     Serve {
         /// The TOML config file; without it, development mode.
         #[arg(long, value_name = "FILE")]
@@ -76,6 +80,8 @@ async fn serve(
         config.data_dir = data_dir;
     }
 
+    // Before the journal is opened: bad TLS files are refused at once, naming their key.
+    let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     // Before the engine: recovery already records metrics.
     warden::http::install_metrics();
     std::fs::create_dir_all(&config.data_dir)
@@ -92,10 +98,51 @@ async fn serve(
         println!("development mode: principal `{DEV_PRINCIPAL_ID}` (Admin, Signer); this token is shown only once:");
         println!("WARDEN_TOKEN={token}");
     }
-    println!("warden listening on http://{address}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("warden listening on {scheme}://{address}");
     tracing::info!(%address, data_dir = %config.data_dir.display(), principals = config.principals.len(), "warden started");
-    warden::http::serve(listener, engine, &config, shutdown_signal()).await?;
+
+    let mut server = warden::http::Server::from_config(engine, &config);
+    let reloader = config_file.map(|file| {
+        let mut reloaders = Reloaders::new(file);
+        if let Some(tls) = &tls {
+            reloaders.add(tls.clone());
+        }
+        actix_web::rt::spawn(reload_on_sighup(reloaders))
+    });
+    if let Some(tls) = tls {
+        server = server.tls(tls);
+    }
+    let served = server.serve(listener, shutdown_signal()).await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
+    served?;
     Ok(())
+}
+
+/// Reloads `reloaders` on every SIGHUP, for as long as the server runs.
+async fn reload_on_sighup(reloaders: Reloaders) {
+    #[cfg(unix)]
+    {
+        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGHUP: reloading is off");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!(reloaders = ?reloaders, "SIGHUP received: reloading");
+            // A few small files read and parsed: short enough for this thread,
+            // which serves no requests (the workers have their own).
+            reloaders.reload_all();
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reloaders;
+    }
 }
 
 /// Resolves on ctrl-c or SIGTERM.

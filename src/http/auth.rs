@@ -1,5 +1,6 @@
-//! Bearer-token authentication and role checks, as extractors: a route that
-//! takes a [`Caller`] answers 401 without a known token; one that takes an
+//! Authentication (a bearer token, or a client certificate over mutual TLS)
+//! and role checks, as extractors: a route that takes a [`Caller`] answers
+//! 401 without a known token or certificate; one that takes an
 //! [`Authorized<R>`] also answers 403 without role `R`. Both run before the
 //! body is read, so an unauthorized caller never gets to its validation.
 
@@ -8,13 +9,15 @@ use std::marker::PhantomData;
 
 use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use subtle::{ConditionallySelectable, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use super::problem::Problem;
+use super::tls::ClientCertificate;
 use crate::config::{token_sha256, PrincipalConfig};
 use crate::model::principal::{Principal, Role};
 
-/// The principals the server knows, by the sha256 of their tokens.
+/// The principals the server knows, by the sha256 of their tokens and of
+/// their client certificates.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     entries: Vec<PrincipalConfig>,
@@ -42,7 +45,8 @@ impl Credentials {
         let mut found = 0u32;
         let mut index = 0u32;
         for (i, entry) in self.entries.iter().enumerate() {
-            let hit = entry.token_sha256.ct_eq(&digest);
+            // Whether an entry has a token at all is configuration, not a secret.
+            let hit = entry.token_sha256.map_or(Choice::from(0), |known| known.ct_eq(&digest));
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             index = u32::conditional_select(&index, &i, hit);
             found |= u32::from(hit.unwrap_u8());
@@ -50,8 +54,39 @@ impl Credentials {
         (found == 1).then(|| &self.entries[index as usize].principal)
     }
 
-    /// The principal of a request, from its `Authorization: Bearer` header.
+    /// The principal whose client certificate has the sha256 `cert_sha256`.
+    /// (A certificate is public; the handshake proved its key is held.)
+    pub fn authenticate_certificate(&self, cert_sha256: &[u8; 32]) -> Option<&Principal> {
+        self.entries.iter().find(|entry| entry.cert_sha256.as_ref() == Some(cert_sha256)).map(|entry| &entry.principal)
+    }
+
+    /// The principal of a request: the one of its connection's client
+    /// certificate, else the one of its `Authorization: Bearer` header. With
+    /// both, the token must be the same principal's (403 otherwise): a
+    /// certificate-authenticated service cannot act as someone else.
     pub fn caller(&self, request: &HttpRequest) -> Result<Principal, Problem> {
+        let by_certificate = request
+            .conn_data::<ClientCertificate>()
+            .and_then(|certificate| self.authenticate_certificate(&certificate.sha256));
+        let Some(principal) = by_certificate else {
+            return self.bearer(request);
+        };
+        if request.headers().contains_key(header::AUTHORIZATION) {
+            match self.bearer(request) {
+                Ok(bearer) if bearer.id == principal.id => {}
+                _ => {
+                    return Err(Problem::forbidden(format!(
+                        "authorization: the bearer token is not that of `{}`, the principal of the client certificate",
+                        principal.id
+                    )))
+                }
+            }
+        }
+        Ok(principal.clone())
+    }
+
+    /// The principal of a request's `Authorization: Bearer` header.
+    fn bearer(&self, request: &HttpRequest) -> Result<Principal, Problem> {
         let header = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -144,5 +179,18 @@ mod tests {
         assert_eq!(credentials.authenticate("beta").map(|p| p.id.as_str()), Some("us-b"));
         assert!(credentials.authenticate("gamma").is_none());
         assert!(credentials.authenticate("").is_none());
+    }
+
+    #[test]
+    fn certificates_find_their_principal_and_never_a_token() {
+        let cert = [7u8; 32];
+        let credentials = Credentials::new(vec![PrincipalConfig::with_certificate(
+            Principal::user("sa-signer", &[Role::Signer]),
+            cert,
+        )])
+        .with_token(Principal::user("us-a", &[Role::Admin]), "alpha");
+        assert_eq!(credentials.authenticate_certificate(&cert).map(|p| p.id.as_str()), Some("sa-signer"));
+        assert!(credentials.authenticate_certificate(&[8u8; 32]).is_none());
+        assert_eq!(credentials.authenticate("alpha").map(|p| p.id.as_str()), Some("us-a"));
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use super::tls::{HandshakeFailure, HANDSHAKE_FAILURES};
 use crate::model::activity::ActivityStatus;
 use crate::model::approval::ApprovalStatus;
 
@@ -84,6 +85,7 @@ fn describe() {
     );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route pattern and status code");
     metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request duration by route pattern");
+    metrics::describe_counter!(HANDSHAKE_FAILURES, "TLS handshakes that failed, by reason");
 }
 
 /// Every contract metric exists from the start: counters at 0 for each of
@@ -109,6 +111,9 @@ fn register_from_start() {
     metrics::counter!("warden_journal_records_total").increment(0);
     let _ = metrics::histogram!("warden_evaluation_duration_seconds");
     let _ = metrics::histogram!("warden_journal_commit_duration_seconds");
+    for reason in HandshakeFailure::ALL {
+        metrics::counter!(HANDSHAKE_FAILURES, "reason" => reason.label()).increment(0);
+    }
     for route in super::routes::PATTERNS {
         metrics::counter!(HTTP_REQUESTS, "route" => *route, "status" => "200").increment(0);
     }

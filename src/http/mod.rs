@@ -22,8 +22,10 @@ mod observe;
 mod openapi;
 mod problem;
 mod query;
+mod reload;
 mod routes;
 mod schemas;
+mod tls;
 
 use std::future::Future;
 use std::io;
@@ -37,6 +39,8 @@ pub use self::metrics::install as install_metrics;
 pub use self::observe::REQUEST_ID;
 pub use self::openapi::ApiDoc;
 pub use self::problem::{Problem, PROBLEM_JSON};
+pub use self::reload::{Reload, ReloadOutcome, Reloaders};
+pub use self::tls::{ClientCertificate, HandshakeFailure, Tls, TlsError, HANDSHAKE_FAILURES};
 
 use self::body::BodyLimit;
 use self::routes::ops::OpenApiJson;
@@ -55,16 +59,18 @@ pub struct Server {
     credentials: Credentials,
     body_limit: usize,
     workers: Option<usize>,
+    tls: Option<Tls>,
 }
 
 impl Server {
     /// A server with no principals (every authenticated route answers 401)
     /// and the default body limit.
     pub fn new(engine: Engine) -> Self {
-        Server { engine, credentials: Credentials::default(), body_limit: DEFAULT_BODY_LIMIT, workers: None }
+        Server { engine, credentials: Credentials::default(), body_limit: DEFAULT_BODY_LIMIT, workers: None, tls: None }
     }
 
-    /// A server with the principals and body limit of `config`.
+    /// A server with the principals and body limit of `config`; its `[tls]`
+    /// is loaded by the caller (see [`Tls::load`]) and given to [`Server::tls`].
     pub fn from_config(engine: Engine, config: &Config) -> Self {
         Server::new(engine).credentials(Credentials::new(config.principals.clone())).body_limit(config.body_limit)
     }
@@ -78,6 +84,12 @@ impl Server {
     /// Largest accepted request body in bytes (default 1 MiB); larger is 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes.max(1);
+        self
+    }
+
+    /// Serves HTTPS only, with `tls` (which may be reloaded while serving).
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -98,7 +110,7 @@ impl Server {
         let limit = BodyLimit(self.body_limit);
         let address = listener.local_addr().ok();
 
-        let mut server = HttpServer::new(move || {
+        let app = move || {
             App::new()
                 .app_data(engine.clone())
                 .app_data(credentials.clone())
@@ -109,22 +121,31 @@ impl Server {
                 .wrap(from_fn(observe::observe))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
-        })
-        // Signals are the caller's `shutdown` future: the server then always
-        // stops the same way, and the engine shuts down after it.
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
-        if let Some(workers) = self.workers {
-            server = server.workers(workers);
-        }
-        let server = match server.listen(listener) {
-            Ok(server) => server.run(),
+        };
+        let https = self.tls.is_some();
+        let started = match self.tls {
+            Some(tls) => {
+                let settings = tls::Settings { workers: self.workers, shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS };
+                tls::server(listener, tls, app, settings)
+            }
+            None => {
+                // Signals are the caller's `shutdown` future: the server then
+                // always stops the same way, and the engine shuts down after it.
+                let mut server = HttpServer::new(app).disable_signals().shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+                if let Some(workers) = self.workers {
+                    server = server.workers(workers);
+                }
+                server.listen(listener).map(HttpServer::run)
+            }
+        };
+        let server = match started {
+            Ok(server) => server,
             Err(error) => {
                 self.engine.shutdown();
                 return Err(error);
             }
         };
-        tracing::info!(address = ?address, "listening");
+        tracing::info!(address = ?address, https, "listening");
 
         let handle = server.handle();
         let stopper = actix_rt::spawn(async move {
@@ -145,7 +166,7 @@ impl Server {
     }
 }
 
-/// Serves `engine` on `listener` with the principals and body limit of
+/// Serves `engine` on `listener` with the principals, body limit and TLS of
 /// `config` until `shutdown` resolves; see [`Server::serve`].
 pub async fn serve(
     listener: TcpListener,
@@ -153,7 +174,17 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> io::Result<()> {
-    Server::from_config(engine, config).serve(listener, shutdown).await
+    let mut server = Server::from_config(engine.clone(), config);
+    if let Some(tls) = &config.tls {
+        match Tls::load(tls) {
+            Ok(tls) => server = server.tls(tls),
+            Err(error) => {
+                engine.shutdown();
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, error));
+            }
+        }
+    }
+    server.serve(listener, shutdown).await
 }
 
 async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, Problem> {
