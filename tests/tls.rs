@@ -323,3 +323,203 @@ fn bad_tls_files_are_refused_naming_their_key() {
     let not_a_cert = refused(TlsConfig { cert: garbage, ..good });
     assert!(not_a_cert.contains("`tls.cert`"), "{not_a_cert}");
 }
+
+/// The real binary, for what only a process shows: SIGHUP and start-up refusals.
+#[cfg(unix)]
+mod binary {
+    use std::io::{BufRead, BufReader};
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Output, Stdio};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// How long the binary may take to start, stop, or act on a signal.
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    /// A config file with `[tls]` over `pki`'s files and `sa-signer-1` by certificate.
+    fn write_config(pki: &Pki, tls: &TlsConfig) -> PathBuf {
+        let text = format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\nclient_auth = \"required\"\n\n\
+             [[principals]]\nid = \"sa-signer-1\"\nkind = \"ServiceAccount\"\nroles = [\"Signer\"]\ncert_sha256 = \"{}\"\n",
+            tls.cert,
+            tls.key,
+            tls.client_ca.as_ref().unwrap(),
+            pki.signer.sha256_hex()
+        );
+        let path = pki.dir.path().join("warden.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn command(config: &Path, data_dir: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(config).arg("--data-dir").arg(data_dir);
+        command
+    }
+
+    /// A running `warden serve`; killed if the test ends without stopping it.
+    struct Warden {
+        child: Child,
+        address: SocketAddr,
+        log: PathBuf,
+    }
+
+    impl Warden {
+        fn start(config: &Path, dir: &Path) -> Warden {
+            let log = dir.join("warden.log");
+            let mut child = command(config, &dir.join("data"))
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("warden starts");
+            let stdout = child.stdout.take().unwrap();
+            let (lines, received) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if lines.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let deadline = Instant::now() + PATIENCE;
+            let address = loop {
+                let line = received
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .expect("warden prints where it listens");
+                if let Some(address) = line.strip_prefix("warden listening on https://") {
+                    break address.trim().parse().expect("an address");
+                }
+            };
+            Warden { child, address, log }
+        }
+
+        fn signal(&self, signal: i32) {
+            let pid = i32::try_from(self.child.id()).unwrap();
+            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+            assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        }
+
+        /// Waits until the log holds a line containing every one of `parts`, and returns it.
+        async fn logged(&self, parts: &[&str]) -> String {
+            let deadline = Instant::now() + PATIENCE;
+            while Instant::now() < deadline {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                if let Some(line) = log.lines().find(|line| parts.iter().all(|part| line.contains(part))) {
+                    return line.to_owned();
+                }
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the log never said {parts:?}:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+
+        /// SIGTERM, then waits for a clean exit.
+        fn terminate(mut self) {
+            self.signal(libc::SIGTERM);
+            let status = wait(&mut self.child).expect("warden stops on SIGTERM");
+            assert!(status.success(), "warden exited with {status}");
+        }
+    }
+
+    impl Drop for Warden {
+        fn drop(&mut self) {
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+
+    fn wait(child: &mut Child) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    #[actix_rt::test]
+    async fn sighup_rotates_the_certificate_while_an_established_connection_keeps_working() {
+        let pki = Pki::new();
+        let tls = pki.tls_config(ClientAuth::Required);
+        let config = write_config(&pki, &tls);
+        let warden = Warden::start(&config, pki.dir.path());
+        let client = pki.client(Some(&pki.signer));
+        let mut established = client.connect(warden.address).await.expect("TLS handshake");
+        assert_eq!(established.server_cert_sha256, pki.server.sha256());
+        let submitted = established.request("POST", "/v2/activities", None, Some(&activity("10.00", None))).await;
+        assert_eq!(submitted.unwrap().expect(200)["activity"]["initiator"]["id"], "sa-signer-1");
+
+        let rotated = pki.ca.issue_server();
+        replace_server_files(&pki, &rotated);
+        warden.signal(libc::SIGHUP);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            // Used all along, so that keep-alive never closes it for idleness.
+            let answer = established.request("GET", "/healthz", None, None).await;
+            assert_eq!(answer.expect("the established connection still answers").status, 200);
+            if client.connect(warden.address).await.unwrap().server_cert_sha256 == rotated.sha256() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "new connections never saw the rotated certificate");
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        let answer = established.request("POST", "/v2/activities", None, Some(&activity("20.00", None))).await;
+        assert_eq!(answer.unwrap().expect(200)["activity"]["initiator"]["id"], "sa-signer-1");
+        warden.logged(&["TLS reloaded", &rotated.sha256_hex()]).await;
+
+        // A key that does not match the certificate: the reload fails, says
+        // why, and the rotated certificate keeps being served.
+        std::fs::write(&tls.key, pki.stranger.key_pem.as_bytes()).unwrap();
+        warden.signal(libc::SIGHUP);
+        warden.logged(&["reload failed", "tls.key"]).await;
+        assert_eq!(client.connect(warden.address).await.unwrap().server_cert_sha256, rotated.sha256());
+
+        // A refused handshake is logged with its reason.
+        let refused = pki.client(None).request(warden.address, "GET", "/healthz", None, None).await;
+        refused.expect_err("no client certificate");
+        warden.logged(&["TLS handshake failed", "no_client_cert"]).await;
+        warden.terminate();
+    }
+
+    /// Runs `warden serve` on `config`, expecting it to refuse to start.
+    fn refused_at_start(config: &Path, data_dir: &Path) -> String {
+        let mut child = command(config, data_dir).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let status = wait(&mut child);
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        let Output { status, stderr, .. } = child.wait_with_output().unwrap();
+        assert!(!status.success(), "warden started with a bad [tls]");
+        String::from_utf8_lossy(&stderr).into_owned()
+    }
+
+    #[test]
+    fn bad_tls_config_is_refused_at_start_naming_the_key() {
+        let pki = Pki::new();
+        let good = pki.tls_config(ClientAuth::Required);
+        let dir = pki.dir.path();
+        let data_dir = dir.join("data");
+
+        let config = write_config(&pki, &TlsConfig { cert: dir.join("missing.pem"), ..good.clone() });
+        let stderr = refused_at_start(&config, &data_dir);
+        assert!(stderr.contains("`tls.cert`") && stderr.contains("missing.pem"), "{stderr}");
+
+        let (_, stranger_key) = pki.stranger.write(dir, "stranger");
+        let config = write_config(&pki, &TlsConfig { key: stranger_key, ..good.clone() });
+        let stderr = refused_at_start(&config, &data_dir);
+        assert!(stderr.contains("`tls.key`") && stderr.contains("does not match"), "{stderr}");
+
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let config = write_config(&pki, &TlsConfig { client_ca: Some(garbage), ..good });
+        let stderr = refused_at_start(&config, &data_dir);
+        assert!(stderr.contains("`tls.client_ca`"), "{stderr}");
+        assert!(!data_dir.exists(), "refused before the journal was opened");
+    }
+}
