@@ -14,16 +14,32 @@
 //! The token needs the Signer role (and Admin for `--seed-policies`, which
 //! first creates the seed's large-transaction and daily-velocity policies so
 //! the activities really evaluate and count).
+//!
+//! Over HTTPS (`--url https://...`), `--ca` names the CA to verify the server
+//! with, and `--cert`/`--key` a client certificate (mutual TLS; its principal
+//! needs no token). `--new-connections` opens a connection per request, so
+//! that over HTTPS each request pays a full handshake (sessions are never
+//! resumed):
+//!
+//! ```text
+//! cargo run --release --example loadgen -- --url https://127.0.0.1:8443 --ca ca.pem \
+//!     --cert signer.pem --key signer.key --concurrency 64 --duration 10
+//! ```
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use awc::http::StatusCode;
 use awc::{Client, Connector};
 use clap::Parser;
 use futures_util::future::join_all;
+use rustls::client::Resumption;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 
 /// Longest run allowed: a load generator left running is a denial of service.
@@ -38,12 +54,26 @@ const RECIPIENT: &str = "0x76d1b7f9b3F69C435eeF76a98A415332084A856F";
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", about = "Sends activities to a local warden server and reports throughput and latency")]
 struct Args {
-    /// Base URL of the server; loopback addresses only.
+    /// Base URL of the server, http:// or https://; loopback addresses only.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Bearer token of a principal with the Signer role (default: $WARDEN_TOKEN).
+    /// Bearer token of a principal with the Signer role (default: $WARDEN_TOKEN);
+    /// not needed with `--cert` of a principal's `cert_sha256`.
     #[arg(long)]
     token: Option<String>,
+    /// For https: the CA certificate (PEM) the server's certificate is verified with.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
+    /// For mutual TLS: the client certificate (PEM); needs `--key`.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// For mutual TLS: the client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// A new connection for every request (over https: a full handshake each)
+    /// instead of keeping connections alive.
+    #[arg(long)]
+    new_connections: bool,
     /// Requests in flight at once (1 to 4096).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -132,12 +162,13 @@ fn parse_mix(mix: &str) -> Result<Vec<Kind>, String> {
     Ok(kinds)
 }
 
-/// Refuses anything but a loopback `http://` target: this tool is for
-/// measuring one's own server, not anybody else's.
+/// Refuses anything but a loopback `http://` or `https://` target: this
+/// tool is for measuring one's own server, not anybody else's.
 fn loopback_base(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("--url `{url}` must start with http:// (loopback targets only)"))?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+        .ok_or_else(|| format!("--url `{url}` must start with http:// or https:// (loopback targets only)"))?;
     let authority = rest.split('/').next().unwrap_or("");
     let host = if let Some(bracketed) = authority.strip_prefix('[') {
         bracketed.split(']').next().unwrap_or("")
@@ -148,7 +179,37 @@ fn loopback_base(url: &str) -> Result<String, String> {
     if !loopback {
         return Err(format!("--url host `{host}` is not a loopback address (127.0.0.0/8, ::1, localhost)"));
     }
-    Ok(format!("http://{authority}"))
+    Ok(format!("{scheme}://{authority}"))
+}
+
+/// The TLS client of an https run: trusts `--ca` only, presents `--cert` if
+/// given, and never resumes a session, so that a new connection costs a full
+/// handshake.
+fn tls_config(args: &Args) -> Result<Arc<rustls::ClientConfig>, String> {
+    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()));
+    let ca = args.ca.as_deref().ok_or("an https --url needs --ca, the CA certificate of the server")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&read(ca)?) {
+        let certificate = certificate.map_err(|e| format!("--ca `{}`: {e}", ca.display()))?;
+        roots.add(certificate).map_err(|e| format!("--ca `{}`: {e}", ca.display()))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let mut config = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_slice_iter(&read(cert)?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--cert `{}`: {e}", cert.display()))?;
+            let key =
+                PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|e| format!("--key `{}`: {e}", key.display()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("--cert/--key: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.resumption = Resumption::disabled();
+    Ok(Arc::new(config))
 }
 
 /// What the run saw.
@@ -199,7 +260,7 @@ async fn create_seed_policies(client: &Client, base: &str, token: &str) -> Resul
 async fn caller(
     client: &Client,
     url: &str,
-    token: &str,
+    token: Option<&str>,
     args: &Args,
     mix: &[Kind],
     run: &str,
@@ -212,7 +273,15 @@ async fn caller(
         next.set(i + 1);
         let body = mix[(i % mix.len() as u64) as usize].body(i, args.wallets, run);
         let sent = Instant::now();
-        let result = client.post(url).bearer_auth(token).send_json(&body).await;
+        let mut request = client.post(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if args.new_connections {
+            // The server closes after answering, and the connection is not pooled.
+            request = request.insert_header(("Connection", "close"));
+        }
+        let result = request.send_json(&body).await;
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -280,11 +349,10 @@ fn report(tally: Tally, elapsed: Duration) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let base = loopback_base(&args.url)?;
-    let token = args
-        .token
-        .clone()
-        .or_else(|| std::env::var("WARDEN_TOKEN").ok())
-        .ok_or("no token: pass --token or set WARDEN_TOKEN")?;
+    let token = args.token.clone().or_else(|| std::env::var("WARDEN_TOKEN").ok());
+    if token.is_none() && args.cert.is_none() {
+        return Err("no token: pass --token, set WARDEN_TOKEN, or present a client certificate with --cert".into());
+    }
     if !(1..=MAX_CONCURRENCY).contains(&args.concurrency) {
         return Err(format!("--concurrency must be 1 to {MAX_CONCURRENCY}").into());
     }
@@ -296,12 +364,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mix = parse_mix(&args.mix)?;
 
-    let client = Client::builder()
-        .connector(Connector::new().limit(args.concurrency))
-        .timeout(Duration::from_secs(args.timeout.max(1)))
-        .finish();
+    let mut connector = Connector::new().limit(args.concurrency);
+    if base.starts_with("https://") {
+        connector = connector.rustls_0_23(tls_config(&args)?);
+    }
+    let client = Client::builder().connector(connector).timeout(Duration::from_secs(args.timeout.max(1))).finish();
     if args.seed_policies {
-        create_seed_policies(&client, &base, &token).await?;
+        let token = token.as_deref().ok_or("--seed-policies needs the --token of an Admin")?;
+        create_seed_policies(&client, &base, token).await?;
         println!("created the seed's two policies");
     }
 
@@ -315,8 +385,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (next, tally) = (Cell::new(0), RefCell::new(Tally::default()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
-    join_all((0..args.concurrency).map(|_| caller(&client, &url, &token, &args, &mix, &run, deadline, &next, &tally)))
-        .await;
+    join_all(
+        (0..args.concurrency)
+            .map(|_| caller(&client, &url, token.as_deref(), &args, &mix, &run, deadline, &next, &tally)),
+    )
+    .await;
     report(tally.into_inner(), started.elapsed());
     Ok(())
 }
