@@ -98,18 +98,20 @@ async fn serve(
         println!("development mode: principal `{DEV_PRINCIPAL_ID}` (Admin, Signer); this token is shown only once:");
         println!("WARDEN_TOKEN={token}");
     }
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("warden listening on {scheme}://{address}");
-    tracing::info!(%address, data_dir = %config.data_dir.display(), principals = config.principals.len(), "warden started");
-
-    let mut server = warden::http::Server::from_config(engine, &config);
+    // Listening for SIGHUP before saying where we listen: from then on a
+    // SIGHUP reloads, and can no longer end the process by its default action.
     let reloader = config_file.map(|file| {
         let mut reloaders = Reloaders::new(file);
         if let Some(tls) = &tls {
             reloaders.add(tls.clone());
         }
-        actix_web::rt::spawn(reload_on_sighup(reloaders))
+        actix_web::rt::spawn(reload_on_sighup(hangups(), reloaders))
     });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("warden listening on {scheme}://{address}");
+    tracing::info!(%address, data_dir = %config.data_dir.display(), principals = config.principals.len(), "warden started");
+
+    let mut server = warden::http::Server::from_config(engine, &config);
     if let Some(tls) = tls {
         server = server.tls(tls);
     }
@@ -121,29 +123,37 @@ async fn serve(
     Ok(())
 }
 
-/// Reloads `reloaders` on every SIGHUP, for as long as the server runs.
-async fn reload_on_sighup(reloaders: Reloaders) {
-    #[cfg(unix)]
-    {
-        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGHUP: reloading is off");
-                return;
-            }
-        };
-        while hangups.recv().await.is_some() {
-            tracing::info!(reloaders = ?reloaders, "SIGHUP received: reloading");
-            // A few small files read and parsed: short enough for this thread,
-            // which serves no requests (the workers have their own).
-            reloaders.reload_all();
+/// The stream of SIGHUPs, registered now (`None` where there are none).
+#[cfg(unix)]
+fn hangups() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP: reloading is off");
+            None
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = reloaders;
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Option<()> {
+    None
+}
+
+/// Reloads `reloaders` on every SIGHUP, for as long as the server runs.
+#[cfg(unix)]
+async fn reload_on_sighup(hangups: Option<tokio::signal::unix::Signal>, reloaders: Reloaders) {
+    let Some(mut hangups) = hangups else { return };
+    while hangups.recv().await.is_some() {
+        tracing::info!(?reloaders, "SIGHUP received: reloading");
+        // A few small files read and parsed: short enough for this thread,
+        // which serves no requests (the workers have their own).
+        reloaders.reload_all();
     }
 }
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_: Option<()>, _: Reloaders) {}
 
 /// Resolves on ctrl-c or SIGTERM.
 async fn shutdown_signal() {

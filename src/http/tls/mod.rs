@@ -82,7 +82,7 @@ impl Tls {
     /// Loads the certificate, key and client CA that `config` names.
     pub fn load(config: &TlsConfig) -> Result<Tls, TlsError> {
         let loaded = load::load(config)?;
-        tracing::info!(cert_sha256 = %loaded.cert_sha256, client_auth = ?client_auth(config), "TLS loaded");
+        tracing::info!(cert_sha256 = %loaded.cert_sha256, client_auth = client_auth(config), "TLS loaded");
         Ok(Tls { current: Arc::new(ArcSwap::new(loaded.config)) })
     }
 
@@ -91,7 +91,7 @@ impl Tls {
     pub fn reload(&self, config: &TlsConfig) -> Result<(), TlsError> {
         let loaded = load::load(config)?;
         self.current.store(loaded.config);
-        tracing::info!(cert_sha256 = %loaded.cert_sha256, client_auth = ?client_auth(config), "TLS reloaded");
+        tracing::info!(cert_sha256 = %loaded.cert_sha256, client_auth = client_auth(config), "TLS reloaded");
         Ok(())
     }
 
