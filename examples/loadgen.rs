@@ -277,10 +277,6 @@ async fn caller(
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        if args.new_connections {
-            // The server closes after answering, and the connection is not pooled.
-            request = request.insert_header(("Connection", "close"));
-        }
         let result = request.send_json(&body).await;
         let mut response = match result {
             Ok(response) => response,
@@ -367,6 +363,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut connector = Connector::new().limit(args.concurrency);
     if base.starts_with("https://") {
         connector = connector.rustls_0_23(tls_config(&args)?);
+    }
+    if args.new_connections {
+        // A pooled connection older than its lifetime is closed instead of
+        // reused: with a lifetime of zero, every request connects anew.
+        connector = connector.conn_lifetime(Duration::ZERO);
     }
     let client = Client::builder().connector(connector).timeout(Duration::from_secs(args.timeout.max(1))).finish();
     if args.seed_policies {
