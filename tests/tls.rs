@@ -13,7 +13,7 @@ use http_support::activity;
 use tls_support::{handshake_failures, plain_http_exchange, Authority, Client, Issued};
 use tokio::sync::oneshot;
 use warden::config::{token_sha256, ClientAuth, PrincipalConfig, TlsConfig};
-use warden::http::{Credentials, HandshakeFailure, Server, Tls};
+use warden::http::{Credentials, HandshakeFailure, ReloadOutcome, Reloaders, Server, Tls};
 use warden::{Engine, Principal, Role};
 
 /// The token of `sa-signer-1`, which also has a client certificate.
@@ -295,6 +295,27 @@ async fn a_reload_swaps_the_certificate_for_new_connections_only_and_a_bad_one_c
     assert_eq!(error.key(), Some("tls.key"), "{error}");
     assert_eq!(client.connect(address).await.unwrap().server_cert_sha256, rotated.sha256());
     server.stop().await;
+}
+
+#[actix_rt::test]
+async fn reloaders_apply_the_config_file_or_change_nothing() {
+    let pki = Pki::new();
+    let config = pki.tls_config(ClientAuth::Optional);
+    let tls = Tls::load(&config).unwrap();
+    let file = pki.dir.path().join("reload.toml");
+    let mut reloaders = Reloaders::new(&file);
+    reloaders.add(tls.clone());
+    let section = format!("[tls]\ncert = {:?}\nkey = {:?}\n", config.cert, config.key);
+
+    std::fs::write(&file, &section).unwrap();
+    assert_eq!(reloaders.reload_all(), ReloadOutcome::Parts(vec![("tls", Ok(()))]));
+    std::fs::write(&file, format!("{section}listen_port = 1\n")).unwrap();
+    let ReloadOutcome::ConfigRefused(why) = reloaders.reload_all() else { panic!("a bad file reloads nothing") };
+    assert!(why.contains("listen_port"), "{why}");
+    std::fs::write(&file, "").unwrap();
+    let ReloadOutcome::Parts(parts) = reloaders.reload_all() else { panic!("the file is valid") };
+    let why = parts[0].1.clone().expect_err("TLS cannot be switched off by a reload");
+    assert!(why.contains("[tls]"), "{why}");
 }
 
 #[test]
