@@ -20,7 +20,7 @@
 //! [prices]
 //! ETH = "3000"
 //!
-//! [tls]                          # optional: HTTPS only, see `http::tls`
+//! [tls]                          # optional: HTTPS only
 //! cert = "server.pem"
 //! key = "server.key"
 //! client_ca = "clients-ca.pem"   # optional: mutual TLS
