@@ -55,6 +55,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const MAX_WINDOW_IDLE_SECS: u64 = 86_400;
 /// Longest `external_id_retention_days`: ten years.
 pub const MAX_RETENTION_DAYS: u64 = 3650;
+/// `body_timeout_seconds` by default.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
 /// Largest `webhook_backlog`: a million events per webhook.
 pub const MAX_WEBHOOK_BACKLOG: usize = 1_000_000;
 /// The principal of development mode.
@@ -168,6 +170,10 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Most undelivered events one webhook holds.
     pub webhook_backlog: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
     /// HTTPS settings; without them the server speaks plain HTTP.
     pub tls: Option<TlsConfig>,
 }
@@ -186,6 +192,8 @@ impl Default for Config {
             external_id_retention: crate::DEFAULT_EXTERNAL_ID_RETENTION,
             webhook_allow_private: false,
             webhook_backlog: crate::DEFAULT_WEBHOOK_BACKLOG,
+            body_timeout: std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+            max_connections: crate::http::DEFAULT_MAX_CONNECTIONS,
             tls: None,
         }
     }
@@ -211,6 +219,8 @@ struct RawConfig {
     #[serde(default)]
     webhook_allow_private: bool,
     webhook_backlog: Option<usize>,
+    body_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
     tls: Option<TlsConfig>,
 }
 
@@ -320,7 +330,19 @@ impl Config {
                 return Err(invalid("webhook_backlog".into(), format!("must be 1 to {MAX_WEBHOOK_BACKLOG} events")))
             }
         };
+        let body_timeout = match raw.body_timeout_seconds {
+            None => DEFAULT_BODY_TIMEOUT_SECS,
+            Some(s) if (1..=3600).contains(&s) => s,
+            Some(_) => return Err(invalid("body_timeout_seconds".into(), "must be 1 to 3600 seconds")),
+        };
+        let max_connections = match raw.max_connections {
+            None => crate::http::DEFAULT_MAX_CONNECTIONS,
+            Some(n) if (1..=1_000_000).contains(&n) => n,
+            Some(_) => return Err(invalid("max_connections".into(), "must be 1 to 1000000")),
+        };
         Ok(Config {
+            body_timeout: std::time::Duration::from_secs(body_timeout),
+            max_connections,
             webhook_backlog,
             webhook_allow_private: raw.webhook_allow_private,
             window_idle,

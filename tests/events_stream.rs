@@ -2,7 +2,6 @@
 //! for authenticated callers only; a client that does not read loses events
 //! and never holds the engine back.
 
-mod common;
 mod http_support;
 
 use std::time::Duration;
@@ -46,7 +45,13 @@ async fn read_until(socket: &mut TcpStream, done: impl Fn(&str) -> bool) -> Stri
 }
 
 fn transfer(n: usize) -> ActivityRequest {
-    common::transfer_with("10", json!({"externalId": format!("order-{n}")}))
+    serde_json::from_value(json!({
+        "kind": "Wallets:Sign", "initiator": {"id": "us-bob", "kind": "User"},
+        "wallet": {"id": "wa-1", "tags": ["treasury"]}, "externalId": format!("order-{n}"),
+        "transaction": {"type": "Transfer", "network": "Ethereum", "recipient": "0x76d1b7f9b3F69C435eeF76a98A415332084A856F",
+                        "assets": [{"symbol": "ETH", "decimals": 18, "amount": "1500000000000000000", "valueUsd": "10"}]}
+    }))
+    .unwrap()
 }
 
 #[actix_rt::test]

@@ -183,6 +183,9 @@ async fn run(seed: u64) {
         t
     };
     engine.shutdown();
+    // A delivery outcome committed just before the writer closed is applied
+    // by its task once this one yields: let every such task finish.
+    actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
     let mut live = reads(&engine, &BTreeSet::new()).await;
     live["totals"] = json!(totals_before);
     drop(engine);

@@ -52,12 +52,17 @@ use crate::engine::Engine;
 /// this is generous, while still bounding how long a stop can take.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
+/// `max_connections` by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// An HTTP server over an engine.
 #[derive(Debug)]
 pub struct Server {
     engine: Engine,
     credentials: Credentials,
     body_limit: usize,
+    body_timeout: std::time::Duration,
+    max_connections: usize,
     workers: Option<usize>,
     tls: Option<Tls>,
 }
@@ -66,13 +71,39 @@ impl Server {
     /// A server with no principals (every authenticated route answers 401)
     /// and the default body limit.
     pub fn new(engine: Engine) -> Self {
-        Server { engine, credentials: Credentials::default(), body_limit: DEFAULT_BODY_LIMIT, workers: None, tls: None }
+        Server {
+            engine,
+            credentials: Credentials::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: body::DEFAULT_BODY_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            workers: None,
+            tls: None,
+        }
     }
 
     /// A server with the principals and body limit of `config`; its `[tls]`
     /// is loaded by the caller (see [`Tls::load`]) and given to [`Server::tls`].
     pub fn from_config(engine: Engine, config: &Config) -> Self {
-        Server::new(engine).credentials(Credentials::new(config.principals.clone())).body_limit(config.body_limit)
+        Server::new(engine)
+            .credentials(Credentials::new(config.principals.clone()))
+            .body_limit(config.body_limit)
+            .body_timeout(config.body_timeout)
+            .max_connections(config.max_connections)
+    }
+
+    /// How long a request body may take to arrive (default 10 s); later is
+    /// 408 and the connection is closed.
+    pub fn body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Most connections open at once (default 10 000); beyond it, new ones
+    /// wait in the listen backlog.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
     }
 
     /// Who may call.
@@ -108,6 +139,10 @@ impl Server {
         let credentials = web::Data::new(self.credentials);
         let openapi = web::Data::new(OpenApiJson(openapi::render()));
         let limit = BodyLimit(self.body_limit);
+        let timeout = body::BodyTimeout(self.body_timeout);
+        // actix counts connections per worker.
+        let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let per_worker = self.max_connections.div_ceil(workers).max(1);
         let address = listener.local_addr().ok();
 
         let app = move || {
@@ -117,6 +152,7 @@ impl Server {
                 .app_data(metrics.clone())
                 .app_data(openapi.clone())
                 .app_data(limit)
+                .app_data(timeout)
                 .wrap(ErrorHandlers::new().default_handler(problem::rewrite_bare_error))
                 .wrap(from_fn(observe::observe))
                 .configure(routes::configure)
@@ -125,16 +161,21 @@ impl Server {
         let https = self.tls.is_some();
         let started = match self.tls {
             Some(tls) => {
-                let settings = tls::Settings { workers: self.workers, shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS };
+                let settings = tls::Settings {
+                    workers: Some(workers),
+                    shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS,
+                    max_connections_per_worker: per_worker,
+                };
                 tls::server(listener, tls, app, settings)
             }
             None => {
                 // Signals are the caller's `shutdown` future: the server then
                 // always stops the same way, and the engine shuts down after it.
-                let mut server = HttpServer::new(app).disable_signals().shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
-                if let Some(workers) = self.workers {
-                    server = server.workers(workers);
-                }
+                let server = HttpServer::new(app)
+                    .disable_signals()
+                    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+                    .workers(workers)
+                    .max_connections(per_worker);
                 server.listen(listener).map(HttpServer::run)
             }
         };

@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub workers: Option<usize>,
     /// Seconds in-flight requests get once a graceful stop starts.
     pub shutdown_timeout_secs: u64,
+    /// Most connections open at once, per worker.
+    pub max_connections_per_worker: usize,
 }
 
 /// An HTTPS server serving the app that `factory` makes (once per worker),
@@ -66,6 +68,7 @@ where
     if let Some(workers) = settings.workers {
         builder = builder.workers(workers);
     }
+    builder = builder.max_concurrent_connections(settings.max_connections_per_worker);
     // Idle keep-alive connections close as soon as a graceful stop begins,
     // instead of holding it for the whole shutdown timeout.
     let graceful = builder.graceful_shutdown_signal();
