@@ -7,7 +7,8 @@
 //!   retire after 1 s idle, a manual clock): window actors, RSS and live heap
 //!   right after; then the clock moves past the window, a few new recipients
 //!   are counted, and the idle sweep (real time) retires the others: what is
-//!   left, and how long it took;
+//!   left, and how long it took; `trail/<journal>` is its control, the same
+//!   activities without any policy (what the trail and the journal keep);
 //! - `approvals/<journal>/<N>`: what N allowed activities keep (their trail
 //!   index entries), then RSS and live heap before and after opening N
 //!   pending approvals with the seed's large-transaction policy, per pending
@@ -61,9 +62,11 @@ const WINDOW_IDLE: Duration = Duration::from_secs(1);
 /// Idle wall time over which the CPU is measured.
 const IDLE_WALL: Duration = Duration::from_secs(15);
 
-const CASES: [&str; 8] = [
+const CASES: [&str; 10] = [
     "windows/redb",
     "windows/memory",
+    "trail/redb",
+    "trail/memory",
     "approvals/redb/20000",
     "approvals/redb/100000",
     "approvals/memory/100000",
@@ -288,6 +291,9 @@ fn windows(journal: &str) {
         }
         let retired_in = waiting.elapsed();
         let left = engine.live_actors().0;
+        // A retired actor ends on its arbiter once its last address is
+        // dropped; give the arbiters a moment to get there.
+        actix_rt::time::sleep(Duration::from_secs(2)).await;
         let idle = Memory::now();
         let trimmed = trimmed_rss();
         println!(
@@ -301,6 +307,25 @@ fn windows(journal: &str) {
         );
         let kept = engine.live_actors().0;
         assert_eq!(kept, STILL_COUNTED as usize, "only the windows with counts are left");
+        engine.shutdown();
+    });
+}
+
+/// The control of `windows`: the same activities without any policy, so no
+/// window; what is left is what the trail and the journal keep.
+fn trail(journal: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sys = actix::System::new();
+    sys.block_on(async {
+        let engine = build_in(Engine::builder().clock(ManualClock::new(t0())), journal, dir.path()).await;
+        let before = Memory::now();
+        drive(&engine, RECIPIENTS, to_recipient).await;
+        let after = Memory::now();
+        println!(
+            "trail/{journal}: {RECIPIENTS} activities to distinct recipients, no policy: {}; per activity {}",
+            after.show(),
+            after.per(&before, RECIPIENTS)
+        );
         engine.shutdown();
     });
 }
@@ -402,6 +427,7 @@ fn run_case(case: &str) {
     let n = |i: usize| parts.get(i).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("`{case}` needs a count"));
     match parts.as_slice() {
         ["windows", journal] => windows(journal),
+        ["trail", journal] => trail(journal),
         ["approvals", journal, _] => approvals(journal, n(2)),
         ["idle", journal, _] => idle(journal, n(2)),
         _ => panic!("unknown case `{case}`"),
