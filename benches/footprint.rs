@@ -364,8 +364,8 @@ fn approvals(journal: &str, n: u64) {
         for chunk in ids.chunks(CALLERS) {
             for approver in ["us-1", "us-2"] {
                 let who = Principal::user(approver, &[]);
-                for answer in join_all(chunk.iter().map(|id| engine.decide(&who, id, DecisionValue::Approved, "ok"))).await
-                {
+                let answers = join_all(chunk.iter().map(|id| engine.decide(&who, id, DecisionValue::Approved, "ok")));
+                for answer in answers.await {
                     answer.expect("decision is recorded");
                 }
             }
