@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 #[path = "../../tests/common/seed.rs"]
-mod seed;
+pub mod seed;
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
