@@ -5,7 +5,7 @@
 //! notification arrives. Notifications are a wake-up only, never the data:
 //! the records are always read from the table, so a lost or merged
 //! notification costs latency, not records. And the follower also reads
-//! after [`POLL_INTERVAL`] without one, so even a notification that never
+//! after [`POLL_INTERVAL`] without one (see [`Follower::with_poll_interval`]), so even a notification that never
 //! comes (a session re-established, a pooler that drops them) delays a
 //! standby by at most that.
 
@@ -26,6 +26,7 @@ pub struct Follower {
     config: Config,
     session: Option<ReadSession>,
     next: Seq,
+    poll_interval: Duration,
 }
 
 impl std::fmt::Debug for Follower {
@@ -36,7 +37,14 @@ impl std::fmt::Debug for Follower {
 
 impl Follower {
     pub(crate) fn new(config: Config, from: Seq) -> Self {
-        Self { config, session: None, next: from.max(1) }
+        Self { config, session: None, next: from.max(1), poll_interval: POLL_INTERVAL }
+    }
+
+    /// Sets how long a wait for a notification lasts before the follower
+    /// reads anyway ([`POLL_INTERVAL`] by default).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
     }
 
     /// The seq of the next record this follower will visit.
@@ -75,7 +83,7 @@ impl Follower {
             if visited > 0 || now >= deadline {
                 return Ok(visited);
             }
-            self.wait((deadline - now).min(POLL_INTERVAL))?;
+            self.wait((deadline - now).min(self.poll_interval))?;
         }
     }
 

@@ -18,7 +18,7 @@ pub(crate) const FORMAT: i32 = 1;
 /// Serializes the creation of the tables by nodes starting at once (`CREATE
 /// TABLE IF NOT EXISTS` alone races on the catalog). The value is arbitrary,
 /// fixed: "warden" in ASCII.
-const SCHEMA_LOCK: i64 = 0x0077_6172_6465_6e;
+const SCHEMA_LOCK: i64 = 0x0000_7761_7264_656e;
 
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS warden_journal (

@@ -1,5 +1,6 @@
 //! What the tests of this crate share: a server with a fresh database, and
 //! waiting on the database's clock for a lease to run out.
+#![allow(dead_code, reason = "each test binary uses its own part of this module")]
 
 use std::time::{Duration, Instant};
 
