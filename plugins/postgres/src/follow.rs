@@ -21,7 +21,7 @@ use crate::session::{self, storage};
 /// The longest a follower waits for a notification before reading anyway.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Tails the journal from a seq on; see the [module docs](self).
+/// Tails the journal from a seq on; see the [crate docs](crate#following).
 pub struct Follower {
     config: Config,
     session: Option<ReadSession>,
