@@ -97,15 +97,18 @@ impl Follower {
         let mut visited = 0;
         loop {
             let session = self.session()?;
-            let records = scan.next_page(session)?;
-            if records.is_empty() {
+            let page = scan.next_page(session)?;
+            if page.is_end() {
                 return Ok(visited);
             }
-            for record in records {
+            for record in page.records {
                 let seq = record.seq;
                 visit(record)?;
                 self.next = seq + 1;
                 visited += 1;
+            }
+            if let Some(error) = page.error {
+                return Err(error);
             }
         }
     }

@@ -95,12 +95,15 @@ impl Journal for PostgresJournal {
         loop {
             // The session goes back to the pool before `visit` runs, so
             // `visit` may call into the journal.
-            let records = self.reads.with(|session| scan.next_page(session))?;
-            if records.is_empty() {
+            let page = self.reads.with(|session| scan.next_page(session))?;
+            if page.is_end() {
                 return Ok(());
             }
-            for record in records {
+            for record in page.records {
                 visit(record)?;
+            }
+            if let Some(error) = page.error {
+                return Err(error);
             }
         }
     }

@@ -91,26 +91,54 @@ impl Scan {
         Self { next: record::to_db(start), expected: (start == 1).then_some(1) }
     }
 
-    /// The next page, checked: contiguous seqs, matching checksums. An empty
-    /// page means the scan is done.
-    pub(crate) fn next_page(&mut self, session: &mut ReadSession) -> Result<Vec<Record>, JournalError> {
+    /// The next page, checked: contiguous seqs, matching checksums. A page
+    /// with no records and no error means the scan is done.
+    pub(crate) fn next_page(&mut self, session: &mut ReadSession) -> Result<Page, JournalError> {
         let Some(from) = self.next else {
-            return Ok(Vec::new());
+            return Ok(Page::default());
         };
         let rows = session.page(from)?;
-        let mut records = Vec::with_capacity(rows.len());
+        let mut page = Page { records: Vec::with_capacity(rows.len()), error: None };
         for (seq, checksum, payload) in rows {
-            let seq = record::from_db(seq)?;
-            if let Some(expected) = self.expected.filter(|&e| e != seq) {
-                return Err(JournalError::Corrupt {
-                    seq: expected,
-                    reason: format!("record is missing: the next stored record is seq `{seq}`"),
-                });
+            match self.check(seq, checksum, payload) {
+                Ok(record) => page.records.push(record),
+                Err(error) => {
+                    // The records before it are still good: they are visited,
+                    // then the scan stops here.
+                    self.next = None;
+                    page.error = Some(error);
+                    break;
+                }
             }
-            records.push(record::verify(seq, checksum, payload)?);
-            self.expected = seq.checked_add(1);
-            self.next = self.expected.and_then(record::to_db);
         }
-        Ok(records)
+        Ok(page)
+    }
+
+    fn check(&mut self, seq: i64, checksum: i32, payload: Vec<u8>) -> Result<Record, JournalError> {
+        let seq = record::from_db(seq)?;
+        if let Some(expected) = self.expected.filter(|&e| e != seq) {
+            return Err(JournalError::Corrupt {
+                seq: expected,
+                reason: format!("record is missing: the next stored record is seq `{seq}`"),
+            });
+        }
+        let record = record::verify(seq, checksum, payload)?;
+        self.expected = seq.checked_add(1);
+        self.next = self.expected.and_then(record::to_db);
+        Ok(record)
+    }
+}
+
+/// One page of a scan: its good records, then the error that stopped it.
+#[derive(Default)]
+pub(crate) struct Page {
+    pub(crate) records: Vec<Record>,
+    pub(crate) error: Option<JournalError>,
+}
+
+impl Page {
+    /// Whether the scan is over with nothing more to report.
+    pub(crate) fn is_end(&self) -> bool {
+        self.records.is_empty() && self.error.is_none()
     }
 }
