@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use postgres::error::Severity;
 use postgres::types::Type;
 use postgres::{Client, Config, Statement};
 use warden_journal::{JournalError, Seq};
@@ -255,14 +256,15 @@ pub(crate) fn head(client: &mut Client) -> Result<(i64, i64), JournalError> {
 }
 
 /// Whether a failed append certainly did not commit: the server answered
-/// with an `ERROR`, which rolls back the statement's transaction, or the
-/// statement was never sent. A lost connection, or a `FATAL` that may come
-/// right after a commit, leaves the outcome unknown.
+/// with an `ERROR`, which rolls back the statement's transaction. A lost
+/// connection, a `FATAL` (which may come right after a commit) or anything
+/// else leaves the outcome to be read back.
 fn outcome_known(error: &postgres::Error) -> bool {
-    match error.as_db_error() {
-        Some(db) => db.severity() == "ERROR",
-        None => !error.is_closed() && error.to_string().starts_with("error serializing"),
-    }
+    error.as_db_error().is_some_and(|db| match db.parsed_severity() {
+        Some(severity) => severity == Severity::Error,
+        // Servers before 9.6 send only the localized severity.
+        None => db.severity() == "ERROR",
+    })
 }
 
 fn seq_exhausted() -> JournalError {
