@@ -19,6 +19,10 @@
 //!
 //! [prices]
 //! ETH = "3000"
+//!
+//! [journal]
+//! kind = "postgres"                       # default "redb", in data_dir
+//! url = "postgresql://warden@127.0.0.1:5432/warden"
 //! ```
 //!
 //! Unknown keys are an error naming the key: a typo must not silently fall
@@ -120,6 +124,32 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Most undelivered events one webhook holds.
     pub webhook_backlog: usize,
+    /// Where the journal lives.
+    pub journal: JournalConfig,
+}
+
+/// Where the journal lives: `[journal]` in the file.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum JournalConfig {
+    /// A redb file in `data_dir` (the default).
+    #[default]
+    Redb,
+    /// A PostgreSQL database, written by this one node (several nodes on one
+    /// database, `[cluster]`, are not supported yet).
+    Postgres {
+        /// The connection URL or key-value string.
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for JournalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalConfig::Redb => f.write_str("Redb"),
+            // The URL may hold a password: never in a log line.
+            JournalConfig::Postgres { .. } => f.write_str("Postgres { url: <hidden> }"),
+        }
+    }
 }
 
 impl Default for Config {
@@ -136,6 +166,7 @@ impl Default for Config {
             external_id_retention: crate::DEFAULT_EXTERNAL_ID_RETENTION,
             webhook_allow_private: false,
             webhook_backlog: crate::DEFAULT_WEBHOOK_BACKLOG,
+            journal: JournalConfig::default(),
         }
     }
 }
@@ -160,6 +191,16 @@ struct RawConfig {
     #[serde(default)]
     webhook_allow_private: bool,
     webhook_backlog: Option<usize>,
+    journal: Option<RawJournal>,
+    /// Refused with a message of its own rather than as an unknown key.
+    cluster: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    kind: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +288,16 @@ impl Config {
                 return Err(invalid("webhook_backlog".into(), format!("must be 1 to {MAX_WEBHOOK_BACKLOG} events")))
             }
         };
+        if raw.cluster.is_some() {
+            return Err(invalid(
+                "cluster".into(),
+                "is not supported yet: several nodes cannot share a journal in this version; run one node",
+            ));
+        }
+        let journal = match raw.journal {
+            None => JournalConfig::Redb,
+            Some(journal) => parse_journal(journal)?,
+        };
         Ok(Config {
             webhook_backlog,
             webhook_allow_private: raw.webhook_allow_private,
@@ -259,6 +310,7 @@ impl Config {
             principals,
             prices,
             body_limit,
+            journal,
         })
     }
 
@@ -312,6 +364,20 @@ fn parse_sha256(text: &str) -> Option<[u8; 32]> {
     let mut digest = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut digest).ok()?;
     Some(digest)
+}
+
+fn parse_journal(raw: RawJournal) -> Result<JournalConfig, ConfigError> {
+    match raw.kind.as_deref().unwrap_or("redb") {
+        "redb" => match raw.url {
+            Some(_) => Err(invalid("journal.url".into(), "applies to `kind = \"postgres\"` only")),
+            None => Ok(JournalConfig::Redb),
+        },
+        "postgres" => match raw.url {
+            Some(url) if !url.trim().is_empty() => Ok(JournalConfig::Postgres { url }),
+            _ => Err(invalid("journal.url".into(), "is required with `kind = \"postgres\"`")),
+        },
+        other => Err(invalid("journal.kind".into(), format!("`{other}` is not `redb` or `postgres`"))),
+    }
 }
 
 fn invalid(key: String, message: impl Into<String>) -> ConfigError {
@@ -393,6 +459,27 @@ BTC = 60000
         assert!(err.contains("prices.ETH"), "{err}");
         let err = Config::from_toml("evaluation = \"random\"\n").unwrap_err().to_string();
         assert!(err.contains("evaluation"), "{err}");
+    }
+
+    #[test]
+    fn the_journal_is_redb_or_postgres() {
+        assert_eq!(Config::from_toml("[journal]\nkind = \"redb\"\n").unwrap().journal, JournalConfig::Redb);
+        let config = Config::from_toml("[journal]\nkind = \"postgres\"\nurl = \"postgresql://w:secret@h/db\"\n");
+        let journal = config.unwrap().journal;
+        assert_eq!(journal, JournalConfig::Postgres { url: "postgresql://w:secret@h/db".into() });
+        assert!(!format!("{journal:?}").contains("secret"), "the URL's password must not be printed");
+        let cases = [
+            ("[journal]\nkind = \"postgres\"\n", "journal.url"),
+            ("[journal]\nkind = \"postgres\"\nurl = \" \"\n", "journal.url"),
+            ("[journal]\nkind = \"redb\"\nurl = \"postgresql://h/db\"\n", "journal.url"),
+            ("[journal]\nkind = \"sqlite\"\n", "journal.kind"),
+            ("[journal]\nkind = \"redb\"\npath = \"x\"\n", "path"),
+            ("[cluster]\nnode_id = \"node-a\"\n", "cluster"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "`{text}`: {err}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use postgres::{Client, Config};
 use warden_journal::JournalError;
 
-use crate::session::{self, storage};
+use crate::session::{self, storage, Session};
 use crate::{schema, Epoch};
 
 /// The longest lease granted: a leader that stops renewing holds up every
@@ -56,7 +56,7 @@ impl Holder {
 /// The lease operations, on their own session (not the journal's writer), so
 /// renewals are never queued behind appends on this node.
 pub struct Leases {
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<Session>>,
     config: Config,
 }
 
@@ -172,7 +172,7 @@ impl Leases {
     /// Runs `f` on the session, reconnecting first if the last call broke it.
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, JournalError>) -> Result<T, JournalError> {
         let mut slot = self.client();
-        if slot.as_ref().is_none_or(Client::is_closed) {
+        if slot.as_ref().is_none_or(|session| session.is_closed()) {
             *slot = Some(session::connect(&self.config)?);
         }
         let client = slot.as_mut().expect("connected just above");
@@ -183,7 +183,7 @@ impl Leases {
         result
     }
 
-    fn client(&self) -> MutexGuard<'_, Option<Client>> {
+    fn client(&self) -> MutexGuard<'_, Option<Session>> {
         // The slot is replaced whole; a panic cannot leave it half written.
         self.client.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -23,7 +23,9 @@
 //! runs each call on a tokio runtime of its own: called from inside an async
 //! task it would start a runtime within a runtime and panic. Call this crate
 //! from a plain thread (the engine's journal writer) or from tokio's blocking
-//! pool (`spawn_blocking`), never from an async task directly.
+//! pool (`spawn_blocking`), never from an async task directly. Dropping is
+//! safe anywhere: a connection dropped inside a runtime is closed on a thread
+//! of its own.
 //!
 //! # Tables
 //!

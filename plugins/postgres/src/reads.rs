@@ -1,11 +1,11 @@
 //! Reading records: one session's prepared queries, and the scan that pages
 //! through the journal with them.
 
-use postgres::{Client, Config, Statement};
+use postgres::{Config, Statement};
 use warden_journal::{JournalError, Record, Seq};
 
 use crate::record;
-use crate::session::{self, storage};
+use crate::session::{self, storage, Session};
 
 /// Records per page of a scan: large enough that a recovery scan of a million
 /// records makes a thousand round trips, not a million.
@@ -17,7 +17,7 @@ const PAGE_BYTES: i64 = 16 << 20;
 
 /// A session with the read queries prepared once.
 pub(crate) struct ReadSession {
-    pub(crate) client: Client,
+    pub(crate) client: Session,
     page: Statement,
     one: Statement,
     last: Statement,
@@ -30,7 +30,7 @@ impl ReadSession {
     }
 
     /// Prepares the read queries on `client`.
-    pub(crate) fn on(mut client: Client) -> Result<Self, JournalError> {
+    pub(crate) fn on(mut client: Session) -> Result<Self, JournalError> {
         // The window sums payload sizes in seq order, so the page stops at
         // `PAGE_BYTES`; `octet_length` reads the stored size without
         // decompressing the value.

@@ -54,10 +54,46 @@ pub(crate) fn config(url: &str) -> Result<Config, JournalError> {
 }
 
 /// A new session with [`SESSION_SETTINGS`] applied.
-pub(crate) fn connect(config: &Config) -> Result<Client, JournalError> {
+pub(crate) fn connect(config: &Config) -> Result<Session, JournalError> {
     let mut client = config.connect(NoTls).map_err(storage("connect"))?;
     client.batch_execute(SESSION_SETTINGS).map_err(storage("apply the session settings"))?;
-    Ok(client)
+    Ok(Session(Some(client)))
+}
+
+/// A connection that may be dropped anywhere.
+///
+/// Dropping the client closes the connection by blocking on the client's
+/// own runtime, which panics inside an async task; and a journal is dropped
+/// wherever its last owner is, an engine shutting down inside its runtime
+/// included. So a session dropped inside a tokio runtime is closed on a
+/// thread of its own.
+pub(crate) struct Session(Option<Client>);
+
+impl std::ops::Deref for Session {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // If no thread can be started, leaking the connection is better
+            // than a panic: the server ends it when this process exits.
+            let _ = std::thread::Builder::new().name("warden-postgres-close".into()).spawn(move || drop(client));
+        } else {
+            drop(client);
+        }
+    }
 }
 
 /// Fails unless the server makes commits durable: with `fsync` or

@@ -141,7 +141,8 @@ impl TempPostgres {
             return Err(io::Error::other(format!("database name `{name}` must be lower-case letters, digits and `_`")));
         }
         let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).map_err(io::Error::other)?;
-        client.batch_execute(&format!("CREATE DATABASE {name}")).map_err(io::Error::other)?;
+        // Quoted: the name may be a keyword (`binary`, `user`); it holds no quote.
+        client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).map_err(io::Error::other)?;
         Ok(self.url(name))
     }
 }

@@ -10,7 +10,7 @@ use postgres::{Client, Config, Statement};
 use warden_journal::{JournalError, Seq};
 
 use crate::record;
-use crate::session::{self, describe, storage};
+use crate::session::{self, describe, storage, Session};
 
 /// How many times an append re-reads the head after finding `next_seq` moved
 /// under it (only another writer of the same epoch can move it) before
@@ -61,7 +61,7 @@ pub(crate) struct Writer {
 }
 
 struct WriteSession {
-    client: Client,
+    client: Session,
     append: Statement,
     /// The server process running this session, to make sure it has exited
     /// before the outcome of a lost answer is read.

@@ -75,3 +75,24 @@ fn open_refuses_a_bad_connection_string() {
         other => panic!("expected a storage error, got {other:?}"),
     }
 }
+
+#[test]
+fn a_journal_dropped_inside_an_async_runtime_closes_without_panicking() {
+    // The client closes a connection by blocking on a runtime of its own,
+    // which panics inside another runtime; an engine shutting down drops its
+    // journal there.
+    let server = server();
+    let url = server.create_database("dropped_in_runtime").expect("create database");
+    let journal = PostgresJournal::open(&url).expect("open");
+    journal.append(&[b"fact".to_vec()]).expect("append opens the writer's session");
+    assert_eq!(journal.last_seq().expect("last_seq opens a read session"), Some(1));
+    let leases = warden_postgres::Leases::connect(&url).expect("connect");
+    let mut follower = journal.follow(1);
+    follower.poll(std::time::Duration::from_millis(10), &mut |_| Ok(())).expect("poll opens its session");
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    runtime.block_on(async move {
+        drop(follower);
+        drop(leases);
+        drop(journal);
+    });
+}
