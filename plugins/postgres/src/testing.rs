@@ -55,12 +55,11 @@ impl TempPostgres {
     /// Makes and starts a new cluster; see the [module docs](self).
     pub fn start() -> io::Result<Self> {
         let bindir = bindir()?;
-        let dir = fresh_dir()?;
-        let made = Self::init_and_start(bindir, &dir);
-        if made.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        made
+        let dir = TempDir(fresh_dir()?);
+        let made = Self::init_and_start(bindir, &dir.0)?;
+        // From here on the server's own drop removes the directory.
+        std::mem::forget(dir);
+        Ok(made)
     }
 
     fn init_and_start(bindir: PathBuf, dir: &Path) -> io::Result<Self> {
@@ -86,12 +85,11 @@ impl TempPostgres {
         let mut last_error = None;
         for _ in 0..START_TRIES {
             let port = free_port()?;
-            let mut server = spawn(&bindir, dir, owner, port)?;
-            match wait_until_ready(&mut server, port) {
-                Ok(()) => return Ok(Self { dir: dir.to_path_buf(), bindir, owner, server, port }),
+            let mut server = Unready(Some(spawn(&bindir, dir, owner, port)?));
+            match wait_until_ready(server.child(), port) {
+                Ok(()) => return Ok(Self { dir: dir.to_path_buf(), bindir, owner, server: server.ready(), port }),
                 Err(e) => {
-                    let _ = server.kill();
-                    let _ = server.wait();
+                    drop(server);
                     last_error = Some(with_log(dir, e));
                 }
             }
@@ -104,12 +102,18 @@ impl TempPostgres {
     /// runs PostgreSQL's crash recovery from its write-ahead log.
     pub fn crash_and_restart(&mut self) -> io::Result<()> {
         self.stop_now();
-        self.server = spawn(&self.bindir, &self.dir, self.owner, self.port)?;
-        wait_until_ready(&mut self.server, self.port).map_err(|e| with_log(&self.dir, e))
+        let mut server = Unready(Some(spawn(&self.bindir, &self.dir, self.owner, self.port)?));
+        wait_until_ready(server.child(), self.port).map_err(|e| with_log(&self.dir, e))?;
+        self.server = server.ready();
+        Ok(())
     }
 
     /// Immediate shutdown: the server and its children exit at once.
     fn stop_now(&mut self) {
+        if let Ok(Some(_)) = self.server.try_wait() {
+            // Already gone and reaped: its pid may name another process now.
+            return;
+        }
         // SAFETY: `kill` has no memory effects; the pid is our own child,
         // not yet reaped, so it cannot name another process.
         unsafe {
@@ -152,6 +156,38 @@ impl Drop for TempPostgres {
         // Nothing in a throwaway cluster is kept: no clean shutdown needed.
         self.stop_now();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A directory removed when dropped, until the server that lives in it is up.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server started but not yet known to accept connections: killed if
+/// dropped, so a failed or panicking start leaves no server behind.
+struct Unready(Option<Child>);
+
+impl Unready {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("present until ready")
+    }
+
+    fn ready(mut self) -> Child {
+        self.0.take().expect("present until ready")
+    }
+}
+
+impl Drop for Unready {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
