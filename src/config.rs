@@ -25,6 +25,9 @@
 //! key = "server.key"
 //! client_ca = "clients-ca.pem"   # optional: mutual TLS
 //! client_auth = "optional"       # or "required"
+//! [journal]
+//! kind = "postgres"                       # default "redb", in data_dir
+//! url = "postgresql://warden@127.0.0.1:5432/warden"
 //! ```
 //!
 //! Unknown keys are an error naming the key: a typo must not silently fall
@@ -176,6 +179,32 @@ pub struct Config {
     pub max_connections: usize,
     /// HTTPS settings; without them the server speaks plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Where the journal lives.
+    pub journal: JournalConfig,
+}
+
+/// Where the journal lives: `[journal]` in the file.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum JournalConfig {
+    /// A redb file in `data_dir` (the default).
+    #[default]
+    Redb,
+    /// A PostgreSQL database, written by this one node (several nodes on one
+    /// database, `[cluster]`, are not supported yet).
+    Postgres {
+        /// The connection URL or key-value string.
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for JournalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalConfig::Redb => f.write_str("Redb"),
+            // The URL may hold a password: never in a log line.
+            JournalConfig::Postgres { .. } => f.write_str("Postgres { url: <hidden> }"),
+        }
+    }
 }
 
 impl Default for Config {
@@ -195,6 +224,7 @@ impl Default for Config {
             body_timeout: std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
             max_connections: crate::http::DEFAULT_MAX_CONNECTIONS,
             tls: None,
+            journal: JournalConfig::default(),
         }
     }
 }
@@ -222,6 +252,16 @@ struct RawConfig {
     body_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
     tls: Option<TlsConfig>,
+    journal: Option<RawJournal>,
+    /// Refused with a message of its own rather than as an unknown key.
+    cluster: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    kind: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,6 +380,16 @@ impl Config {
             Some(n) if (1..=1_000_000).contains(&n) => n,
             Some(_) => return Err(invalid("max_connections".into(), "must be 1 to 1000000")),
         };
+        if raw.cluster.is_some() {
+            return Err(invalid(
+                "cluster".into(),
+                "is not supported yet: several nodes cannot share a journal in this version; run one node",
+            ));
+        }
+        let journal = match raw.journal {
+            None => JournalConfig::Redb,
+            Some(journal) => parse_journal(journal)?,
+        };
         Ok(Config {
             body_timeout: std::time::Duration::from_secs(body_timeout),
             max_connections,
@@ -355,6 +405,7 @@ impl Config {
             prices,
             body_limit,
             tls: raw.tls,
+            journal,
         })
     }
 
@@ -426,6 +477,20 @@ fn parse_sha256(text: &str) -> Option<[u8; 32]> {
     let mut digest = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut digest).ok()?;
     Some(digest)
+}
+
+fn parse_journal(raw: RawJournal) -> Result<JournalConfig, ConfigError> {
+    match raw.kind.as_deref().unwrap_or("redb") {
+        "redb" => match raw.url {
+            Some(_) => Err(invalid("journal.url".into(), "applies to `kind = \"postgres\"` only")),
+            None => Ok(JournalConfig::Redb),
+        },
+        "postgres" => match raw.url {
+            Some(url) if !url.trim().is_empty() => Ok(JournalConfig::Postgres { url }),
+            _ => Err(invalid("journal.url".into(), "is required with `kind = \"postgres\"`")),
+        },
+        other => Err(invalid("journal.kind".into(), format!("`{other}` is not `redb` or `postgres`"))),
+    }
 }
 
 fn invalid(key: String, message: impl Into<String>) -> ConfigError {
@@ -552,6 +617,27 @@ BTC = 60000
         );
         let err = Config::from_toml(&twice).unwrap_err().to_string();
         assert!(err.contains("principals[1].cert_sha256") && err.contains("principals[0].cert_sha256"), "{err}");
+    }
+
+    #[test]
+    fn the_journal_is_redb_or_postgres() {
+        assert_eq!(Config::from_toml("[journal]\nkind = \"redb\"\n").unwrap().journal, JournalConfig::Redb);
+        let config = Config::from_toml("[journal]\nkind = \"postgres\"\nurl = \"postgresql://w:secret@h/db\"\n");
+        let journal = config.unwrap().journal;
+        assert_eq!(journal, JournalConfig::Postgres { url: "postgresql://w:secret@h/db".into() });
+        assert!(!format!("{journal:?}").contains("secret"), "the URL's password must not be printed");
+        let cases = [
+            ("[journal]\nkind = \"postgres\"\n", "journal.url"),
+            ("[journal]\nkind = \"postgres\"\nurl = \" \"\n", "journal.url"),
+            ("[journal]\nkind = \"redb\"\nurl = \"postgresql://h/db\"\n", "journal.url"),
+            ("[journal]\nkind = \"sqlite\"\n", "journal.kind"),
+            ("[journal]\nkind = \"redb\"\npath = \"x\"\n", "path"),
+            ("[cluster]\nnode_id = \"node-a\"\n", "cluster"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "`{text}`: {err}");
+        }
     }
 
     #[test]

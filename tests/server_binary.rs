@@ -188,6 +188,59 @@ async fn the_binary_serves_the_seed_scenario_and_keeps_it_across_a_restart() {
     warden.terminate();
 }
 
+#[actix_rt::test]
+async fn the_binary_journals_in_postgres_and_keeps_every_answer_across_a_kill() {
+    use warden::Journal;
+
+    // The PostgreSQL client must not run inside this async test's runtime.
+    let (_server, url) = off_runtime(|| {
+        let server = warden_postgres::testing::TempPostgres::start()
+            .expect("start a throwaway postgres (scripts/postgres.sh installs it when missing)");
+        let url = server.create_database("binary").expect("create the database");
+        (server, url)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!("\n[journal]\nkind = \"postgres\"\nurl = \"{url}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let data_dir = dir.path().join("data");
+    let log = dir.path().join("warden.log");
+
+    let warden = Warden::start(&config, &data_dir, &log);
+    warden.wait_healthy().await;
+    warden.call(Method::POST, "/v2/policies", Some(ADMIN), Some(&seed_policy())).await.expect(200);
+    let submitted = json!({
+        "kind": "Wallets:Sign",
+        "wallet": {"id": "wa-1", "tags": ["treasury"]},
+        "transaction": {"type": "Transfer", "network": "Ethereum",
+            "recipient": "0x76d1b7f9b3F69C435eeF76a98A415332084A856F",
+            "assets": [{"symbol": "ETH", "decimals": 18, "amount": "50000000000000000000"}]},
+        "externalId": "postgres-req-1"
+    });
+    let activity = warden.call(Method::POST, "/v2/activities", Some(SIGNER), Some(&submitted)).await.expect(200);
+    assert_eq!(activity["status"], "PendingApproval", "{activity}");
+    let activity_id = activity["id"].as_str().unwrap().to_owned();
+    drop(warden); // SIGKILL: no clean shutdown
+
+    let last = off_runtime(|| warden_postgres::PostgresJournal::open(&url).and_then(|j| j.last_seq()));
+    assert!(last.expect("read the journal").is_some_and(|last| last >= 2), "the answers are in postgres");
+    assert!(!data_dir.join("warden.redb").exists(), "no redb file is made with a postgres journal");
+
+    let warden = Warden::start(&config, &data_dir, &log);
+    warden.wait_healthy().await;
+    let again = warden.call(Method::GET, &format!("/v2/activities/{activity_id}"), Some(SIGNER), None).await;
+    assert_eq!(again.expect(200)["status"], "PendingApproval");
+    let replay = warden.call(Method::POST, "/v2/activities", Some(SIGNER), Some(&submitted)).await.expect(200);
+    assert_eq!(replay["id"], activity_id.as_str(), "the externalId survives the kill");
+    warden.terminate();
+}
+
+/// Runs `f` on a thread of its own, outside the test's async runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(f).join().expect("the blocking work panicked"))
+}
+
 #[test]
 fn a_bad_config_is_refused_with_the_key_named() {
     let dir = tempfile::tempdir().unwrap();

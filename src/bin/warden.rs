@@ -1,5 +1,6 @@
 //! `warden serve [--config FILE] [--listen ADDR] [--data-dir DIR]`: the
-//! policy engine over HTTP, journaled in `DATA_DIR/warden.redb`.
+//! policy engine over HTTP, journaled in `DATA_DIR/warden.redb`, or in
+//! PostgreSQL with `[journal] kind = "postgres"`.
 //!
 //! Without `--config` it runs in development mode: one Admin+Signer user
 //! (`us-dev`) whose fresh token is printed once on stdout.
@@ -11,11 +12,14 @@ use std::io::IsTerminal;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use warden::config::{Config, DEV_PRINCIPAL_ID};
+use warden::config::{Config, JournalConfig, DEV_PRINCIPAL_ID};
 use warden::http::{Reloaders, Tls};
+use warden::Journal;
+use warden_postgres::PostgresJournal;
 use warden_redb::RedbJournal;
 
 /// The journal's file name inside the data directory.
@@ -84,12 +88,8 @@ async fn serve(
     let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     // Before the engine: recovery already records metrics.
     warden::http::install_metrics();
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create data directory `{}`: {e}", config.data_dir.display()))?;
-    let journal_path = config.data_dir.join(JOURNAL_FILE);
-    let journal = RedbJournal::open(&journal_path)
-        .map_err(|e| format!("cannot open journal `{}`: {e}", journal_path.display()))?;
-    let engine = config.engine_builder().journal(journal).build().await?;
+    let journal = open_journal(&config).await?;
+    let engine = config.engine_builder().shared_journal(journal).build().await?;
     let listener =
         TcpListener::bind(&config.listen).map_err(|e| format!("cannot listen on `{}`: {e}", config.listen))?;
     let address = listener.local_addr()?;
@@ -109,7 +109,7 @@ async fn serve(
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("warden listening on {scheme}://{address}");
-    tracing::info!(%address, data_dir = %config.data_dir.display(), principals = config.principals.len(), "warden started");
+    tracing::info!(%address, data_dir = %config.data_dir.display(), journal = ?config.journal, principals = config.principals.len(), "warden started");
 
     let mut server = warden::http::Server::from_config(engine, &config);
     if let Some(tls) = tls {
@@ -154,6 +154,30 @@ async fn reload_on_sighup(hangups: Option<tokio::signal::unix::Signal>, reloader
 
 #[cfg(not(unix))]
 async fn reload_on_sighup(_: Option<()>, _: Reloaders) {}
+
+/// The journal the config names.
+async fn open_journal(config: &Config) -> Result<Arc<dyn Journal>, Box<dyn std::error::Error>> {
+    match &config.journal {
+        JournalConfig::Redb => {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|e| format!("cannot create data directory `{}`: {e}", config.data_dir.display()))?;
+            let journal_path = config.data_dir.join(JOURNAL_FILE);
+            let journal = RedbJournal::open(&journal_path)
+                .map_err(|e| format!("cannot open journal `{}`: {e}", journal_path.display()))?;
+            Ok(Arc::new(journal))
+        }
+        JournalConfig::Postgres { url } => {
+            // The PostgreSQL client blocks on a runtime of its own, which
+            // must not start inside this async task: open it on the blocking pool.
+            let url = url.clone();
+            let journal = actix_web::rt::task::spawn_blocking(move || PostgresJournal::open(&url))
+                .await
+                .map_err(|e| format!("cannot open the postgres journal: {e}"))?
+                .map_err(|e| format!("cannot open the postgres journal: {e}"))?;
+            Ok(Arc::new(journal))
+        }
+    }
+}
 
 /// Resolves on ctrl-c or SIGTERM.
 async fn shutdown_signal() {

@@ -41,6 +41,17 @@ pub enum JournalError {
         /// What was found wrong.
         reason: String,
     },
+    /// The writer's lease epoch is no longer the current one: another node
+    /// took over the journal, and this writer may never write again. The
+    /// batch is not committed. Only backends shared by several nodes, which
+    /// fence their writers (Kleppmann's fencing token), return it.
+    #[error("journal writer of lease epoch `{epoch}` is fenced off by epoch `{current}`: the batch is not committed")]
+    Fenced {
+        /// The epoch the writer was bound to.
+        epoch: u64,
+        /// The epoch now current.
+        current: u64,
+    },
 }
 
 /// An append-only, durable log of opaque records.
