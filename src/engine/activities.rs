@@ -51,9 +51,14 @@ pub(super) async fn evaluate(hub: Arc<Hub>, request: ActivityRequest) -> Result<
     if let Some(activity) = evaluated {
         return Ok(activity);
     }
-    // One record read, as before the refactor: a hand-off to the blocking
-    // pool cost ten times the read itself on a replay (BENCHMARKS.md, section 8).
-    hub.state().activity(id)?.ok_or_else(|| Error::not_found("activity", id))
+    // The journal is read on the blocking pool: a journal may block (the
+    // PostgreSQL client runs a runtime of its own, which must not start
+    // inside this task). The hand-off costs a replay about 70 us one call at
+    // a time (BENCHMARKS.md, section 8).
+    let (state, id) = (hub.state().clone(), id.clone());
+    tokio::task::spawn_blocking(move || state.activity(&id)?.ok_or_else(|| Error::not_found("activity", &id)))
+        .await
+        .map_err(|e| crate::error::Unavailable::TaskFailed { reason: e.to_string() })?
 }
 
 async fn evaluate_once(hub: &Hub, request: ActivityRequest, subject: Subject) -> Result<Activity, Error> {

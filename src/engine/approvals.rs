@@ -43,7 +43,12 @@ pub(super) async fn decide(
         return Err(Unavailable::Restarting { what: format!("approval `{approval_id}`") }.into());
     }
     // Resolved: the same checks, in the contract's order (403, then 409).
-    let approval = hub.state().approval(approval_id)?.ok_or_else(|| Error::not_found("approval", approval_id))?;
+    // A resolved approval is read from the journal, on the blocking pool.
+    let (state, id) = (hub.state().clone(), approval_id.to_owned());
+    let approval = tokio::task::spawn_blocking(move || state.approval(&id))
+        .await
+        .map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })??
+        .ok_or_else(|| Error::not_found("approval", approval_id))?;
     workflow::check_decision(&approval, &caller.id, caller.kind, value)?;
     Err(Conflict::NotPending { approval_id: approval_id.to_owned(), status: approval.status }.into())
 }

@@ -3,7 +3,6 @@
 use actix_web::web::{Data, Json, Path};
 
 use crate::engine::{ActivityFilter, Engine, Page};
-use crate::error::Error;
 use crate::http::auth::{Authorized, Caller, SignerRole};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
@@ -47,7 +46,7 @@ pub async fn submit(
 )]
 pub async fn get(engine: Data<Engine>, _caller: Caller, id: Path<String>) -> Result<Json<Activity>, Problem> {
     let engine = engine.get_ref().clone();
-    Ok(Json(reading_the_journal(move || engine.activity(&id)).await?))
+    Ok(Json(super::reading_the_journal(move || engine.activity(&id)).await?))
 }
 
 /// The audit trail, oldest first.
@@ -67,17 +66,5 @@ pub async fn list(engine: Data<Engine>, _caller: Caller, query: ListQuery) -> Re
         status: query.named::<ActivityStatus>("status", STATUSES)?,
     };
     let (engine, page) = (engine.get_ref().clone(), query.page()?);
-    Ok(Json(reading_the_journal(move || engine.activities(&filter, &page)).await?))
-}
-
-/// Runs a read of the audit trail, which reads activities from the journal
-/// (a disk read each), on actix's blocking pool rather than on the worker
-/// that serves other requests.
-async fn reading_the_journal<T: Send + 'static>(
-    read: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Problem> {
-    let answer = actix_web::web::block(read)
-        .await
-        .map_err(|e| Error::Unavailable(crate::error::Unavailable::TaskFailed { reason: e.to_string() }))?;
-    Ok(answer?)
+    Ok(Json(super::reading_the_journal(move || engine.activities(&filter, &page)).await?))
 }

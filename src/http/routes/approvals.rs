@@ -39,7 +39,8 @@ pub async fn list(engine: Data<Engine>, _caller: Caller, query: ListQuery) -> Re
         initiator_id: query.text("initiatorId"),
         approver_id: query.text("approverId"),
     };
-    Ok(Json(engine.approvals(&filter, &query.page()?)?))
+    let page = query.page()?;
+    Ok(Json(super::reading_the_journal(move || engine.approvals(&filter, &page)).await?))
 }
 
 /// One approval.
@@ -49,7 +50,7 @@ pub async fn list(engine: Data<Engine>, _caller: Caller, query: ListQuery) -> Re
     responses((status = 200, body = ApprovalDoc))
 )]
 pub async fn get(engine: Data<Engine>, _caller: Caller, id: Path<String>) -> Result<Json<Approval>, Problem> {
-    Ok(Json(engine.approval(&id)?))
+    Ok(Json(super::reading_the_journal(move || engine.approval(&id)).await?))
 }
 
 /// The caller approves or denies; 404 unknown, 403 not eligible, 409

@@ -70,3 +70,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(ops::openapi)));
 }
+
+/// Runs a read that reads the journal (activities, resolved approvals: a
+/// record read each) on actix's blocking pool: not on the worker that serves
+/// other requests, and not inside its async runtime (a journal may block on
+/// one of its own, as the PostgreSQL client does).
+pub(super) async fn reading_the_journal<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, crate::error::Error> + Send + 'static,
+) -> Result<T, crate::http::problem::Problem> {
+    let answer = actix_web::web::block(read).await.map_err(|e| {
+        crate::error::Error::Unavailable(crate::error::Unavailable::TaskFailed { reason: e.to_string() })
+    })?;
+    Ok(answer?)
+}
