@@ -42,6 +42,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::credential::PublicKey;
 use crate::engine::EngineBuilder;
 use crate::model::principal::{Principal, PrincipalKind, Role};
 use crate::policy::{DefaultAction, EvaluationMode, PriceTable};
@@ -100,18 +101,46 @@ pub struct PrincipalConfig {
     pub token_sha256: Option<[u8; 32]>,
     /// sha256 of its client certificate (DER), presented over mutual TLS.
     pub cert_sha256: Option<[u8; 32]>,
+    /// Its keys for signed user actions; a principal with one must sign
+    /// every change it makes.
+    pub credentials: Vec<CredentialConfig>,
 }
 
 impl PrincipalConfig {
     /// A principal authenticated by `token` (hashed here).
     pub fn with_token(principal: Principal, token: &str) -> Self {
-        PrincipalConfig { principal, token_sha256: Some(token_sha256(token)), cert_sha256: None }
+        PrincipalConfig {
+            principal,
+            token_sha256: Some(token_sha256(token)),
+            cert_sha256: None,
+            credentials: Vec::new(),
+        }
     }
 
     /// A principal authenticated by the client certificate whose DER has the sha256 `cert_sha256`.
     pub fn with_certificate(principal: Principal, cert_sha256: [u8; 32]) -> Self {
-        PrincipalConfig { principal, token_sha256: None, cert_sha256: Some(cert_sha256) }
+        PrincipalConfig { principal, token_sha256: None, cert_sha256: Some(cert_sha256), credentials: Vec::new() }
     }
+
+    /// The same principal with one more credential.
+    pub fn with_credential(mut self, id: impl Into<String>, public_key: PublicKey) -> Self {
+        self.credentials.push(CredentialConfig { id: id.into(), public_key });
+        self
+    }
+
+    /// Its credential `id`, if it has one.
+    pub fn credential(&self, id: &str) -> Option<&CredentialConfig> {
+        self.credentials.iter().find(|credential| credential.id == id)
+    }
+}
+
+/// A key a principal signs user actions with (`[[principals.credentials]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialConfig {
+    /// What the client passes as `credId`, e.g. `cr-alice-laptop`.
+    pub id: String,
+    /// The public key (SPKI PEM in the file).
+    pub public_key: PublicKey,
 }
 
 /// Whether a TLS client must present a certificate.
@@ -179,6 +208,8 @@ pub struct Config {
     pub max_connections: usize,
     /// HTTPS settings; without them the server speaks plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Every principal must sign its changes; one without credentials can only read.
+    pub require_signed_actions: bool,
     /// Where the journal lives.
     pub journal: JournalConfig,
 }
@@ -225,6 +256,7 @@ impl Default for Config {
             max_connections: crate::http::DEFAULT_MAX_CONNECTIONS,
             tls: None,
             journal: JournalConfig::default(),
+            require_signed_actions: false,
         }
     }
 }
@@ -252,6 +284,8 @@ struct RawConfig {
     body_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
     tls: Option<TlsConfig>,
+    #[serde(default)]
+    require_signed_actions: bool,
     journal: Option<RawJournal>,
     /// Refused with a message of its own rather than as an unknown key.
     cluster: Option<toml::Value>,
@@ -274,6 +308,15 @@ struct RawPrincipal {
     roles: Vec<Role>,
     token_sha256: Option<String>,
     cert_sha256: Option<String>,
+    #[serde(default)]
+    credentials: Vec<RawCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    id: String,
+    public_key: String,
 }
 
 impl Config {
@@ -314,8 +357,9 @@ impl Config {
                     "needs `tls.client_ca`: client certificates are only asked for over mutual TLS",
                 ));
             }
+            let credentials = parse_credentials(p.credentials, i, &principals)?;
             let principal = Principal { id: p.id, kind: p.kind, roles: p.roles };
-            principals.push(PrincipalConfig { principal, token_sha256, cert_sha256 });
+            principals.push(PrincipalConfig { principal, token_sha256, cert_sha256, credentials });
         }
         if let Some(tls) = &raw.tls {
             if tls.client_auth.is_some() && tls.client_ca.is_none() {
@@ -406,6 +450,7 @@ impl Config {
             body_limit,
             tls: raw.tls,
             journal,
+            require_signed_actions: raw.require_signed_actions,
         })
     }
 
@@ -471,6 +516,31 @@ fn parse_unique_digest(
         return Err(invalid(key(name), format!("is the same as `principals[{j}].{name}`")));
     }
     Ok(Some(digest))
+}
+
+/// The credentials of principal `i`. A credential id names one key across
+/// the whole config: the journal records only the id, so `warden audit
+/// verify` must find exactly one key for it.
+fn parse_credentials(
+    raw: Vec<RawCredential>,
+    i: usize,
+    earlier: &[PrincipalConfig],
+) -> Result<Vec<CredentialConfig>, ConfigError> {
+    let mut credentials: Vec<CredentialConfig> = Vec::with_capacity(raw.len());
+    for (j, c) in raw.into_iter().enumerate() {
+        let key = |name: &str| format!("principals[{i}].credentials[{j}].{name}");
+        if c.id.trim().is_empty() || c.id.len() > 256 {
+            return Err(invalid(key("id"), "must be 1 to 256 bytes"));
+        }
+        let taken = credentials.iter().any(|known| known.id == c.id)
+            || earlier.iter().any(|principal| principal.credential(&c.id).is_some());
+        if taken {
+            return Err(invalid(key("id"), format!("`{}` is listed twice", c.id)));
+        }
+        let public_key = PublicKey::from_pem(&c.public_key).map_err(|e| invalid(key("public_key"), e.to_string()))?;
+        credentials.push(CredentialConfig { id: c.id, public_key });
+    }
+    Ok(credentials)
 }
 
 fn parse_sha256(text: &str) -> Option<[u8; 32]> {
@@ -648,5 +718,41 @@ BTC = 60000
         assert_eq!(dev.principal.id, DEV_PRINCIPAL_ID);
         assert!(dev.principal.has_role(Role::Admin) && dev.principal.has_role(Role::Signer));
         assert_eq!(dev.token_sha256, Some(token_sha256(&token)));
+    }
+
+    fn with_key(pem_file: &str, id: &str) -> String {
+        let pem =
+            std::fs::read_to_string(format!("{}/tests/fixtures/keys/{pem_file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        format!(
+            "require_signed_actions = true\n[[principals]]\nid = \"us-a\"\ntoken_sha256 = \"{}\"\n\
+             [[principals.credentials]]\nid = \"{id}\"\npublic_key = \"\"\"{pem}\"\"\"\n",
+            token_sha256_hex("t")
+        )
+    }
+
+    #[test]
+    fn credentials_are_read_per_principal() {
+        let config = Config::from_toml(&with_key("p256.pub", "cr-a")).unwrap();
+        assert!(config.require_signed_actions);
+        let credential = config.principals[0].credential("cr-a").unwrap();
+        assert_eq!(credential.public_key.algorithm(), "P-256");
+        assert!(config.principals[0].credential("cr-b").is_none());
+    }
+
+    #[test]
+    fn bad_credentials_are_named() {
+        let err = Config::from_toml(&with_key("rsa-1024.pub", "cr-a")).unwrap_err().to_string();
+        assert!(err.contains("principals[0].credentials[0].public_key") && err.contains("1024"), "{err}");
+        let err = Config::from_toml(&with_key("p256.key", "cr-a")).unwrap_err().to_string();
+        assert!(err.contains("principals[0].credentials[0].public_key"), "{err}");
+        let err = Config::from_toml(&with_key("p256.pub", "")).unwrap_err().to_string();
+        assert!(err.contains("principals[0].credentials[0].id"), "{err}");
+        let twice = with_key("p256.pub", "cr-a")
+            + &with_key("ed25519.pub", "cr-a")
+                .replacen("require_signed_actions = true\n", "", 1)
+                .replace("us-a", "us-b")
+                .replace(&token_sha256_hex("t"), &token_sha256_hex("u"));
+        let err = Config::from_toml(&twice).unwrap_err().to_string();
+        assert!(err.contains("principals[1].credentials[0].id") && err.contains("twice"), "{err}");
     }
 }

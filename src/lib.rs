@@ -6,6 +6,7 @@
 mod actors;
 mod clock;
 pub mod config;
+pub mod credential;
 mod engine;
 mod error;
 pub mod faults;

@@ -84,6 +84,7 @@ impl Running {
             principal: signer,
             token_sha256: Some(token_sha256(SIGNER_TOKEN)),
             cert_sha256: Some(pki.signer.sha256()),
+            credentials: Vec::new(),
         }])
         .with_token(alice, ALICE_TOKEN);
         let tls = Tls::load(&pki.tls_config(client_auth)).expect("the TLS files load");

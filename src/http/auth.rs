@@ -17,22 +17,50 @@ use crate::config::{token_sha256, PrincipalConfig};
 use crate::model::principal::{Principal, Role};
 
 /// The principals the server knows, by the sha256 of their tokens and of
-/// their client certificates.
+/// their client certificates, with their keys for signed user actions.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     entries: Vec<PrincipalConfig>,
+    require_signed_actions: bool,
 }
 
 impl Credentials {
     /// Credentials of the given principals.
     pub fn new(entries: Vec<PrincipalConfig>) -> Self {
-        Credentials { entries }
+        Credentials { entries, require_signed_actions: false }
     }
 
     /// Adds a principal authenticated by `token`.
     pub fn with_token(mut self, principal: Principal, token: &str) -> Self {
         self.entries.push(PrincipalConfig::with_token(principal, token));
         self
+    }
+
+    /// Adds a principal as the config file gives it (digests and keys).
+    pub fn with_entry(mut self, entry: PrincipalConfig) -> Self {
+        self.entries.push(entry);
+        self
+    }
+
+    /// Whether every principal must sign its changes (`require_signed_actions`).
+    pub fn require_signed_actions(mut self, required: bool) -> Self {
+        self.require_signed_actions = required;
+        self
+    }
+
+    /// Whether `entry` must sign the changes it makes: it has a key, or
+    /// the config requires every principal to sign.
+    pub fn must_sign(&self, entry: &PrincipalConfig) -> bool {
+        self.require_signed_actions || !entry.credentials.is_empty()
+    }
+
+    /// The config entry of a request's principal (see [`Credentials::caller`]).
+    pub fn caller_entry(&self, request: &HttpRequest) -> Result<&PrincipalConfig, Problem> {
+        let principal = self.caller(request)?;
+        self.entries
+            .iter()
+            .find(|entry| entry.principal.id == principal.id)
+            .ok_or_else(|| Problem::unauthorized("authorization: unknown principal"))
     }
 
     /// The principal whose token is `token`, if any.

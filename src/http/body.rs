@@ -67,7 +67,7 @@ fn check_content_type(request: &HttpRequest) -> Result<(), Problem> {
 }
 
 /// Refuses a body announced larger than the limit before reading any of it.
-fn check_declared_length(request: &HttpRequest, limit: usize) -> Result<(), Problem> {
+pub(super) fn check_declared_length(request: &HttpRequest, limit: usize) -> Result<(), Problem> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -79,7 +79,7 @@ fn check_declared_length(request: &HttpRequest, limit: usize) -> Result<(), Prob
     }
 }
 
-async fn read_limited(payload: &mut Payload, limit: usize) -> Result<Bytes, Problem> {
+pub(super) async fn read_limited(payload: &mut Payload, limit: usize) -> Result<Bytes, Problem> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| Problem::bad_request(format!("body could not be read: {e}")))?;

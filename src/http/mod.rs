@@ -26,6 +26,7 @@ mod reload;
 mod routes;
 mod schemas;
 mod tls;
+mod user_action;
 
 use std::future::Future;
 use std::io;
@@ -41,6 +42,7 @@ pub use self::openapi::ApiDoc;
 pub use self::problem::{Problem, PROBLEM_JSON};
 pub use self::reload::{Reload, ReloadOutcome, Reloaders};
 pub use self::tls::{ClientCertificate, HandshakeFailure, Tls, TlsError, HANDSHAKE_FAILURES};
+pub use self::user_action::USER_ACTION_HEADER;
 
 use self::body::BodyLimit;
 use self::routes::ops::OpenApiJson;
@@ -85,8 +87,10 @@ impl Server {
     /// A server with the principals and body limit of `config`; its `[tls]`
     /// is loaded by the caller (see [`Tls::load`]) and given to [`Server::tls`].
     pub fn from_config(engine: Engine, config: &Config) -> Self {
+        let credentials =
+            Credentials::new(config.principals.clone()).require_signed_actions(config.require_signed_actions);
         Server::new(engine)
-            .credentials(Credentials::new(config.principals.clone()))
+            .credentials(credentials)
             .body_limit(config.body_limit)
             .body_timeout(config.body_timeout)
             .max_connections(config.max_connections)
@@ -138,11 +142,15 @@ impl Server {
         let engine = web::Data::new(self.engine.clone());
         let credentials = web::Data::new(self.credentials);
         let openapi = web::Data::new(OpenApiJson(openapi::render()));
+        // Challenges and tokens live as long as this server: a restart
+        // invalidates every user action in progress.
+        let pending_actions = web::Data::new(user_action::challenge::PendingActions::default());
         let limit = BodyLimit(self.body_limit);
         let timeout = body::BodyTimeout(self.body_timeout);
         // actix counts connections per worker.
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let per_worker = self.max_connections.div_ceil(workers).max(1);
+        let body_limit = self.body_limit;
         let address = listener.local_addr().ok();
 
         let app = move || {
@@ -151,11 +159,14 @@ impl Server {
                 .app_data(credentials.clone())
                 .app_data(metrics.clone())
                 .app_data(openapi.clone())
+                .app_data(pending_actions.clone())
                 .app_data(limit)
                 .app_data(timeout)
+                .wrap(from_fn(user_action::require))
                 .wrap(ErrorHandlers::new().default_handler(problem::rewrite_bare_error))
                 .wrap(from_fn(observe::observe))
                 .configure(routes::configure)
+                .configure(|config| user_action::configure(config, body_limit))
                 .default_service(web::to(not_found))
         };
         let https = self.tls.is_some();

@@ -10,6 +10,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use super::problem::{Problem, PROBLEM_JSON};
 use super::routes::{activities, approvals, change_requests, events, ops, policies, webhooks};
 use super::schemas::*;
+use super::user_action;
 
 /// The document's derivation.
 #[derive(OpenApi)]
@@ -22,12 +23,14 @@ use super::schemas::*;
         change_requests::get,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::events,
         events::stream, ops::healthz, ops::leader, ops::metrics, ops::openapi,
+        user_action::init, user_action::sign,
     ),
     components(schemas(
         Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
         ApprovalGroupSpecDoc, PolicySpecDoc, PolicyDoc, PolicyListDoc, ChangeRequestDoc, DecisionDoc, ApprovalDoc,
         ApprovalListDoc, DecisionRequestDoc, WebhookSpecDoc, WebhookDoc, WebhookListDoc, WebhookEventDoc,
-        WebhookEventListDoc, HealthDoc,
+        WebhookEventListDoc, HealthDoc, UserActionInitDoc, UserActionChallengeDoc, UserActionSignDoc,
+        UserActionTokenDoc,
     )),
     modifiers(&Conventions),
     tags(
@@ -36,6 +39,7 @@ use super::schemas::*;
         (name = "approvals", description = "Quorum approvals"),
         (name = "webhooks", description = "Event delivery"),
         (name = "operations", description = "Health, metrics, this document"),
+        (name = "user actions", description = "Dfns user action signing: a challenge, a signed assertion, a single-use token"),
     )
 )]
 pub struct ApiDoc;
@@ -53,12 +57,17 @@ struct Conventions;
 /// The problem answers, by status: (status, name, description).
 const PROBLEMS: &[(u16, &str, &str)] = &[
     (400, "BadRequest", "malformed JSON or an invalid field; `detail` names it"),
-    (401, "Unauthorized", "missing or unknown bearer token"),
+    (
+        401,
+        "Unauthorized",
+        "missing or unknown bearer token; or a missing, expired, reused or mismatched `X-DFNS-USERACTION`",
+    ),
     (403, "Forbidden", "authenticated but not allowed"),
     (404, "NotFound", "unknown id"),
     (409, "Conflict", "already decided, not pending, a change already pending, or a duplicate"),
     (413, "PayloadTooLarge", "body over the limit"),
     (415, "UnsupportedMediaType", "body that is not JSON"),
+    (429, "TooManyRequests", "too many user actions in progress for this principal"),
     (503, "Unavailable", "the engine is not ready or is stopping; retry"),
 ];
 
@@ -84,9 +93,16 @@ impl Modify for Conventions {
                 (&mut item.put, Method::Put),
                 (&mut item.delete, Method::Delete),
             ];
+            let user_action_route = path.starts_with("/auth/action");
             for (operation, method) in operations {
                 if let Some(operation) = operation {
                     add_problems(operation, method, has_id);
+                    if user_action_route {
+                        operation
+                            .responses
+                            .responses
+                            .insert("429".into(), RefOr::Ref(Ref::from_response_name("TooManyRequests")));
+                    }
                 }
             }
         }
@@ -115,6 +131,7 @@ fn add_problems(operation: &mut Operation, method: Method, has_id: bool) {
         404 => has_id,
         409 => writes,
         413 | 415 => has_body,
+        429 => false,
         _ => true,
     });
     for (status, name, _) in statuses {
@@ -160,6 +177,6 @@ mod tests {
         operation_ids.sort_unstable();
         operation_ids.dedup();
         assert_eq!(operation_ids.len(), count, "operation ids are unique");
-        assert_eq!(count, 22, "every operation has an id");
+        assert_eq!(count, 24, "every operation has an id");
     }
 }

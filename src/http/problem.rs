@@ -26,11 +26,14 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong, naming the offending field.
     pub detail: String,
+    /// The same text as `detail`: Dfns clients (the `@dfns/sdk` `DfnsError`) read `message`.
+    pub message: String,
 }
 
 impl Problem {
     /// A problem with `status`; its type and title follow from the status.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        let detail = clip_quotes(&detail.into());
         let slug = match status.as_u16() {
             400 => "invalid-request",
             401 => "unauthenticated",
@@ -41,6 +44,7 @@ impl Problem {
             409 => "conflict",
             413 => "body-too-large",
             415 => "unsupported-media-type",
+            429 => "too-many-requests",
             503 => "unavailable",
             s if s >= 500 => "internal",
             _ => "client-error",
@@ -51,7 +55,8 @@ impl Problem {
             kind: format!("urn:warden:problem:{slug}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
-            detail: clip_quotes(&detail.into()),
+            message: detail.clone(),
+            detail,
         }
     }
 
@@ -242,5 +247,6 @@ mod tests {
         let problem = Problem::from(Error::from(ValidationError::new("rule.configuration.limit", "must be positive")));
         assert_eq!(problem.detail, "rule.configuration.limit must be positive");
         assert_eq!(problem.title, "Bad Request");
+        assert_eq!(problem.message, problem.detail, "Dfns clients read `message`");
     }
 }

@@ -264,6 +264,48 @@ doc_schemas! {
     }));
     /// A page of webhook events.
     WebhookEventListDoc = "WebhookEventList" => list("WebhookEvent");
+    /// The body of `POST /auth/action/init`.
+    UserActionInitDoc = "UserActionInit" => object(&["userActionPayload", "userActionHttpMethod", "userActionHttpPath"], json!({
+        "userActionPayload": { "type": "string", "description": "the exact body text of the change (empty for none)" },
+        "userActionHttpMethod": one_of(&["POST", "PUT", "DELETE"]),
+        "userActionHttpPath": { "type": "string", "description": "percent-encoded path, no query", "example": "/v2/policies" },
+        "userActionServerKind": one_of(&["Api"])
+    }));
+    /// The answer of `POST /auth/action/init`.
+    UserActionChallengeDoc = "UserActionChallenge" => object(
+        &["challenge", "challengeIdentifier", "allowCredentials", "supportedCredentialKinds"],
+        json!({
+            "challenge": { "type": "string", "description": "base64url: 32 random bytes, then the sha256 binding of principal, method, path and body" },
+            "challengeIdentifier": string(),
+            "allowCredentials": object(&["key"], json!({
+                "key": array(object(&["type", "id"], json!({ "type": one_of(&["public-key"]), "id": string() }))),
+                "webauthn": array(object(&["id"], json!({ "id": string() }))),
+                "passwordProtectedKey": array(object(&["id"], json!({ "id": string() })))
+            })),
+            "supportedCredentialKinds": array(object(&["kind", "factor"], json!({
+                "kind": one_of(&["Key"]), "factor": one_of(&["first"]), "requiresSecondFactor": { "type": "boolean" }
+            }))),
+            "userVerification": string(),
+            "attestation": string(),
+            "externalAuthenticationUrl": string()
+        }),
+    );
+    /// The body of `POST /auth/action`.
+    UserActionSignDoc = "UserActionSign" => object(&["challengeIdentifier", "firstFactor"], json!({
+        "challengeIdentifier": string(),
+        "firstFactor": object(&["kind", "credentialAssertion"], json!({
+            "kind": one_of(&["Key"]),
+            "credentialAssertion": object(&["credId", "clientData", "signature"], json!({
+                "credId": string(),
+                "clientData": { "type": "string", "description": "base64url of {\"type\":\"key.get\",\"challenge\":\"...\"}" },
+                "signature": { "type": "string", "description": "base64url: Ed25519 raw, ECDSA DER over SHA-256, RSA PKCS#1 v1.5 SHA-256" }
+            }))
+        }))
+    }));
+    /// The answer of `POST /auth/action`.
+    UserActionTokenDoc = "UserActionToken" => object(&["userAction"], json!({
+        "userAction": { "type": "string", "description": "send as `X-DFNS-USERACTION` with the change: single use, 5 minutes" }
+    }));
     /// The answer of `GET /healthz`.
     HealthDoc = "Health" => object(&["status", "role", "journalSeq"], json!({
         "status": one_of(&["ok"]), "role": one_of(&["leader", "standby"]),

@@ -8,4 +8,5 @@ pub mod event;
 pub mod ids;
 pub mod policy;
 pub mod principal;
+pub mod signed_action;
 pub mod webhook;

@@ -85,16 +85,26 @@ impl TestServer {
 
     /// A server with the given body limit.
     pub async fn start_with_limit(body_limit: Option<usize>) -> TestServer {
-        let engine = Engine::builder()
-            .principals(principals().into_iter().map(|(p, _)| p).collect())
-            .webhook_allow_private(true)
-            .arbiters(1)
-            .build()
-            .await
-            .expect("engine starts");
         let credentials = principals()
             .into_iter()
             .fold(Credentials::default(), |c, (principal, token)| c.with_token(principal, token));
+        let principals = principals().into_iter().map(|(p, _)| p).collect();
+        TestServer::start_with(principals, credentials, None, body_limit).await
+    }
+
+    /// A server with these principals (the engine's) and credentials (the
+    /// server's), on `clock` when given.
+    pub async fn start_with(
+        principals: Vec<Principal>,
+        credentials: Credentials,
+        clock: Option<warden::ManualClock>,
+        body_limit: Option<usize>,
+    ) -> TestServer {
+        let mut builder = Engine::builder().principals(principals).webhook_allow_private(true).arbiters(1);
+        if let Some(clock) = clock {
+            builder = builder.clock(clock);
+        }
+        let engine = builder.build().await.expect("engine starts");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut server = Server::new(engine.clone()).credentials(credentials).workers(1);
@@ -164,6 +174,27 @@ impl TestServer {
             .expect("request succeeds at the HTTP level")
     }
 
+    /// Sends raw bytes with extra headers (a user action, for one).
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request = request.insert_header(("Content-Type", "application/json"));
+        for (name, value) in headers {
+            request = request.insert_header((*name, *value));
+        }
+        let response = request.send_body(body).await.expect("request succeeds at the HTTP level");
+        reply(response).await.expect("answer is read")
+    }
+
     /// The ids of every item of a list, walking all its pages.
     pub async fn all_ids(&self, path: &str, token: &str) -> Vec<String> {
         let mut ids = Vec::new();
@@ -199,7 +230,15 @@ pub async fn send(
     if let Some(content_type) = content_type {
         request = request.insert_header(("Content-Type", content_type));
     }
-    let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
+    let response = request.send_body(body).await.map_err(|e| e.to_string())?;
+    reply(response).await
+}
+
+async fn reply(
+    mut response: awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+    >,
+) -> Result<Reply, String> {
     let bytes = response.body().limit(16 * 1024 * 1024).await.map_err(|e| e.to_string())?;
     let content_type =
         response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();

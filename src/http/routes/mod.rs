@@ -30,6 +30,8 @@ pub const PATTERNS: &[&str] = &[
     "/healthz/leader",
     "/metrics",
     "/openapi.json",
+    "/auth/action/init",
+    "/auth/action",
 ];
 
 /// Registers every route. A path with no route for the method answers 405
