@@ -16,6 +16,11 @@
 //! kind = "User"
 //! roles = ["Admin"]
 //! token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//! [[principals.credentials]]          # optional: a key for signed user actions
+//! id = "cr-alice-laptop"
+//! public_key = """-----BEGIN PUBLIC KEY-----
+//! MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=
+//! -----END PUBLIC KEY-----"""
 //!
 //! [prices]
 //! ETH = "3000"

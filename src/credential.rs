@@ -2,13 +2,22 @@
 //! PEM and verify a signature with it; parse a PKCS#8 PEM private key and
 //! sign (the approver CLI and tests). Every algorithm is a RustCrypto crate:
 //! Ed25519 (raw 64-byte signatures), ECDSA P-256 and secp256k1 over SHA-256
-//! (DER signatures), RSA PKCS#1 v1.5 over SHA-256.
+//! (DER signatures), RSA PKCS#1 v1.5 over SHA-256. A leaf: it imports
+//! nothing of the crate, so every layer may use it.
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rsa::pkcs1v15;
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::traits::PublicKeyParts;
 use sha2::Sha256;
+
+/// base64url as the Dfns SDK writes it (no padding); padding is tolerated on input.
+pub const BASE64URL: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 /// The smallest RSA modulus accepted: below 2048 bits, a key no longer
 /// protects a custody decision.

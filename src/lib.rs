@@ -4,6 +4,7 @@
 // The layers, each importing only those above it in this list (checked by
 // `scripts/check-layers.sh`): the pure ones first (no actix, no tokio).
 mod actors;
+pub mod audit;
 mod clock;
 pub mod config;
 pub mod credential;
@@ -19,9 +20,9 @@ mod workflow;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    ActivityFilter, ApprovalFilter, Engine, EngineBuilder, Page, PageRequest, PolicyChange, PolicyView,
-    DEFAULT_EXTERNAL_ID_RETENTION, DEFAULT_PAGE_LIMIT, DEFAULT_WEBHOOK_BACKLOG, DEFAULT_WINDOW_IDLE, MAX_PAGE_LIMIT,
-    MAX_REASON_CHARS,
+    ActivityFilter, ApprovalFilter, Engine, EngineBuilder, Page, PageRequest, PingOutcome, PolicyChange, PolicyView,
+    WebhookEventFilter, DEFAULT_EXTERNAL_ID_RETENTION, DEFAULT_PAGE_LIMIT, DEFAULT_WEBHOOK_BACKLOG,
+    DEFAULT_WINDOW_IDLE, MAX_PAGE_LIMIT, MAX_REASON_CHARS, PING_KIND,
 };
 pub use error::{Conflict, Error, Forbidden, Unavailable, ValidationError};
 pub use model::activity::{
@@ -37,7 +38,10 @@ pub use model::policy::{
     Policy, PolicySpec, PolicyStatus, Rule, RuleConfiguration, RuleKind, TagFilter, VelocityScope,
 };
 pub use model::principal::{Principal, PrincipalKind, Role};
-pub use model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec, WebhookStatus, EVENT_KINDS};
+pub use model::signed_action::{AssertionError, SignedAction};
+pub use model::webhook::{
+    DeliveryStatus, Webhook, WebhookEvent, WebhookSpec, WebhookStatus, WebhookUpdate, EVENT_KINDS,
+};
 pub use policy::{DefaultAction, EvaluationMode, PolicyEvaluator, Preflight, PriceTable, Settings};
 pub use rust_decimal::Decimal;
 pub use warden_journal::{Journal, JournalError, MemoryJournal};

@@ -1,6 +1,6 @@
 //! The layers import one way, down this list: model, policy, workflow,
 //! journal, state, actors, engine, http, bin (with the leaves clock and faults
-//! below all of them, error beside model, and config beside http). The pure layers (model,
+//! (and credential) below all of them, error beside model, and config and audit beside http). The pure layers (model,
 //! policy, workflow) use neither actix nor tokio. Read from the source text:
 //! every `crate::<module>` a file names must be of its own layer or a lower one.
 
@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("faults", 0),
+    // Keys and signatures of signed user actions: a leaf, named by the model.
+    ("credential", 0),
     ("model", 1),
     // The errors name model types (an approval's status); the model names no error.
     ("error", 1),
@@ -21,6 +23,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("engine", 7),
     ("config", 8),
     ("http", 8),
+    // `warden audit verify`: reads the journal with the config's keys.
+    ("audit", 8),
     ("bin", 9),
 ];
 

@@ -11,10 +11,11 @@ use base64::Engine as _;
 use chrono::{DateTime, Duration};
 use http_support::*;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use warden::config::PrincipalConfig;
 use warden::credential::{PrivateKey, PublicKey};
 use warden::http::Credentials;
-use warden::{ManualClock, Principal, Role};
+use warden::{Journal, ManualClock, MemoryJournal, Principal, Role};
 
 const ED: &str = "ed-token";
 const P256: &str = "p256-token";
@@ -48,6 +49,14 @@ fn principals() -> Vec<(PrincipalConfig, &'static str)> {
 }
 
 async fn start(require_signed_actions: bool) -> (TestServer, ManualClock) {
+    let (server, clock, _) = start_on(require_signed_actions, Arc::new(MemoryJournal::default())).await;
+    (server, clock)
+}
+
+async fn start_on(
+    require_signed_actions: bool,
+    journal: Arc<dyn Journal>,
+) -> (TestServer, ManualClock, Arc<dyn Journal>) {
     let clock = ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
     let entries = principals();
     let credentials = entries
@@ -55,7 +64,9 @@ async fn start(require_signed_actions: bool) -> (TestServer, ManualClock) {
         .fold(Credentials::default(), |c, (entry, _)| c.with_entry(entry.clone()))
         .require_signed_actions(require_signed_actions);
     let engine_principals = entries.into_iter().map(|(entry, _)| entry.principal).collect();
-    (TestServer::start_with(engine_principals, credentials, Some(clock.clone()), None).await, clock)
+    let server =
+        TestServer::start_with(engine_principals, credentials, Some(clock.clone()), Some(journal.clone()), None).await;
+    (server, clock, journal)
 }
 
 /// `POST /auth/action/init` for a request.
@@ -338,4 +349,61 @@ async fn a_principal_cannot_hoard_challenges() {
     // Another principal still gets one.
     init(&server, P256, "POST", "/v2/policies", "").await;
     server.stop().await;
+}
+
+#[actix_rt::test]
+async fn every_signed_change_is_journaled_with_its_assertion() {
+    let (server, _clock, journal) = start_on(false, Arc::new(MemoryJournal::default())).await;
+    let mut policy = seed_policy();
+    policy["action"]["approvalGroups"][0]["approvers"] = json!({"userId": {"in": ["us-p256", "us-rsa"]}});
+    let body = policy.to_string();
+    let action = user_action(&server, ED, "ed25519", "POST", "/v2/policies", &body).await;
+    let policy_id = send_signed(&server, ED, Method::POST, "/v2/policies", &action, &body).await.expect(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let transfer = activity("150000", None).to_string();
+    let action = user_action(&server, K256, "secp256k1", "POST", "/v2/activities", &transfer).await;
+    let held = send_signed(&server, K256, Method::POST, "/v2/activities", &action, &transfer).await.expect(200);
+    let path = format!("/v2/policy-approvals/{}/decisions", held["approvalId"].as_str().unwrap());
+    let decision = json!({"value": "Approved", "reason": "known counterparty"}).to_string();
+    let action = user_action(&server, P256, "p256", "POST", &path, &decision).await;
+    let approval = send_signed(&server, P256, Method::POST, &path, &action, &decision).await.expect(200);
+    assert_eq!(approval["decisions"][0]["credentialId"], "cr-p256");
+    assert_eq!(approval["decisions"][0]["userAction"]["body"], decision.as_str());
+
+    let webhook = json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}).to_string();
+    let action = user_action(&server, RSA, "rsa", "POST", "/webhooks", &webhook).await;
+    let id = send_signed(&server, RSA, Method::POST, "/webhooks", &action, &webhook).await.expect(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let webhook_path = format!("/webhooks/{id}");
+    let update = json!({"description": "signed"}).to_string();
+    let action = user_action(&server, RSA, "rsa", "PUT", &webhook_path, &update).await;
+    send_signed(&server, RSA, Method::PUT, &webhook_path, &action, &update).await.expect(200);
+    let action = user_action(&server, RSA, "rsa", "DELETE", &webhook_path, "{}").await;
+    send_signed(&server, RSA, Method::DELETE, &webhook_path, &action, "{}").await.expect(200);
+    let archive_path = format!("/v2/policies/{policy_id}");
+    let action = user_action(&server, ED, "ed25519", "DELETE", &archive_path, "").await;
+    send_signed(&server, ED, Method::DELETE, &archive_path, &action, "").await.expect(200);
+    // An unsigned change of a principal without keys journals no assertion.
+    server.post("/v2/activities", Some(PLAIN), &activity("10", None)).await.expect(200);
+    server.stop().await;
+
+    let entries: Vec<PrincipalConfig> = principals().into_iter().map(|(entry, _)| entry).collect();
+    let report = warden::audit::verify_journal(journal.as_ref(), &entries).unwrap();
+    assert_eq!(report.failures, vec![], "every journaled assertion verifies");
+    assert_eq!(report.checked, 7, "policy create and archive, activity, decision, webhook create, update, delete");
+
+    // Checked against other keys (a credential re-registered to another
+    // principal), they fail, one line each.
+    let mut swapped = entries.clone();
+    let (a, b) = (swapped[0].credentials[0].public_key.clone(), swapped[1].credentials[0].public_key.clone());
+    swapped[0].credentials[0].public_key = b;
+    swapped[1].credentials[0].public_key = a;
+    let report = warden::audit::verify_journal(journal.as_ref(), &swapped).unwrap();
+    assert_eq!(report.failures.len(), 3, "{:?}", report.failures);
+    assert!(report.failures.iter().all(|f| f.reason.contains("does not verify")), "{:?}", report.failures);
 }

@@ -125,6 +125,7 @@ async fn webhook(engine: &Engine, url: &str, events: &[&str]) -> Webhook {
         url: url.to_owned(),
         events: events.iter().map(|e| e.to_string()).collect(),
         status: WebhookStatus::Enabled,
+        description: None,
     };
     engine.create_webhook(spec).await.unwrap()
 }
@@ -212,9 +213,12 @@ async fn every_kind_arrives_signed_with_its_headers() {
         let signature = request.header("X-Warden-Signature");
         assert_eq!(signature, format!("sha256={}", hmac_hex(&secret, &request.body)));
         assert_ne!(signature, format!("sha256={}", hmac_hex("another secret", &request.body)));
+        assert_eq!(request.header("X-DFNS-WEBHOOK-SIGNATURE"), signature, "Dfns receivers read this one");
 
         let fields: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(fields, BTreeSet::from(["data", "date", "id", "kind"]));
+        assert_eq!(fields, BTreeSet::from(["data", "date", "deliveryAttempt", "id", "kind", "timestampSent"]));
+        assert_eq!(body["deliveryAttempt"], 1);
+        assert_eq!(body["timestampSent"], timestamp);
         let logged = events.iter().find(|e| e.id == id).expect("the event is in the log");
         assert_eq!(body["kind"], logged.kind.as_str());
         assert_eq!(body["date"], serde_json::to_value(logged.date).unwrap());
@@ -259,7 +263,16 @@ async fn a_failed_answer_is_retried_with_the_same_event() {
     assert_eq!(received.len(), 2);
     assert_eq!(received[0].header("X-Warden-Event-Id"), event.id);
     assert_eq!(received[1].header("X-Warden-Event-Id"), event.id);
-    assert_eq!(received[0].body, received[1].body, "a retry sends the same bytes");
+    // A retry sends the same event; only the try's number and time differ.
+    let (mut first, mut second) = (received[0].json(), received[1].json());
+    assert_eq!(first["deliveryAttempt"], 1);
+    assert_eq!(second["deliveryAttempt"], 2);
+    for body in [&mut first, &mut second] {
+        let object = body.as_object_mut().unwrap();
+        object.remove("deliveryAttempt");
+        object.remove("timestampSent");
+    }
+    assert_eq!(first, second, "a retry sends the same event");
     engine.shutdown();
     receiver.stop().await;
 }

@@ -17,6 +17,7 @@ use futures_util::FutureExt;
 use crate::error::{Conflict, Error, Unavailable};
 use crate::model::approval::{Approval, ApprovalStatus, Decision, DecisionValue};
 use crate::model::principal::PrincipalKind;
+use crate::model::signed_action::SignedAction;
 use crate::workflow;
 
 use super::guard::{crashed, guarded};
@@ -51,6 +52,8 @@ pub struct Decide {
     pub value: DecisionValue,
     /// Why.
     pub reason: String,
+    /// The decider's signed assertion, journaled with the decision.
+    pub user_action: Option<SignedAction>,
 }
 
 /// The deadline passed: expire if still pending; answers whether it expired.
@@ -156,8 +159,15 @@ impl Handler<Decide> for ApprovalActor {
                 workflow::resolve(&mut next, ApprovalStatus::Expired, deadline);
                 return Ok((next, None));
             }
-            let decision =
-                Decision { user_id: msg.who, user_kind: msg.kind, value: msg.value, reason: msg.reason, date: now };
+            let decision = Decision {
+                user_id: msg.who,
+                user_kind: msg.kind,
+                value: msg.value,
+                reason: msg.reason,
+                date: now,
+                credential_id: msg.user_action.as_ref().map(|signed| signed.credential_id.clone()),
+                user_action: msg.user_action,
+            };
             if let Some(status) = workflow::apply_decision(&mut next, decision.clone()) {
                 workflow::resolve(&mut next, status, now);
             }

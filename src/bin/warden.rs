@@ -7,6 +7,14 @@
 //!
 //! With `--config`, SIGHUP reads the file again and reloads what can change
 //! while serving (the `[tls]` certificate, key and client CA).
+//!
+//! `warden audit verify --config FILE [--data-dir DIR]` re-verifies every
+//! signed user action of the journal against the configured keys.
+//!
+//! `warden approvals list|show|decide` is an approver's client of a server.
+
+#[path = "warden/approvals.rs"]
+mod approvals;
 
 use std::io::IsTerminal;
 use std::net::TcpListener;
@@ -46,6 +54,33 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Checks the journal.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// An approver's client: list, show and decide approvals on a server.
+    Approvals {
+        #[command(flatten)]
+        connection: approvals::Connection,
+        #[command(subcommand)]
+        command: approvals::ApprovalsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Re-verifies, offline, every signed user action against the config's
+    /// keys: one line per failure, a summary; exit status 1 if any fails.
+    /// The server must be stopped (the journal file is opened exclusively).
+    Verify {
+        /// The config file holding the principals' credentials.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Directory of the journal, overriding the config's `data_dir`.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,12 +90,72 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let Command::Serve { config, listen, data_dir } = cli.command;
-    match actix_web::rt::System::new().block_on(serve(config, listen, data_dir)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match cli.command {
+        Command::Serve { config, listen, data_dir } => {
+            match actix_web::rt::System::new().block_on(serve(config, listen, data_dir)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("warden: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Audit { command: AuditCommand::Verify { config, data_dir } } => audit_verify(&config, data_dir),
+        Command::Approvals { connection, command } => {
+            match actix_web::rt::System::new().block_on(approvals::run(connection, command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("warden: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Exit status of `audit verify` when the journal cannot be checked at all
+/// (1 is "some signature fails").
+const AUDIT_ERROR: u8 = 2;
+
+fn audit_verify(config_file: &std::path::Path, data_dir: Option<PathBuf>) -> ExitCode {
+    let config = match Config::load(config_file) {
+        Ok(config) => config,
         Err(error) => {
             eprintln!("warden: {error}");
-            ExitCode::FAILURE
+            return ExitCode::from(AUDIT_ERROR);
+        }
+    };
+    let journal_path = data_dir.unwrap_or(config.data_dir.clone()).join(JOURNAL_FILE);
+    if !journal_path.exists() {
+        eprintln!("warden: no journal at `{}`", journal_path.display());
+        return ExitCode::from(AUDIT_ERROR);
+    }
+    let report = RedbJournal::open(&journal_path)
+        .map_err(|e| format!("cannot open journal `{}`: {e}", journal_path.display()))
+        .and_then(|journal| {
+            warden::audit::verify_journal(&journal, &config.principals)
+                .map_err(|e| format!("cannot read the journal: {e}"))
+        });
+    match report {
+        Err(error) => {
+            eprintln!("warden: {error}");
+            ExitCode::from(AUDIT_ERROR)
+        }
+        Ok(report) => {
+            for failure in &report.failures {
+                println!("FAILED {failure}");
+            }
+            println!(
+                "{} signed actions checked in {} records: {} failed",
+                report.checked,
+                report.records,
+                report.failures.len()
+            );
+            if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::journal::facts::{Count, EvaluatedActivity, Fact, Json};
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus};
 use crate::model::ids::{new_id, IdKind};
 use crate::model::policy::ActivityKind;
+use crate::model::signed_action::SignedAction;
 use crate::policy::subject::wallet_subject;
 use crate::policy::window_math::ReserveAnswer;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome, Subject, WindowCheck};
@@ -25,7 +26,11 @@ static RESERVATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 
 /// Evaluates a `Wallets:Sign` activity; a repeated `externalId` answers with
 /// the stored activity and evaluates nothing again.
-pub(super) async fn evaluate(hub: Arc<Hub>, request: ActivityRequest) -> Result<Activity, Error> {
+pub(super) async fn evaluate(
+    hub: Arc<Hub>,
+    request: ActivityRequest,
+    user_action: Option<SignedAction>,
+) -> Result<Activity, Error> {
     if request.kind != ActivityKind::WalletsSign {
         return Err(ValidationError::new(
             "kind",
@@ -35,7 +40,7 @@ pub(super) async fn evaluate(hub: Arc<Hub>, request: ActivityRequest) -> Result<
     }
     let subject = wallet_subject(&request, &hub.settings().prices)?;
     let Some(external_id) = request.external_id.clone() else {
-        return evaluate_once(&hub, request, subject).await;
+        return evaluate_once(&hub, request, subject, user_action).await;
     };
     let slot = hub.state().external_id(&external_id, hub.now());
     // INVARIANT (idempotency): the slot is filled only by a journaled
@@ -44,7 +49,7 @@ pub(super) async fn evaluate(hub: Arc<Hub>, request: ActivityRequest) -> Result<
     let id = slot
         .activity
         .get_or_try_init(|| async {
-            let activity = evaluate_once(&hub, request, subject).await?;
+            let activity = evaluate_once(&hub, request, subject, user_action).await?;
             Ok::<_, Error>(evaluated.insert(activity).id.clone())
         })
         .await?;
@@ -61,7 +66,12 @@ pub(super) async fn evaluate(hub: Arc<Hub>, request: ActivityRequest) -> Result<
         .map_err(|e| crate::error::Unavailable::TaskFailed { reason: e.to_string() })?
 }
 
-async fn evaluate_once(hub: &Hub, request: ActivityRequest, subject: Subject) -> Result<Activity, Error> {
+async fn evaluate_once(
+    hub: &Hub,
+    request: ActivityRequest,
+    subject: Subject,
+    user_action: Option<SignedAction>,
+) -> Result<Activity, Error> {
     let started = Instant::now();
     let asked_at = hub.now();
     let snapshot = hub.state().snapshot();
@@ -140,7 +150,9 @@ async fn evaluate_once(hub: &Hub, request: ActivityRequest, subject: Subject) ->
     let mut notices = Notices::default();
     notices.triggered(hub.state(), &activity);
     let counted = !counts.is_empty();
-    let mut facts = vec![Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts }];
+    let mut facts = Vec::with_capacity(4);
+    facts.extend(user_action.map(|signed| Fact::UserActionSigned(Json(signed))));
+    facts.push(Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts });
     if let Some(approval) = approval {
         notices.add(hub.state(), "policy.approval.pending", json!({ "approval": approval }), now);
         facts.push(Fact::ApprovalOpened(Json(approval)));

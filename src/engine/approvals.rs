@@ -6,6 +6,7 @@ use crate::actors::hub::Hub;
 use crate::error::{Conflict, Error, Unavailable, ValidationError};
 use crate::model::approval::{Approval, DecisionValue};
 use crate::model::principal::Principal;
+use crate::model::signed_action::SignedAction;
 use crate::workflow;
 
 /// Longest accepted decision reason, in characters.
@@ -19,6 +20,7 @@ pub(super) async fn decide(
     approval_id: &str,
     value: DecisionValue,
     reason: String,
+    user_action: Option<SignedAction>,
 ) -> Result<Approval, Error> {
     if !hub.state().has_approval(approval_id) {
         return Err(Error::not_found("approval", approval_id));
@@ -27,7 +29,8 @@ pub(super) async fn decide(
         return Err(ValidationError::new("reason", format!("must be at most {MAX_REASON_CHARS} characters")).into());
     }
     if let Some(actor) = hub.book().approval(approval_id) {
-        let decided = actor.send(Decide { who: caller.id.clone(), kind: caller.kind, value, reason }).await;
+        let decide = Decide { who: caller.id.clone(), kind: caller.kind, value, reason, user_action };
+        let decided = actor.send(decide).await;
         match decided {
             // Resolved between the lookup and the decision: checked below.
             Ok(Err(Error::Conflict(Conflict::NotPending { .. }))) | Err(actix::MailboxError::Closed) => {}

@@ -13,6 +13,7 @@ use crate::model::change_request::{ChangeRequest, ChangeRequestStatus, Requester
 use crate::model::ids::{new_id, IdKind};
 use crate::model::policy::{ActivityKind, Policy};
 use crate::model::principal::Principal;
+use crate::model::signed_action::SignedAction;
 use crate::policy::subject::policy_change_subject;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome};
 use crate::state::Notices;
@@ -29,7 +30,12 @@ pub enum PolicyChange {
 }
 
 /// Applies or holds a policy change by `caller`. Runs in the registry's lane.
-pub(super) async fn propose(hub: &Hub, caller: Principal, operation: PolicyOperation) -> Result<PolicyChange, Error> {
+pub(super) async fn propose(
+    hub: &Hub,
+    caller: Principal,
+    operation: PolicyOperation,
+    user_action: Option<SignedAction>,
+) -> Result<PolicyChange, Error> {
     let state = hub.state();
     let now = hub.now();
     let (policy_id, current) = match &operation {
@@ -82,9 +88,10 @@ pub(super) async fn propose(hub: &Hub, caller: Principal, operation: PolicyOpera
 
     let mut notices = Notices::default();
     notices.triggered(state, &activity);
-    let mut facts = vec![Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts: Vec::new() }];
+    let mut facts: Vec<Fact> = user_action.map(|signed| Fact::UserActionSigned(Json(signed))).into_iter().collect();
+    facts.push(Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts: Vec::new() });
 
-    let Some(approval) = approval else {
+    let Some(mut approval) = approval else {
         facts.push(Fact::PolicyPut(Json(target.clone())));
         facts.extend(notices.take_facts());
         hub.commit(facts, 0).await?;
@@ -109,6 +116,8 @@ pub(super) async fn propose(hub: &Hub, caller: Principal, operation: PolicyOpera
         date_created: now,
         date_resolved: None,
     };
+    // Dfns' shape: the approval shows the change it decides.
+    approval.activity.change_request = Some(Box::new(change.clone()));
     notices.add(state, "policy.approval.pending", json!({ "approval": approval }), now);
     facts.push(Fact::ApprovalOpened(Json(approval)));
     facts.push(Fact::ChangeRequestOpened(Json(change.clone())));

@@ -7,6 +7,8 @@ mod activities;
 mod approvals;
 mod governance;
 mod recovery;
+mod signed_calls;
+mod webhook_admin;
 mod webhooks;
 
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use crate::model::change_request::ChangeRequest;
 use crate::model::event::EngineEvent;
 use crate::model::policy::{Policy, PolicySpec, PolicyStatus};
 use crate::model::principal::Principal;
+use crate::model::signed_action::SignedAction;
 use crate::model::webhook::{Webhook, WebhookEvent, WebhookSpec};
 use crate::policy::compile::CompiledRule;
 use crate::policy::{validate, DefaultAction, EvaluationMode, PriceTable, Settings, WindowKey};
@@ -40,6 +43,7 @@ use crate::workflow::PolicyOperation;
 
 pub use approvals::MAX_REASON_CHARS;
 pub use governance::PolicyChange;
+pub use webhook_admin::{last_try_failed, PingOutcome, WebhookEventFilter, PING_KIND};
 
 /// Default of `window_idle_seconds`: a window holding nothing stops after
 /// ten minutes unused (a busy window is never idle that long; a recipient
@@ -260,7 +264,7 @@ impl Engine {
     /// Evaluates a `Wallets:Sign` activity and answers once the answer is
     /// durable: `Allowed`, `Blocked` or `PendingApproval`.
     pub async fn evaluate(&self, request: ActivityRequest) -> Result<Activity, Error> {
-        detached(activities::evaluate(self.hub.clone(), request)).await
+        detached(activities::evaluate(self.hub.clone(), request, None)).await
     }
 
     /// One activity (read from the journal).
@@ -278,26 +282,31 @@ impl Engine {
     /// Creates a policy: applied now, or held when governed.
     pub async fn create_policy(&self, caller: &Principal, spec: PolicySpec) -> Result<PolicyChange, Error> {
         validate(&spec)?;
-        self.propose(caller, PolicyOperation::Create(spec)).await
+        self.propose(caller, PolicyOperation::Create(spec), None).await
     }
 
     /// Replaces a policy: applied now, or held when governed.
     pub async fn update_policy(&self, caller: &Principal, id: &str, spec: PolicySpec) -> Result<PolicyChange, Error> {
         validate(&spec)?;
-        self.propose(caller, PolicyOperation::Update(id.to_owned(), spec)).await
+        self.propose(caller, PolicyOperation::Update(id.to_owned(), spec), None).await
     }
 
     /// Archives a policy: applied now, or held when governed.
     pub async fn archive_policy(&self, caller: &Principal, id: &str) -> Result<PolicyChange, Error> {
-        self.propose(caller, PolicyOperation::Archive(id.to_owned())).await
+        self.propose(caller, PolicyOperation::Archive(id.to_owned()), None).await
     }
 
-    async fn propose(&self, caller: &Principal, operation: PolicyOperation) -> Result<PolicyChange, Error> {
+    async fn propose(
+        &self,
+        caller: &Principal,
+        operation: PolicyOperation,
+        user_action: Option<SignedAction>,
+    ) -> Result<PolicyChange, Error> {
         let (hub, caller) = (self.hub.clone(), caller.clone());
         let lane = self.hub.clone();
-        detached(
-            async move { lane.serialized(async move { governance::propose(&hub, caller, operation).await }).await },
-        )
+        detached(async move {
+            lane.serialized(async move { governance::propose(&hub, caller, operation, user_action).await }).await
+        })
         .await
     }
 
@@ -328,7 +337,19 @@ impl Engine {
 
     /// One approval (a resolved one is read from the journal).
     pub fn approval(&self, id: &str) -> Result<Approval, Error> {
-        self.hub.state().approval(id)?.ok_or_else(|| Error::not_found("approval", id))
+        let approval = self.hub.state().approval(id)?.ok_or_else(|| Error::not_found("approval", id))?;
+        Ok(self.with_current_change(approval))
+    }
+
+    /// The approval with its change request as it stands now (the copy
+    /// journaled with the approval is the change as it was opened).
+    fn with_current_change(&self, mut approval: Approval) -> Approval {
+        if let Some(change) = approval.activity.change_request.as_mut() {
+            if let Some(current) = self.hub.state().change_request(&change.id) {
+                **change = current;
+            }
+        }
+        approval
     }
 
     /// Approvals in creation order.
@@ -339,7 +360,9 @@ impl Engine {
             (who, kind)
         });
         let query = ApprovalQuery { status: filter.status, initiator_id: filter.initiator_id.as_deref(), approver };
-        self.hub.state().approvals(&query, page)
+        let page = self.hub.state().approvals(&query, page)?;
+        let items = page.items.into_iter().map(|a| self.with_current_change(a)).collect();
+        Ok(Page { items, next_page_token: page.next_page_token })
     }
 
     /// `caller` approves or denies; answers with the updated approval once
@@ -352,8 +375,23 @@ impl Engine {
         value: DecisionValue,
         reason: impl Into<String>,
     ) -> Result<Approval, Error> {
+        self.decide_signed(caller, approval_id, value, reason, None).await
+    }
+
+    /// [`Engine::decide`], with the caller's signed user action journaled in
+    /// the decision (and shown as its `credentialId`).
+    pub async fn decide_signed(
+        &self,
+        caller: &Principal,
+        approval_id: &str,
+        value: DecisionValue,
+        reason: impl Into<String>,
+        user_action: Option<SignedAction>,
+    ) -> Result<Approval, Error> {
         let (hub, caller, id, reason) = (self.hub.clone(), caller.clone(), approval_id.to_owned(), reason.into());
-        detached(async move { approvals::decide(&hub, &caller, &id, value, reason).await }).await
+        let approval =
+            detached(async move { approvals::decide(&hub, &caller, &id, value, reason, user_action).await }).await?;
+        Ok(self.with_current_change(approval))
     }
 
     /// Expires, now, every pending approval whose deadline has passed (the
@@ -367,7 +405,7 @@ impl Engine {
     /// Registers a webhook; the answer carries the secret, shown only here.
     pub async fn create_webhook(&self, spec: WebhookSpec) -> Result<Webhook, Error> {
         let hub = self.hub.clone();
-        detached(async move { webhooks::create_webhook(&hub, spec).await }).await
+        detached(async move { webhooks::create_webhook(&hub, spec, None).await }).await
     }
 
     /// One webhook (without its secret).
@@ -384,7 +422,7 @@ impl Engine {
     /// Deletes a webhook.
     pub async fn delete_webhook(&self, id: &str) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        detached(async move { webhooks::delete_webhook(&hub, &id).await }).await
+        detached(async move { webhooks::delete_webhook(&hub, &id, None).await }).await
     }
 
     /// A webhook's delivery log.

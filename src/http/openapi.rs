@@ -21,7 +21,8 @@ use super::user_action;
         policies::create, policies::list, policies::get, policies::update, policies::archive,
         approvals::list, approvals::get, approvals::decide,
         change_requests::get,
-        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::events,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete, webhooks::ping,
+        webhooks::events, webhooks::event,
         events::stream, ops::healthz, ops::leader, ops::metrics, ops::openapi,
         user_action::init, user_action::sign,
     ),
@@ -29,7 +30,7 @@ use super::user_action;
         Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
         ApprovalGroupSpecDoc, PolicySpecDoc, PolicyDoc, PolicyListDoc, ChangeRequestDoc, DecisionDoc, ApprovalDoc,
         ApprovalListDoc, DecisionRequestDoc, WebhookSpecDoc, WebhookDoc, WebhookListDoc, WebhookEventDoc,
-        WebhookEventListDoc, HealthDoc, UserActionInitDoc, UserActionChallengeDoc, UserActionSignDoc,
+        WebhookEventListDoc, HealthDoc, WebhookUpdateDoc, WebhookDeletedDoc, WebhookPingDoc, SignedActionDoc, UserActionInitDoc, UserActionChallengeDoc, UserActionSignDoc,
         UserActionTokenDoc,
     )),
     modifiers(&Conventions),
@@ -84,6 +85,7 @@ impl Modify for Conventions {
             components.responses.insert((*name).to_owned(), RefOr::T(response));
         }
         openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+        serve_webhooks_unversioned(openapi);
 
         for (path, item) in openapi.paths.paths.iter_mut() {
             let has_id = path.contains('{');
@@ -107,6 +109,27 @@ impl Modify for Conventions {
             }
         }
     }
+}
+
+/// Dfns' SDK calls the webhook routes without `/v2`: the same operations,
+/// documented again under `/webhooks` with `Unversioned` after their ids.
+fn serve_webhooks_unversioned(openapi: &mut utoipa::openapi::OpenApi) {
+    let copies: Vec<(String, utoipa::openapi::PathItem)> = openapi
+        .paths
+        .paths
+        .iter()
+        .filter_map(|(path, item)| {
+            let rest = path.strip_prefix("/v2/webhooks")?;
+            let mut item = item.clone();
+            for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete].into_iter().flatten() {
+                if let Some(id) = operation.operation_id.as_mut() {
+                    id.push_str("Unversioned");
+                }
+            }
+            Some((format!("/webhooks{rest}"), item))
+        })
+        .collect();
+    openapi.paths.paths.extend(copies);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -177,6 +200,6 @@ mod tests {
         operation_ids.sort_unstable();
         operation_ids.dedup();
         assert_eq!(operation_ids.len(), count, "operation ids are unique");
-        assert_eq!(count, 24, "every operation has an id");
+        assert_eq!(count, 35, "every operation has an id");
     }
 }

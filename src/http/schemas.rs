@@ -211,14 +211,29 @@ doc_schemas! {
     );
     /// One decision.
     DecisionDoc = "Decision" => object(&["userId", "value", "date"], json!({
-        "userId": string(), "value": one_of(&["Approved", "Denied"]), "reason": string(), "date": date()
+        "userId": string(), "value": one_of(&["Approved", "Denied"]), "reason": string(), "date": date(),
+        "credentialId": { "type": "string", "description": "the key that signed the decision (signed user action)" },
+        "userAction": r("SignedAction")
     }));
+    /// A signed user action as journaled: the assertion and the request it authorized.
+    SignedActionDoc = "SignedAction" => object(
+        &["principalId", "credentialId", "clientData", "signature", "method", "path", "body"],
+        json!({
+            "principalId": string(), "credentialId": string(),
+            "clientData": { "type": "string", "description": "base64url" },
+            "signature": { "type": "string", "description": "base64url" },
+            "method": string(), "path": string(), "body": string()
+        }),
+    );
     /// An approval.
     ApprovalDoc = "Approval" => object(&["id", "status", "initiatorId", "activity", "approvalGroups", "decisions"], json!({
         "id": string(),
         "status": one_of(&["Pending", "Approved", "Denied", "Expired"]),
         "initiatorId": string(),
-        "activity": { "allOf": [r("ActivityRequest"), object(&["id"], json!({ "id": string() }))] },
+        "activity": { "allOf": [r("ActivityRequest"), object(&["id"], json!({
+            "id": string(),
+            "changeRequest": r("ChangeRequest")
+        }))] },
         "policyEvaluations": array(r("PolicyEvaluation")),
         "approvalGroups": array(json!({ "allOf": [r("ApprovalGroupSpec"), object(&["policyId", "approvedBy"], json!({
             "policyId": string(), "approvedBy": array(string())
@@ -226,8 +241,8 @@ doc_schemas! {
         "decisions": array(r("Decision")),
         "dateCreated": date(),
         "dateUpdated": date(),
-        "dateResolved": { "type": ["string", "null"], "format": "date-time" },
-        "expirationDate": { "type": ["string", "null"], "format": "date-time" }
+        "dateResolved": date(),
+        "expirationDate": date()
     }));
     /// A page of approvals.
     ApprovalListDoc = "ApprovalList" => list("Approval");
@@ -240,7 +255,22 @@ doc_schemas! {
     WebhookSpecDoc = "WebhookSpec" => object(&["url", "events"], json!({
         "url": { "type": "string", "format": "uri" },
         "events": array(one_of(&["policy.approval.pending", "policy.approval.resolved", "policy.triggered", "*"])),
-        "status": one_of(&["Enabled", "Disabled"])
+        "status": one_of(&["Enabled", "Disabled"]),
+        "description": { "type": "string", "maxLength": 4096 }
+    }));
+    /// The body of `PUT /webhooks/{id}`: the fields given replace the stored ones.
+    WebhookUpdateDoc = "WebhookUpdate" => object(&[], json!({
+        "url": { "type": "string", "format": "uri" },
+        "events": array(one_of(&["policy.approval.pending", "policy.approval.resolved", "policy.triggered", "*"])),
+        "status": one_of(&["Enabled", "Disabled"]),
+        "description": { "type": "string", "maxLength": 4096 }
+    }));
+    /// The answer of a webhook delete.
+    WebhookDeletedDoc = "WebhookDeleted" => object(&["deleted"], json!({ "deleted": { "type": "boolean" } }));
+    /// The answer of a ping.
+    WebhookPingDoc = "WebhookPing" => object(&[], json!({
+        "status": { "type": "string", "description": "the receiver's HTTP status, absent if it did not answer", "example": "200" },
+        "error": { "type": "string", "description": "what went wrong, absent on a 2xx" }
     }));
     /// A registered webhook.
     WebhookDoc = "Webhook" => object(&["id", "url", "events", "status", "dateCreated"], json!({
@@ -249,7 +279,9 @@ doc_schemas! {
         "events": array(string()),
         "status": one_of(&["Enabled", "Disabled"]),
         "secret": { "type": "string", "description": "HMAC key, only in the answer to the create" },
-        "dateCreated": date()
+        "description": string(),
+        "dateCreated": date(),
+        "dateUpdated": date()
     }));
     /// A page of webhooks.
     WebhookListDoc = "WebhookList" => list("Webhook");
@@ -260,7 +292,9 @@ doc_schemas! {
         "date": date(),
         "status": one_of(&["Pending", "Delivered", "Failed"]),
         "attempts": { "type": "integer", "minimum": 0 },
-        "lastError": { "type": ["string", "null"] }
+        "lastError": string(),
+        "deliveryFailed": { "type": "boolean", "description": "the last try failed" },
+        "data": { "type": "object", "description": "the event's data, as delivered" }
     }));
     /// A page of webhook events.
     WebhookEventListDoc = "WebhookEventList" => list("WebhookEvent");

@@ -23,6 +23,7 @@ use crate::model::activity::{Activity, ActivityStatus};
 use crate::model::approval::{Approval, ApprovalStatus, Decision};
 use crate::model::change_request::ChangeRequest;
 use crate::model::policy::Policy;
+use crate::model::signed_action::SignedAction;
 use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent};
 use crate::policy::{Quantity, WindowKey};
 
@@ -189,6 +190,11 @@ pub enum Fact {
         #[serde(with = "compact_time")]
         date: DateTime<Utc>,
     },
+    /// A person's signed user action: it authorized the change whose facts
+    /// follow it in the same commit. Nothing in memory derives from it; it
+    /// is the evidence `warden audit verify` checks. (A signed decision
+    /// carries its assertion inside `DecisionRecorded` instead.)
+    UserActionSigned(Json<SignedAction>),
 }
 
 impl Fact {

@@ -4,8 +4,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::activity::{ActivityRequest, PolicyEvaluation};
+use super::change_request::ChangeRequest;
 use super::policy::Approvers;
 use super::principal::PrincipalKind;
+use super::signed_action::SignedAction;
 
 /// Where an approval stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,6 +60,14 @@ pub struct Decision {
     pub reason: String,
     /// When.
     pub date: DateTime<Utc>,
+    /// The credential that signed the decision (a signed user action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    /// The signed assertion itself, journaled with the decision: anyone
+    /// holding the approver's public key can check it without trusting
+    /// the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_action: Option<SignedAction>,
 }
 
 /// A group of an approval, with who approved in it so far.
@@ -82,12 +92,17 @@ pub struct ApprovalGroup {
 
 /// The activity an approval holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApprovalActivity {
     /// `ac-...`
     pub id: String,
     /// The activity request (its `kind` included).
     #[serde(flatten)]
     pub request: ActivityRequest,
+    /// The change request a `Policies:Modify` approval decides (Dfns'
+    /// shape), as it stands when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_request: Option<Box<ChangeRequest>>,
 }
 
 /// An approval.
@@ -116,7 +131,9 @@ pub struct Approval {
     /// When it last changed.
     pub date_updated: DateTime<Utc>,
     /// When it resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_resolved: Option<DateTime<Utc>>,
     /// When it expires, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration_date: Option<DateTime<Utc>>,
 }

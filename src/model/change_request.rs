@@ -49,6 +49,6 @@ pub struct ChangeRequest {
     /// When it was made.
     pub date_created: DateTime<Utc>,
     /// When it was applied or rejected.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_resolved: Option<DateTime<Utc>>,
 }

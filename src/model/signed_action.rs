@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::credential::PublicKey;
+pub use crate::credential::BASE64URL;
 
 /// Random bytes at the start of every challenge.
 pub const NONCE_LEN: usize = 32;
@@ -23,14 +24,6 @@ pub const KEY_GET: &str = "key.get";
 
 /// Domain separation of the binding digest, with a version for the layout.
 const BINDING_DOMAIN: &[u8] = b"warden-user-action/1";
-
-/// base64url as the Dfns SDK writes it (no padding); padding is tolerated on input.
-pub const BASE64URL: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
 
 /// A signed assertion and the request it was bound to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

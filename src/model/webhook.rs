@@ -26,6 +26,28 @@ pub struct WebhookSpec {
     /// Enabled unless given.
     #[serde(default)]
     pub status: WebhookStatus,
+    /// What the webhook is for (Dfns' field); at most 4096 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The body of `PUT /webhooks/{id}`: each field given replaces the stored
+/// one, each absent keeps it (Dfns' `UpdateWebhookBody`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookUpdate {
+    /// Where events are POSTed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Event kinds, or `["*"]` for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    /// Enabled or disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<WebhookStatus>,
+    /// What the webhook is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// A registered webhook.
@@ -43,11 +65,17 @@ pub struct Webhook {
     /// HMAC key; shown only in the answer to the create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// What the webhook is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// When it was registered.
     pub date_created: DateTime<Utc>,
     /// Why Warden disabled it (every delivery failed for 24 hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// When it last changed (absent only in records written before updates existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_updated: Option<DateTime<Utc>>,
 }
 
 impl Webhook {
@@ -85,11 +113,12 @@ pub struct WebhookEvent {
     /// Tries so far, the first included.
     pub attempts: u32,
     /// The last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// The event's `data`, as JSON text (kept verbatim so the signature is stable).
     #[serde(default)]
     pub data: String,
     /// When the next try is due.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<DateTime<Utc>>,
 }

@@ -148,6 +148,9 @@ impl State {
                     });
                 }
             }
+            // Evidence only (`warden audit verify`): the change it authorized
+            // is in the facts beside it.
+            Fact::UserActionSigned(_) => {}
         }
     }
 }

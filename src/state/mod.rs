@@ -273,6 +273,19 @@ impl State {
         self.events.page(request, &format!("events|{webhook_id}"), |e| e.webhook_id == webhook_id, Ok)
     }
 
+    /// A page of the events of a webhook's delivery log that `keep` keeps;
+    /// `filters` names them, so a page token serves only the same filters.
+    pub(crate) fn events_where(
+        &self,
+        webhook_id: &str,
+        filters: &str,
+        keep: impl Fn(&WebhookEvent) -> bool,
+        request: &PageRequest,
+    ) -> Result<Page<WebhookEvent>, Error> {
+        let scope = format!("events|{webhook_id}|{filters}");
+        self.events.page(request, &scope, |e| e.webhook_id == webhook_id && keep(e), Ok)
+    }
+
     /// Every pending event: (id, webhook, when due).
     pub(crate) fn pending_events(&self) -> Vec<(String, String, chrono::DateTime<chrono::Utc>)> {
         self.events.pick(|e| {

@@ -39,7 +39,7 @@ pub(crate) fn open_approval(
         status: ApprovalStatus::Pending,
         initiator_id: subject.initiator_id.clone(),
         initiator_kind: subject.initiator_kind,
-        activity: ApprovalActivity { id: activity_id.to_owned(), request: request.clone() },
+        activity: ApprovalActivity { id: activity_id.to_owned(), request: request.clone(), change_request: None },
         policy_evaluations: verdict.evaluations.clone(),
         approval_groups: groups,
         decisions: Vec::new(),

@@ -89,20 +89,24 @@ impl TestServer {
             .into_iter()
             .fold(Credentials::default(), |c, (principal, token)| c.with_token(principal, token));
         let principals = principals().into_iter().map(|(p, _)| p).collect();
-        TestServer::start_with(principals, credentials, None, body_limit).await
+        TestServer::start_with(principals, credentials, None, None, body_limit).await
     }
 
     /// A server with these principals (the engine's) and credentials (the
-    /// server's), on `clock` when given.
+    /// server's), on `clock` and `journal` when given.
     pub async fn start_with(
         principals: Vec<Principal>,
         credentials: Credentials,
         clock: Option<warden::ManualClock>,
+        journal: Option<std::sync::Arc<dyn warden::Journal>>,
         body_limit: Option<usize>,
     ) -> TestServer {
         let mut builder = Engine::builder().principals(principals).webhook_allow_private(true).arbiters(1);
         if let Some(clock) = clock {
             builder = builder.clock(clock);
+        }
+        if let Some(journal) = journal {
+            builder = builder.shared_journal(journal);
         }
         let engine = builder.build().await.expect("engine starts");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

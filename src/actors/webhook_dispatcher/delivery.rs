@@ -9,7 +9,7 @@ use crate::journal::facts::Fact;
 use crate::model::webhook::{DeliveryStatus, WebhookEvent};
 
 use super::backoff::{self, AfterFailure};
-use super::signing::{self, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::signing::{self, DFNS_SIGNATURE_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{DeliveryLog, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 
 /// Value of the `User-Agent` header.
@@ -92,10 +92,10 @@ async fn try_and_record(
         Err(why) => (DeliveryStatus::Failed, event.attempts, Some(why.to_owned()), None),
         Ok(endpoint) => {
             let sent_at = log.upgrade()?.now();
-            let answer = post(&client, &endpoint, &event, sent_at).await;
             let attempts = event.attempts.saturating_add(1);
+            let answer = post(&client, &endpoint, &event, sent_at, attempts).await;
             let now = log.upgrade()?.now();
-            match answer {
+            match answer.map(|_| ()).map_err(|(_, error)| error) {
                 Ok(()) => (DeliveryStatus::Delivered, attempts, event.last_error.clone(), None),
                 Err(error) => match backoff::after_failure(event.date, attempts, now) {
                     AfterFailure::RetryAt(at) => (DeliveryStatus::Pending, attempts, Some(error), Some(at)),
@@ -143,29 +143,52 @@ async fn try_and_record(
     Some(Tried { next: next_attempt, reached: status == DeliveryStatus::Delivered })
 }
 
-/// POSTs the signed event; `Ok` on any 2xx, else what went wrong.
+/// Sends one `webhook.ping` event to `url` now, signed with `secret`, and
+/// answers the receiver's HTTP status (if it answered) and the failure (if
+/// any). A ping checks the endpoint; it is not an event of the engine: it is
+/// neither journaled nor retried.
+pub(crate) async fn ping(
+    url: &str,
+    secret: &str,
+    allow_private: bool,
+    event: &WebhookEvent,
+    now: DateTime<Utc>,
+) -> (Option<u16>, Option<String>) {
+    let endpoint = Endpoint { url: url.to_owned(), secret: secret.to_owned(), allow_private };
+    match post(&client(1, allow_private), &endpoint, event, now, 1).await {
+        Ok(status) => (Some(status), None),
+        Err((status, error)) => (status, Some(error)),
+    }
+}
+
+/// POSTs try number `attempt` of the signed event; the status on any 2xx,
+/// else the status (if the receiver answered) and what went wrong.
 async fn post(
     client: &awc::Client,
     endpoint: &Endpoint,
     event: &WebhookEvent,
     now: DateTime<Utc>,
-) -> Result<(), String> {
+    attempt: u32,
+) -> Result<u16, (Option<u16>, String)> {
     if let Some(why) = endpoint.refused() {
-        return Err(why);
+        return Err((None, why));
     }
-    let body = signing::body(event);
+    let body = signing::body(event, now, attempt);
     let signature = signing::signature(&endpoint.secret, body.as_bytes());
     let answer = client
         .post(endpoint.url.as_str())
         .insert_header((CONTENT_TYPE, "application/json"))
         .insert_header((EVENT_ID_HEADER, event.id.as_str()))
         .insert_header((TIMESTAMP_HEADER, now.timestamp().to_string()))
-        .insert_header((SIGNATURE_HEADER, signature))
+        .insert_header((SIGNATURE_HEADER, signature.clone()))
+        .insert_header((DFNS_SIGNATURE_HEADER, signature))
         .send_body(body)
         .await;
     match answer {
-        Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => Err(format!("receiver answered HTTP {}", response.status())),
-        Err(error) => Err(error.to_string()),
+        Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
+        Ok(response) => {
+            Err((Some(response.status().as_u16()), format!("receiver answered HTTP {}", response.status())))
+        }
+        Err(error) => Err((None, error.to_string())),
     }
 }

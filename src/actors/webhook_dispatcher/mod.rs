@@ -40,6 +40,7 @@
 pub mod address;
 pub mod backoff;
 mod delivery;
+pub(crate) use delivery::ping;
 mod schedule;
 pub mod signing;
 

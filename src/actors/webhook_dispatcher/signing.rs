@@ -1,11 +1,14 @@
 //! The bytes a receiver gets and how they are signed.
 //!
-//! Body: `{"id": "ev-...", "kind": "...", "date": "...", "data": ...}` with
-//! `data` copied verbatim from the journaled event, so every retry of an event
-//! sends the same bytes. Signature: `sha256=` and the lower-case hex
-//! HMAC-SHA256 of the raw body, keyed with the UTF-8 bytes of the webhook's
-//! secret.
+//! Body: `{"id": "ev-...", "kind": "...", "date": "...", "data": ...,
+//! "timestampSent": 1764000000, "deliveryAttempt": 1}` with `data` copied
+//! verbatim from the journaled event; only the last two fields change from
+//! one try to the next (Dfns receivers check `timestampSent` against replays).
+//! Signature: `sha256=` and the lower-case hex HMAC-SHA256 of the raw body,
+//! keyed with the UTF-8 bytes of the webhook's secret, in both
+//! `X-Warden-Signature` and Dfns' `X-DFNS-WEBHOOK-SIGNATURE`.
 
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -17,11 +20,21 @@ pub const EVENT_ID_HEADER: &str = "X-Warden-Event-Id";
 pub const TIMESTAMP_HEADER: &str = "X-Warden-Timestamp";
 /// Header with `sha256=<hex HMAC-SHA256(secret, raw body)>`.
 pub const SIGNATURE_HEADER: &str = "X-Warden-Signature";
+/// The same signature under the name Dfns receivers read.
+pub const DFNS_SIGNATURE_HEADER: &str = "X-DFNS-WEBHOOK-SIGNATURE";
 
-/// The request body of `event`.
-pub(crate) fn body(event: &WebhookEvent) -> String {
+/// The request body of try number `attempt` (1 for the first) of `event`,
+/// sent at `sent_at`.
+pub(crate) fn body(event: &WebhookEvent, sent_at: DateTime<Utc>, attempt: u32) -> String {
     let data = if event.data.trim().is_empty() { "null" } else { event.data.as_str() };
-    format!(r#"{{"id":{},"kind":{},"date":{},"data":{}}}"#, json(&event.id), json(&event.kind), json(&event.date), data)
+    format!(
+        r#"{{"id":{},"kind":{},"date":{},"data":{},"timestampSent":{},"deliveryAttempt":{attempt}}}"#,
+        json(&event.id),
+        json(&event.kind),
+        json(&event.date),
+        data,
+        sent_at.timestamp()
+    )
 }
 
 /// `sha256=<lower-case hex HMAC-SHA256(secret, body)>`.
@@ -60,10 +73,11 @@ mod tests {
 
     #[test]
     fn body_keeps_data_verbatim() {
-        let body = body(&event(r#"{"b":1,"a":"x"}"#));
+        let sent = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 5).unwrap();
+        let body = body(&event(r#"{"b":1,"a":"x"}"#), sent, 2);
         assert_eq!(
             body,
-            r#"{"id":"ev-1","kind":"policy.triggered","date":"2026-11-22T10:00:00Z","data":{"b":1,"a":"x"}}"#
+            r#"{"id":"ev-1","kind":"policy.triggered","date":"2026-11-22T10:00:00Z","data":{"b":1,"a":"x"},"timestampSent":1795341605,"deliveryAttempt":2}"#
         );
         let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(parsed["data"]["a"], "x");

@@ -8,6 +8,7 @@ use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
 use crate::http::schemas::{ActivityDoc, ActivityListDoc, ActivityRequestDoc};
+use crate::http::user_action::UserAction;
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus, Initiator};
 
 /// The contract's activity statuses, for error messages.
@@ -22,13 +23,14 @@ const STATUSES: &[&str] = &["Allowed", "Blocked", "PendingApproval", "Approved",
 pub async fn submit(
     engine: Data<Engine>,
     caller: Authorized<SignerRole>,
+    signed: UserAction,
     JsonBody(mut request): JsonBody<ActivityRequest>,
 ) -> Result<Json<Activity>, Problem> {
     let caller = caller.0;
     if request.initiator.is_none() {
         request.initiator = Some(Initiator { id: caller.id, kind: caller.kind });
     }
-    let activity = engine.evaluate(request).await?;
+    let activity = engine.evaluate_signed(request, signed.0).await?;
     tracing::info!(
         activity = %activity.id,
         status = activity.status.as_str(),

@@ -9,6 +9,7 @@ use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
 use crate::http::schemas::{ApprovalDoc, ApprovalListDoc, DecisionRequestDoc};
+use crate::http::user_action::UserAction;
 use crate::model::approval::{Approval, ApprovalStatus, DecisionValue};
 
 /// The body of a decision.
@@ -65,9 +66,10 @@ pub async fn decide(
     engine: Data<Engine>,
     caller: Caller,
     id: Path<String>,
+    signed: UserAction,
     JsonBody(decision): JsonBody<DecisionRequest>,
 ) -> Result<Json<Approval>, Problem> {
-    let approval = engine.decide(&caller.0, &id, decision.value, decision.reason).await?;
+    let approval = engine.decide_signed(&caller.0, &id, decision.value, decision.reason, signed.0).await?;
     tracing::info!(
         approval = %approval.id, activity = %approval.activity.id, decider = %caller.0.id,
         value = ?decision.value, status = approval.status.as_str(), "decision recorded"

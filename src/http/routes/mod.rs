@@ -24,7 +24,14 @@ pub const PATTERNS: &[&str] = &[
     "/v2/change-requests/{id}",
     "/v2/webhooks",
     "/v2/webhooks/{id}",
+    "/v2/webhooks/{id}/ping",
     "/v2/webhooks/{id}/events",
+    "/v2/webhooks/{id}/events/{eventId}",
+    "/webhooks",
+    "/webhooks/{id}",
+    "/webhooks/{id}/ping",
+    "/webhooks/{id}/events",
+    "/webhooks/{id}/events/{eventId}",
     "/v2/events",
     "/healthz",
     "/healthz/leader",
@@ -57,15 +64,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/v2/policy-approvals/{id}").route(web::get().to(approvals::get)))
         .service(web::resource("/v2/policy-approvals/{id}/decisions").route(web::post().to(approvals::decide)))
         .service(web::resource("/v2/change-requests/{id}").route(web::get().to(change_requests::get)))
-        .service(
-            web::resource("/v2/webhooks").route(web::post().to(webhooks::create)).route(web::get().to(webhooks::list)),
-        )
-        .service(
-            web::resource("/v2/webhooks/{id}")
-                .route(web::get().to(webhooks::get))
-                .route(web::delete().to(webhooks::delete)),
-        )
-        .service(web::resource("/v2/webhooks/{id}/events").route(web::get().to(webhooks::events)))
+        .configure(|config| webhook_routes(config, "/v2/webhooks"))
+        // Dfns' SDK calls webhooks without the version prefix.
+        .configure(|config| webhook_routes(config, "/webhooks"))
         .service(web::resource("/v2/events").route(web::get().to(events::stream)))
         .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/healthz/leader").route(web::get().to(ops::leader)))
@@ -84,4 +85,19 @@ pub(super) async fn reading_the_journal<T: Send + 'static>(
         crate::error::Error::Unavailable(crate::error::Unavailable::TaskFailed { reason: e.to_string() })
     })?;
     Ok(answer?)
+}
+
+/// The webhook routes under `prefix`.
+fn webhook_routes(config: &mut web::ServiceConfig, prefix: &str) {
+    config
+        .service(web::resource(prefix).route(web::post().to(webhooks::create)).route(web::get().to(webhooks::list)))
+        .service(
+            web::resource(format!("{prefix}/{{id}}"))
+                .route(web::get().to(webhooks::get))
+                .route(web::put().to(webhooks::update))
+                .route(web::delete().to(webhooks::delete)),
+        )
+        .service(web::resource(format!("{prefix}/{{id}}/ping")).route(web::post().to(webhooks::ping)))
+        .service(web::resource(format!("{prefix}/{{id}}/events")).route(web::get().to(webhooks::events)))
+        .service(web::resource(format!("{prefix}/{{id}}/events/{{eventId}}")).route(web::get().to(webhooks::event)));
 }

@@ -11,6 +11,7 @@ use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
 use crate::http::schemas::{ChangeRequestDoc, PolicyDoc, PolicyListDoc, PolicySpecDoc};
+use crate::http::user_action::UserAction;
 use crate::model::policy::{PolicySpec, PolicyStatus};
 
 /// Creates a policy.
@@ -25,9 +26,10 @@ use crate::model::policy::{PolicySpec, PolicyStatus};
 pub async fn create(
     engine: Data<Engine>,
     caller: Authorized<AdminRole>,
+    signed: UserAction,
     JsonBody(spec): JsonBody<PolicySpec>,
 ) -> Result<HttpResponse, Problem> {
-    Ok(answer(engine.create_policy(&caller.0, spec).await?))
+    Ok(answer(engine.create_policy_signed(&caller.0, spec, signed.0).await?))
 }
 
 /// Replaces a policy.
@@ -44,9 +46,10 @@ pub async fn update(
     engine: Data<Engine>,
     caller: Authorized<AdminRole>,
     id: Path<String>,
+    signed: UserAction,
     JsonBody(spec): JsonBody<PolicySpec>,
 ) -> Result<HttpResponse, Problem> {
-    Ok(answer(engine.update_policy(&caller.0, &id, spec).await?))
+    Ok(answer(engine.update_policy_signed(&caller.0, &id, spec, signed.0).await?))
 }
 
 /// Archives a policy.
@@ -62,8 +65,9 @@ pub async fn archive(
     engine: Data<Engine>,
     caller: Authorized<AdminRole>,
     id: Path<String>,
+    signed: UserAction,
 ) -> Result<HttpResponse, Problem> {
-    Ok(answer(engine.archive_policy(&caller.0, &id).await?))
+    Ok(answer(engine.archive_policy_signed(&caller.0, &id, signed.0).await?))
 }
 
 /// One policy, with its pending change request.

@@ -1,17 +1,22 @@
-//! `/v2/webhooks`: registration and the delivery log (Admin only: a webhook
-//! decides where approval data is sent).
+//! `/v2/webhooks` and Dfns' unversioned `/webhooks`: registration, update,
+//! ping and the delivery log (Admin only: a webhook decides where approval
+//! data is sent). Both prefixes serve the same handlers.
 
 use actix_web::web::{Data, Json, Path};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::{Engine, Page};
+use crate::engine::{last_try_failed, Engine, Page, PingOutcome, WebhookEventFilter};
 use crate::http::auth::{AdminRole, Authorized};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
-use crate::http::schemas::{WebhookDoc, WebhookEventListDoc, WebhookListDoc, WebhookSpecDoc};
-use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec};
+use crate::http::schemas::{
+    WebhookDeletedDoc, WebhookDoc, WebhookEventDoc, WebhookEventListDoc, WebhookListDoc, WebhookPingDoc,
+    WebhookSpecDoc, WebhookUpdateDoc,
+};
+use crate::http::user_action::UserAction;
+use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec, WebhookUpdate};
 
 /// Registers a webhook; the answer carries its secret, shown only here.
 #[utoipa::path(
@@ -22,9 +27,10 @@ use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec};
 pub async fn create(
     engine: Data<Engine>,
     _caller: Authorized<AdminRole>,
+    signed: UserAction,
     JsonBody(spec): JsonBody<WebhookSpec>,
 ) -> Result<Json<Webhook>, Problem> {
-    let webhook = engine.create_webhook(spec).await?;
+    let webhook = engine.create_webhook_signed(spec, signed.0).await?;
     tracing::info!(webhook = %webhook.id, "webhook registered");
     Ok(Json(webhook))
 }
@@ -60,28 +66,63 @@ pub async fn get(
     Ok(Json(engine.webhook(&id)?))
 }
 
-/// Deletes a webhook; answers with it as it was.
+/// Changes a webhook's url, events, status or description (those given).
+#[utoipa::path(
+    put, path = "/v2/webhooks/{id}", operation_id = "updateWebhook", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh-...`")),
+    request_body = WebhookUpdateDoc,
+    responses((status = 200, description = "the updated webhook (without its secret)", body = WebhookDoc))
+)]
+pub async fn update(
+    engine: Data<Engine>,
+    _caller: Authorized<AdminRole>,
+    id: Path<String>,
+    signed: UserAction,
+    JsonBody(update): JsonBody<WebhookUpdate>,
+) -> Result<Json<Webhook>, Problem> {
+    let webhook = engine.update_webhook_signed(&id, update, signed.0).await?;
+    tracing::info!(webhook = %webhook.id, "webhook updated");
+    Ok(Json(webhook))
+}
+
+/// Deletes a webhook (Dfns' answer: `{"deleted": true}`).
 #[utoipa::path(
     delete, path = "/v2/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks",
     params(("id" = String, Path, description = "`wh-...`")),
-    responses((status = 200, description = "deleted", body = WebhookDoc))
+    responses((status = 200, description = "deleted", body = WebhookDeletedDoc))
 )]
 pub async fn delete(
     engine: Data<Engine>,
     _caller: Authorized<AdminRole>,
     id: Path<String>,
-) -> Result<Json<Webhook>, Problem> {
-    let webhook = engine.delete_webhook(&id).await?;
+    signed: UserAction,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let webhook = engine.delete_webhook_signed(&id, signed.0).await?;
     tracing::info!(webhook = %webhook.id, "webhook deleted");
-    // The secret is shown only in the answer to the create.
-    Ok(Json(Webhook { secret: None, ..webhook }))
+    Ok(Json(serde_json::json!({ "deleted": true })))
 }
 
-/// A webhook's delivery log.
+/// Sends one signed `webhook.ping` event now; answers the receiver's status.
+#[utoipa::path(
+    post, path = "/v2/webhooks/{id}/ping", operation_id = "pingWebhook", tag = "webhooks",
+    params(("id" = String, Path, description = "`wh-...`")),
+    responses((status = 200, description = "what the receiver answered", body = WebhookPingDoc))
+)]
+pub async fn ping(
+    engine: Data<Engine>,
+    _caller: Authorized<AdminRole>,
+    id: Path<String>,
+) -> Result<Json<PingOutcome>, Problem> {
+    Ok(Json(engine.ping_webhook(&id).await?))
+}
+
+/// A webhook's delivery log, newest last.
 #[utoipa::path(
     get, path = "/v2/webhooks/{id}/events", operation_id = "listWebhookEvents", tag = "webhooks",
     params(
         ("id" = String, Path, description = "`wh-...`"),
+        ("kind" = Option<String>, Query, description = "only events of this kind"),
+        ("deliveryFailed" = Option<bool>, Query, description = "`true`: only events whose last try failed; `false`: the others"),
         ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
         ("paginationToken" = Option<String>, Query, description = "the previous page's nextPageToken"),
     ),
@@ -93,14 +134,41 @@ pub async fn events(
     id: Path<String>,
     query: ListQuery,
 ) -> Result<Json<Page<DeliveryLogEntry>>, Problem> {
-    let page = engine.webhook_events(&id, &query.page()?)?;
+    let delivery_failed = match query.text("deliveryFailed").as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(Problem::bad_request(format!("deliveryFailed: `{shown}` is not `true` or `false`")));
+        }
+    };
+    let filter = WebhookEventFilter { kind: query.text("kind"), delivery_failed };
+    let page = engine.webhook_events_matching(&id, &filter, &query.page()?)?;
     let items = page.items.into_iter().map(DeliveryLogEntry::from).collect();
     Ok(Json(Page { items, next_page_token: page.next_page_token }))
 }
 
-/// One line of the delivery log as the contract shows it. The engine's
-/// event also holds the payload and the retry schedule, which are its own
-/// business, not the log's.
+/// One event of a webhook's delivery log.
+#[utoipa::path(
+    get, path = "/v2/webhooks/{id}/events/{eventId}", operation_id = "getWebhookEvent", tag = "webhooks",
+    params(
+        ("id" = String, Path, description = "`wh-...`"),
+        ("eventId" = String, Path, description = "`ev-...`"),
+    ),
+    responses((status = 200, body = WebhookEventDoc))
+)]
+pub async fn event(
+    engine: Data<Engine>,
+    _caller: Authorized<AdminRole>,
+    path: Path<(String, String)>,
+) -> Result<Json<DeliveryLogEntry>, Problem> {
+    let (id, event_id) = path.into_inner();
+    Ok(Json(DeliveryLogEntry::from(engine.webhook_event(&id, &event_id)?)))
+}
+
+/// One line of the delivery log as the contract shows it, with the event's
+/// `data`. The retry schedule is the engine's own business, not the log's.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryLogEntry {
@@ -109,13 +177,19 @@ pub struct DeliveryLogEntry {
     date: DateTime<Utc>,
     status: DeliveryStatus,
     attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+    delivery_failed: bool,
+    data: serde_json::Value,
 }
 
 impl From<WebhookEvent> for DeliveryLogEntry {
     fn from(event: WebhookEvent) -> Self {
+        let delivery_failed = last_try_failed(&event);
+        // The journaled text is the engine's own JSON; an empty one is no data.
+        let data = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
         let WebhookEvent { id, kind, date, status, attempts, last_error, .. } = event;
-        DeliveryLogEntry { id, kind, date, status, attempts, last_error }
+        DeliveryLogEntry { id, kind, date, status, attempts, last_error, delivery_failed, data }
     }
 }
 
@@ -124,7 +198,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_delivery_log_shows_the_contract_fields_only() {
+    fn the_delivery_log_shows_the_contract_fields_and_data() {
         let event = WebhookEvent {
             id: "ev-1".into(),
             webhook_id: "wh-1".into(),
@@ -145,7 +219,9 @@ mod tests {
                 "date": "2026-09-21T14:13:20Z",
                 "status": "Pending",
                 "attempts": 2,
-                "lastError": "connection refused"
+                "lastError": "connection refused",
+                "deliveryFailed": true,
+                "data": {"secret": "payload"}
             })
         );
     }

@@ -1,0 +1,49 @@
+#!/bin/sh
+# Installs the npm packages of tests/dfns-sdk (the real @dfns/sdk and
+# @dfns/sdk-keysigner, pinned in its package-lock.json), once: a second run
+# with the same lockfile does nothing. Called by tests/dfns_sdk.rs.
+#
+# Exit status: 0 installed (or already was); 77 when node/npm is missing or
+# the registry cannot be reached (the test then says so loudly and skips);
+# anything else is a real failure.
+set -eu
+
+dir="$(cd "$(dirname "$0")/../tests/dfns-sdk" && pwd)"
+stamp="$dir/node_modules/.warden-installed"
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "npm-install: node and npm are needed for tests/dfns-sdk" >&2
+    exit 77
+fi
+
+# Installed from this very lockfile already: nothing to do.
+if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
+    exit 0
+fi
+
+# Concurrent test runs must not install into one directory at once.
+lock="$dir/.npm-install.lock"
+i=0
+until mkdir "$lock" 2>/dev/null; do
+    i=$((i + 1))
+    if [ "$i" -gt 600 ]; then
+        echo "npm-install: $lock has been held for 10 minutes; remove it if no install is running" >&2
+        exit 1
+    fi
+    sleep 1
+done
+trap 'rmdir "$lock"' EXIT INT TERM
+
+if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
+    exit 0
+fi
+
+cd "$dir"
+if ! npm ci --no-audit --no-fund --loglevel=error; then
+    if ! npm ping >/dev/null 2>&1; then
+        echo "npm-install: the npm registry is unreachable" >&2
+        exit 77
+    fi
+    exit 1
+fi
+cp package-lock.json "$stamp"
