@@ -195,9 +195,18 @@ async fn webhooks_at_the_unversioned_paths_are_updated_pinged_and_read() {
     server.post("/v2/policies", Some(ALICE), &seed_policy()).await.expect(200);
     server.post("/v2/activities", Some(BOB), &activity("150000", None)).await.expect(200);
     wait_for(&log, 3).await; // the ping, then policy.triggered and policy.approval.pending
-    let events = server.get(&format!("/webhooks/{id}/events"), Some(ALICE)).await.expect(200);
+                             // The receiver has them; the log shows them once their outcome is journaled.
+    let mut events = Value::Null;
+    for _ in 0..400 {
+        events = server.get(&format!("/webhooks/{id}/events"), Some(ALICE)).await.expect(200);
+        if events["items"].as_array().unwrap().iter().all(|e| e["status"] == "Delivered") {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(25)).await;
+    }
     let items = events["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{events}");
+    assert!(items.iter().all(|e| e["status"] == "Delivered" && e["attempts"] == 1), "{events}");
     let triggered = server.get(&format!("/webhooks/{id}/events?kind=policy.triggered"), Some(ALICE)).await.expect(200);
     let triggered = triggered["items"].as_array().unwrap();
     assert_eq!(triggered.len(), 1);
