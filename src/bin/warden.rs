@@ -42,7 +42,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the HTTP server until SIGTERM or ctrl-c; SIGHUP reloads the config's TLS files.
+    /// Runs the HTTP server until SIGTERM or ctrl-c; SIGHUP reloads the config's principals and TLS files.
     Serve {
         /// The TOML config file; without it, development mode.
         #[arg(long, value_name = "FILE")]
@@ -195,8 +195,10 @@ async fn serve(
     }
     // Listening for SIGHUP before saying where we listen: from then on a
     // SIGHUP reloads, and can no longer end the process by its default action.
+    let mut server = warden::http::Server::from_config(engine, &config);
     let reloader = config_file.map(|file| {
         let mut reloaders = Reloaders::new(file);
+        reloaders.add(server.principals_reloader());
         if let Some(tls) = &tls {
             reloaders.add(tls.clone());
         }
@@ -206,7 +208,6 @@ async fn serve(
     println!("warden listening on {scheme}://{address}");
     tracing::info!(%address, data_dir = %config.data_dir.display(), journal = ?config.journal, principals = config.principals.len(), "warden started");
 
-    let mut server = warden::http::Server::from_config(engine, &config);
     if let Some(tls) = tls {
         server = server.tls(tls);
     }

@@ -189,9 +189,43 @@ impl<R: RequiredRole> FromRequest for Authorized<R> {
 
 fn authenticate(request: &HttpRequest) -> Result<Principal, Problem> {
     let credentials = request
-        .app_data::<web::Data<Credentials>>()
+        .app_data::<web::Data<LiveCredentials>>()
         .ok_or_else(|| Problem::unavailable("authentication is not configured"))?;
-    credentials.caller(request)
+    credentials.current().caller(request)
+}
+
+/// The credentials in force, swapped whole by a reload (SIGHUP): a request
+/// sees the old set or the new one, never a mix.
+#[derive(Debug)]
+pub struct LiveCredentials(arc_swap::ArcSwap<Credentials>);
+
+impl LiveCredentials {
+    /// Starts with `credentials`.
+    pub fn new(credentials: Credentials) -> Self {
+        LiveCredentials(arc_swap::ArcSwap::from_pointee(credentials))
+    }
+
+    /// The set in force now.
+    pub fn current(&self) -> std::sync::Arc<Credentials> {
+        self.0.load_full()
+    }
+}
+
+/// Reloads `[[principals]]` (tokens, certificates, keys) and
+/// `require_signed_actions` from the config file on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct PrincipalsReloader(pub std::sync::Arc<LiveCredentials>);
+
+impl crate::http::reload::Reload for PrincipalsReloader {
+    fn name(&self) -> &'static str {
+        "principals"
+    }
+
+    fn reload(&self, config: &crate::config::Config) -> Result<(), String> {
+        let fresh = Credentials::new(config.principals.clone()).require_signed_actions(config.require_signed_actions);
+        self.0 .0.store(std::sync::Arc::new(fresh));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

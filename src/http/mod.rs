@@ -35,7 +35,7 @@ use std::net::TcpListener;
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 
-pub use self::auth::Credentials;
+pub use self::auth::{Credentials, LiveCredentials, PrincipalsReloader};
 pub use self::metrics::install as install_metrics;
 pub use self::observe::REQUEST_ID;
 pub use self::openapi::ApiDoc;
@@ -61,7 +61,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 #[derive(Debug)]
 pub struct Server {
     engine: Engine,
-    credentials: Credentials,
+    credentials: std::sync::Arc<LiveCredentials>,
     body_limit: usize,
     body_timeout: std::time::Duration,
     max_connections: usize,
@@ -75,7 +75,7 @@ impl Server {
     pub fn new(engine: Engine) -> Self {
         Server {
             engine,
-            credentials: Credentials::default(),
+            credentials: std::sync::Arc::new(LiveCredentials::new(Credentials::default())),
             body_limit: DEFAULT_BODY_LIMIT,
             body_timeout: body::DEFAULT_BODY_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -110,9 +110,15 @@ impl Server {
         self
     }
 
+    /// What SIGHUP reloads of who may call (`[[principals]]`): register it
+    /// with the binary's [`Reloaders`].
+    pub fn principals_reloader(&self) -> PrincipalsReloader {
+        PrincipalsReloader(self.credentials.clone())
+    }
+
     /// Who may call.
     pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = credentials;
+        self.credentials = std::sync::Arc::new(LiveCredentials::new(credentials));
         self
     }
 
@@ -140,7 +146,7 @@ impl Server {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + 'static) -> io::Result<()> {
         let metrics = web::Data::new(metrics::install());
         let engine = web::Data::new(self.engine.clone());
-        let credentials = web::Data::new(self.credentials);
+        let credentials = web::Data::from(self.credentials.clone());
         let openapi = web::Data::new(OpenApiJson(openapi::render()));
         // Challenges and tokens live as long as this server: a restart
         // invalidates every user action in progress.

@@ -133,6 +133,13 @@ impl Warden {
         panic!("warden did not become healthy");
     }
 
+    /// Sends `signal` to the server process.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
     /// SIGTERM, then waits for a clean exit.
     pub fn terminate(mut self) {
         let pid = i32::try_from(self.child.id()).unwrap();

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use self::challenge::{Binding, Challenge, Full, Grant, PendingActions, TTL};
 use self::verify::SignedChallenge;
-use super::auth::{Caller, Credentials};
+use super::auth::{Caller, LiveCredentials};
 use super::body::{check_declared_length, read_limited, BodyLimit, BodyTimeout, JsonBody, DEFAULT_BODY_TIMEOUT};
 use super::problem::Problem;
 use crate::config::DEFAULT_BODY_LIMIT;
@@ -111,10 +111,11 @@ pub async fn init(
     _authenticated: Caller,
     request: HttpRequest,
     engine: Data<Engine>,
-    credentials: Data<Credentials>,
+    credentials: Data<LiveCredentials>,
     pending: Data<PendingActions>,
     JsonBody(init): JsonBody<InitRequest>,
 ) -> Result<Json<ChallengeAnswer>, Problem> {
+    let credentials = credentials.current();
     let caller = credentials.caller_entry(&request)?;
     let method = init.user_action_http_method.to_ascii_uppercase();
     if !matches!(method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH") {
@@ -183,10 +184,11 @@ pub async fn sign(
     _authenticated: Caller,
     request: HttpRequest,
     engine: Data<Engine>,
-    credentials: Data<Credentials>,
+    credentials: Data<LiveCredentials>,
     pending: Data<PendingActions>,
     JsonBody(signed): JsonBody<SignedChallenge>,
 ) -> Result<Json<TokenAnswer>, Problem> {
+    let credentials = credentials.current();
     let caller = credentials.caller_entry(&request)?;
     let now = engine.now();
     let challenge = pending
@@ -236,7 +238,7 @@ fn needs_check(request: &ServiceRequest) -> bool {
 /// sign (or is not authenticated: the route answers that).
 async fn checked(request: &mut ServiceRequest) -> Result<Option<SignedAction>, Problem> {
     let (Some(credentials), Some(engine), Some(pending)) = (
-        request.app_data::<Data<Credentials>>().cloned(),
+        request.app_data::<Data<LiveCredentials>>().map(|live| live.current()),
         request.app_data::<Data<Engine>>().cloned(),
         request.app_data::<Data<PendingActions>>().cloned(),
     ) else {
