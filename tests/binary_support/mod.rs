@@ -88,15 +88,17 @@ impl Warden {
     /// Starts the binary on a free port and waits until it is healthy.
     pub async fn start(config: &Path, data_dir: &Path, log: &Path) -> Warden {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("warden starts");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        command.args(["serve", "--config"]).arg(config).args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        command.stderr(log);
+        Warden::spawn(command).await.0
+    }
+
+    /// Runs `command` (a `warden serve` listening on a free port), waits until
+    /// it is healthy, and answers it with the lines it printed before it
+    /// said where it listens.
+    pub async fn spawn(mut command: Command) -> (Warden, Vec<String>) {
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("warden starts");
         let stdout = child.stdout.take().unwrap();
         let (lines, received) = mpsc::channel();
         std::thread::spawn(move || {
@@ -107,6 +109,7 @@ impl Warden {
             }
         });
         let deadline = Instant::now() + PATIENCE;
+        let mut printed = Vec::new();
         let base = loop {
             let line = received
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -114,10 +117,11 @@ impl Warden {
             if let Some(address) = line.strip_prefix("warden listening on ") {
                 break address.trim().to_owned();
             }
+            printed.push(line);
         };
         let warden = Warden { child, base };
         warden.wait_healthy().await;
-        warden
+        (warden, printed)
     }
 
     async fn wait_healthy(&self) {

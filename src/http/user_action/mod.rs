@@ -121,14 +121,14 @@ pub async fn init(
     if !matches!(method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH") {
         return Err(Problem::bad_request(format!(
             "userActionHttpMethod: `{}` is not a method that changes anything (POST, PUT, DELETE)",
-            quoted(&method)
+            method
         )));
     }
     let path = init.user_action_http_path;
     if !path.starts_with('/') || path.contains(['?', '#']) || path.len() > MAX_PATH_LEN {
         return Err(Problem::bad_request(format!(
             "userActionHttpPath: `{}` must be an absolute path without query, at most {MAX_PATH_LEN} bytes",
-            quoted(&path)
+            path
         )));
     }
     if init.user_action_server_kind.as_deref().is_some_and(|kind| kind != "Api") {
@@ -324,8 +324,4 @@ fn random_text() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     BASE64URL.encode(bytes)
-}
-
-fn quoted(text: &str) -> String {
-    text.chars().take(64).collect()
 }
