@@ -33,6 +33,10 @@
 //! [journal]
 //! kind = "postgres"                       # default "redb", in data_dir
 //! url = "postgresql://warden@127.0.0.1:5432/warden"
+//! [cluster]                               # several nodes on that journal
+//! node_id = "node-a"                      # unique per node
+//! advertise_url = "http://127.0.0.1:8081" # where the other nodes reach this one
+//! lease_seconds = 3
 //! ```
 //!
 //! Unknown keys are an error naming the key: a typo must not silently fall
@@ -217,7 +221,24 @@ pub struct Config {
     pub require_signed_actions: bool,
     /// Where the journal lives.
     pub journal: JournalConfig,
+    /// This node's place among several sharing a PostgreSQL journal.
+    pub cluster: Option<ClusterConfig>,
 }
+
+/// `[cluster]`: several nodes share one PostgreSQL journal; the one holding
+/// the lease leads, the others are warm standbys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Unique per node.
+    pub node_id: String,
+    /// Where the other nodes (and forwarded changes) reach this one.
+    pub advertise_url: String,
+    /// How long a lease runs without renewal (default 3 s).
+    pub lease: std::time::Duration,
+}
+
+/// Default of `[cluster] lease_seconds`.
+pub const DEFAULT_LEASE_SECONDS: u64 = 3;
 
 /// Where the journal lives: `[journal]` in the file.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -225,8 +246,8 @@ pub enum JournalConfig {
     /// A redb file in `data_dir` (the default).
     #[default]
     Redb,
-    /// A PostgreSQL database, written by this one node (several nodes on one
-    /// database, `[cluster]`, are not supported yet).
+    /// A PostgreSQL database: written by this one node, or shared by the
+    /// nodes of a `[cluster]`.
     Postgres {
         /// The connection URL or key-value string.
         url: String,
@@ -262,6 +283,7 @@ impl Default for Config {
             tls: None,
             journal: JournalConfig::default(),
             require_signed_actions: false,
+            cluster: None,
         }
     }
 }
@@ -292,8 +314,15 @@ struct RawConfig {
     #[serde(default)]
     require_signed_actions: bool,
     journal: Option<RawJournal>,
-    /// Refused with a message of its own rather than as an unknown key.
-    cluster: Option<toml::Value>,
+    cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    node_id: Option<String>,
+    advertise_url: Option<String>,
+    lease_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,16 +458,11 @@ impl Config {
             Some(n) if (1..=1_000_000).contains(&n) => n,
             Some(_) => return Err(invalid("max_connections".into(), "must be 1 to 1000000")),
         };
-        if raw.cluster.is_some() {
-            return Err(invalid(
-                "cluster".into(),
-                "is not supported yet: several nodes cannot share a journal in this version; run one node",
-            ));
-        }
         let journal = match raw.journal {
             None => JournalConfig::Redb,
             Some(journal) => parse_journal(journal)?,
         };
+        let cluster = raw.cluster.map(|cluster| parse_cluster(cluster, &journal)).transpose()?;
         Ok(Config {
             body_timeout: std::time::Duration::from_secs(body_timeout),
             max_connections,
@@ -455,6 +479,7 @@ impl Config {
             body_limit,
             tls: raw.tls,
             journal,
+            cluster,
             require_signed_actions: raw.require_signed_actions,
         })
     }
@@ -566,6 +591,33 @@ fn parse_journal(raw: RawJournal) -> Result<JournalConfig, ConfigError> {
         },
         other => Err(invalid("journal.kind".into(), format!("`{other}` is not `redb` or `postgres`"))),
     }
+}
+
+fn parse_cluster(raw: RawCluster, journal: &JournalConfig) -> Result<ClusterConfig, ConfigError> {
+    if !matches!(journal, JournalConfig::Postgres { .. }) {
+        return Err(invalid(
+            "cluster".into(),
+            "needs `[journal] kind = \"postgres\"`: the nodes of a cluster share one PostgreSQL journal",
+        ));
+    }
+    let node_id = match raw.node_id {
+        Some(id) if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) => id,
+        _ => return Err(invalid("cluster.node_id".into(), "is required: 1 to 64 visible ASCII characters")),
+    };
+    let advertise_url = match raw.advertise_url {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
+        _ => {
+            return Err(invalid(
+                "cluster.advertise_url".into(),
+                "is required: the http:// or https:// URL where the other nodes reach this one",
+            ))
+        }
+    };
+    let seconds = raw.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS);
+    if !(1..=600).contains(&seconds) {
+        return Err(invalid("cluster.lease_seconds".into(), "must be 1 to 600 seconds"));
+    }
+    Ok(ClusterConfig { node_id, advertise_url, lease: std::time::Duration::from_secs(seconds) })
 }
 
 fn invalid(key: String, message: impl Into<String>) -> ConfigError {
@@ -695,6 +747,16 @@ BTC = 60000
     }
 
     #[test]
+    fn a_cluster_shares_a_postgres_journal() {
+        let text = "[journal]\nkind = \"postgres\"\nurl = \"postgresql://h/db\"\n[cluster]\nnode_id = \"node-a\"\n\
+                    advertise_url = \"http://127.0.0.1:8081/\"\n";
+        let cluster = Config::from_toml(text).unwrap().cluster.unwrap();
+        assert_eq!(cluster.node_id, "node-a");
+        assert_eq!(cluster.advertise_url, "http://127.0.0.1:8081");
+        assert_eq!(cluster.lease, std::time::Duration::from_secs(DEFAULT_LEASE_SECONDS));
+    }
+
+    #[test]
     fn the_journal_is_redb_or_postgres() {
         assert_eq!(Config::from_toml("[journal]\nkind = \"redb\"\n").unwrap().journal, JournalConfig::Redb);
         let config = Config::from_toml("[journal]\nkind = \"postgres\"\nurl = \"postgresql://w:secret@h/db\"\n");
@@ -708,6 +770,18 @@ BTC = 60000
             ("[journal]\nkind = \"sqlite\"\n", "journal.kind"),
             ("[journal]\nkind = \"redb\"\npath = \"x\"\n", "path"),
             ("[cluster]\nnode_id = \"node-a\"\n", "cluster"),
+            (
+                "[journal]\nkind = \"postgres\"\nurl = \"postgresql://h/db\"\n[cluster]\nadvertise_url = \"http://h:1\"\n",
+                "cluster.node_id",
+            ),
+            (
+                "[journal]\nkind = \"postgres\"\nurl = \"postgresql://h/db\"\n[cluster]\nnode_id = \"a\"\nadvertise_url = \"h:1\"\n",
+                "cluster.advertise_url",
+            ),
+            (
+                "[journal]\nkind = \"postgres\"\nurl = \"postgresql://h/db\"\n[cluster]\nnode_id = \"a\"\nadvertise_url = \"http://h:1\"\nlease_seconds = 0\n",
+                "cluster.lease_seconds",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::from_toml(text).unwrap_err().to_string();

@@ -101,6 +101,14 @@ pub enum Unavailable {
         /// What happened.
         reason: String,
     },
+    /// This node is a standby (or lost its lease): only the leader writes.
+    /// Retrying reaches the leader once one leads (the HTTP layer forwards
+    /// changes there itself).
+    #[error("this node is not the leader{}", leader.as_deref().map(|url| format!(" (the leader is at {url})")).unwrap_or_default())]
+    NotLeader {
+        /// Where the leader is, if one leads now.
+        leader: Option<String>,
+    },
 }
 
 impl Unavailable {
@@ -108,7 +116,7 @@ impl Unavailable {
     pub fn is_retryable(&self) -> bool {
         match self {
             Unavailable::ShuttingDown => false,
-            Unavailable::Restarting { .. } | Unavailable::TaskFailed { .. } => true,
+            Unavailable::Restarting { .. } | Unavailable::TaskFailed { .. } | Unavailable::NotLeader { .. } => true,
         }
     }
 }

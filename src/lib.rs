@@ -6,6 +6,7 @@
 mod actors;
 pub mod audit;
 mod clock;
+pub mod cluster;
 pub mod config;
 pub mod credential;
 mod engine;

@@ -1,7 +1,7 @@
 //! The layers import one way, down this list: model, policy, workflow,
 //! journal, state, actors, engine, http, bin (with the leaves clock, faults
-//! and credential below all of them, error beside model, and config and audit
-//! beside http). The pure layers (model, policy, workflow) use neither actix
+//! and credential below all of them, error beside model, and config, audit
+//! and cluster beside http). The pure layers (model, policy, workflow) use neither actix
 //! nor tokio. Read from the source text:
 //! every `crate::<module>` a file names must be of its own layer or a lower one.
 
@@ -26,6 +26,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("http", 8),
     // `warden audit verify`: reads the journal with the config's keys.
     ("audit", 8),
+    // Which node of a shared journal leads: drives the engine's role from the lease.
+    ("cluster", 8),
     ("bin", 9),
 ];
 

@@ -164,6 +164,15 @@ impl AddressBook {
         self.approvals.len()
     }
 
+    /// Drops every window and approval actor (a leader becoming a standby):
+    /// each stops once the calls holding its address are answered.
+    pub(crate) fn clear(&self) {
+        self.windows.clear();
+        self.approvals.clear();
+        metrics::gauge!("warden_window_actors").set(0.0);
+        metrics::gauge!("warden_approval_actors").set(0.0);
+    }
+
     /// Stops every arbiter, and the actors on them.
     pub(crate) fn stop(&self) {
         for arbiter in &self.arbiters {

@@ -39,6 +39,7 @@ use crate::workflow;
 
 use super::approval::ApprovalPort;
 use super::book::AddressBook;
+use super::leadership::Leadership;
 use super::serial::Serialized;
 use super::webhook_dispatcher::{DeliveryLog, Dispatcher, Wake};
 use super::window::{Commit, MergeCounts};
@@ -46,7 +47,7 @@ use super::window::{Commit, MergeCounts};
 /// The hub of one engine.
 pub(crate) struct Hub {
     state: Arc<State>,
-    writer: JournalWriter,
+    leadership: Leadership,
     book: Arc<AddressBook>,
     clock: Arc<dyn Clock>,
     settings: Settings,
@@ -59,19 +60,25 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// A hub over `state`, committing through `writer`.
+    /// A hub over `state`, committing through `writer` (`None`: a standby,
+    /// which commits nothing until it is promoted).
     pub(crate) fn new(
         state: Arc<State>,
-        writer: JournalWriter,
+        writer: Option<JournalWriter>,
         book: Arc<AddressBook>,
         clock: Arc<dyn Clock>,
         settings: Settings,
         webhook_allow_private: bool,
     ) -> Arc<Self> {
         let (subscribers, _) = broadcast::channel(1024);
+        let leadership = Leadership::default();
+        if let Some(writer) = writer {
+            leadership.install(writer);
+            leadership.set_leading(true);
+        }
         Arc::new_cyclic(|me| Hub {
             state,
-            writer,
+            leadership,
             book,
             clock,
             settings,
@@ -125,9 +132,21 @@ impl Hub {
         let _ = self.serial.set(serial);
     }
 
+    /// Whether this node writes, and for how long.
+    pub(crate) fn leadership(&self) -> &Leadership {
+        &self.leadership
+    }
+
+    /// The webhook dispatcher.
+    pub(crate) fn dispatcher(&self) -> Option<&Addr<Dispatcher>> {
+        self.dispatcher.get()
+    }
+
     /// Stops the journal writer once what is queued is committed.
     pub(crate) fn close(&self) {
-        self.writer.close();
+        if let Some(writer) = self.leadership.uninstall() {
+            writer.close();
+        }
     }
 
     /// Subscribes to engine events.
@@ -140,7 +159,9 @@ impl Hub {
     /// `reservation` turn that reservation into the count. Answers the seq of
     /// the first fact.
     pub(crate) async fn commit(&self, facts: Vec<Fact>, reservation: u64) -> Result<Seq, Error> {
-        let first = self.writer.commit(&facts).await?;
+        // Counted until the facts are applied: a demotion waits for it.
+        let (writer, _in_flight) = self.leadership.writer()?;
+        let first = writer.commit(&facts).await?;
         let mut effects = Vec::new();
         for (seq, fact) in (first..).zip(facts) {
             self.state.apply(seq, fact, &mut effects);
@@ -381,8 +402,9 @@ impl DeliveryLog for Hub {
         self.clock.now()
     }
 
+    /// Only the leader delivers: a standby's tries could not be journaled.
     fn is_ready(&self) -> bool {
-        Hub::is_ready(self)
+        Hub::is_ready(self) && self.leadership.is_leading()
     }
 
     fn pending_events(&self) -> Vec<(String, String, DateTime<Utc>)> {

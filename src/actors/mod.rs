@@ -8,6 +8,7 @@ pub(crate) mod approval;
 pub(crate) mod book;
 mod guard;
 pub(crate) mod hub;
+pub(crate) mod leadership;
 pub(crate) mod registry;
 pub(crate) mod serial;
 pub mod webhook_dispatcher;

@@ -27,6 +27,7 @@ use tracing_subscriber::EnvFilter;
 use warden::config::{Config, JournalConfig, DEV_PRINCIPAL_ID};
 use warden::http::{Reloaders, Tls};
 use warden::Journal;
+use warden::cluster::Cluster;
 use warden_postgres::PostgresJournal;
 use warden_redb::RedbJournal;
 
@@ -183,8 +184,24 @@ async fn serve(
     let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     // Before the engine: recovery already records metrics.
     warden::http::install_metrics();
-    let journal = open_journal(&config).await?;
-    let engine = config.engine_builder().shared_journal(journal).build().await?;
+    let (journal, shared) = open_journal(&config).await?;
+    let mut builder = config.engine_builder().shared_journal(journal);
+    if config.cluster.is_some() {
+        // Every node of a cluster starts as a standby and leads once it
+        // holds the lease.
+        builder = builder.standby();
+    }
+    let engine = builder.build().await?;
+    let cluster = match (&config.cluster, shared, &config.journal) {
+        (Some(cluster), Some(shared), JournalConfig::Postgres { url }) => Some(Cluster::start(
+            engine.clone(),
+            shared,
+            url.clone(),
+            cluster.clone(),
+            tokio::runtime::Handle::current(),
+        )?),
+        _ => None,
+    };
     let listener =
         TcpListener::bind(&config.listen).map_err(|e| format!("cannot listen on `{}`: {e}", config.listen))?;
     let address = listener.local_addr()?;
@@ -214,6 +231,11 @@ async fn serve(
     let served = server.serve(listener, shutdown_signal()).await;
     if let Some(reloader) = reloader {
         reloader.abort();
+    }
+    if let Some(cluster) = cluster {
+        // Releases the lease, so a standby takes over without waiting for it.
+        // Off this thread: the role may be waiting on this runtime.
+        let _ = actix_web::rt::task::spawn_blocking(move || cluster.stop()).await;
     }
     served?;
     Ok(())
@@ -252,7 +274,11 @@ async fn reload_on_sighup(hangups: Option<tokio::signal::unix::Signal>, reloader
 async fn reload_on_sighup(_: Option<()>, _: Reloaders) {}
 
 /// The journal the config names.
-async fn open_journal(config: &Config) -> Result<Arc<dyn Journal>, Box<dyn std::error::Error>> {
+/// The journal of `config`; a PostgreSQL one is also answered as itself,
+/// for a cluster's role to follow.
+async fn open_journal(
+    config: &Config,
+) -> Result<(Arc<dyn Journal>, Option<Arc<PostgresJournal>>), Box<dyn std::error::Error>> {
     match &config.journal {
         JournalConfig::Redb => {
             std::fs::create_dir_all(&config.data_dir)
@@ -260,7 +286,7 @@ async fn open_journal(config: &Config) -> Result<Arc<dyn Journal>, Box<dyn std::
             let journal_path = config.data_dir.join(JOURNAL_FILE);
             let journal = RedbJournal::open(&journal_path)
                 .map_err(|e| format!("cannot open journal `{}`: {e}", journal_path.display()))?;
-            Ok(Arc::new(journal))
+            Ok((Arc::new(journal), None))
         }
         JournalConfig::Postgres { url } => {
             // The PostgreSQL client blocks on a runtime of its own, which
@@ -270,7 +296,8 @@ async fn open_journal(config: &Config) -> Result<Arc<dyn Journal>, Box<dyn std::
                 .await
                 .map_err(|e| format!("cannot open the postgres journal: {e}"))?
                 .map_err(|e| format!("cannot open the postgres journal: {e}"))?;
-            Ok(Arc::new(journal))
+            let journal = Arc::new(journal);
+            Ok((journal.clone(), Some(journal)))
         }
     }
 }

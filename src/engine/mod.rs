@@ -7,6 +7,7 @@ mod activities;
 mod approvals;
 mod governance;
 mod recovery;
+mod roles;
 mod signed_calls;
 mod webhook_admin;
 mod webhooks;
@@ -98,6 +99,7 @@ pub struct EngineBuilder {
     upkeep: Upkeep,
     webhook_allow_private: bool,
     webhook_backlog: usize,
+    standby: bool,
 }
 
 impl Default for EngineBuilder {
@@ -110,6 +112,7 @@ impl Default for EngineBuilder {
             upkeep: Upkeep { window_idle: DEFAULT_WINDOW_IDLE, external_id_retention: DEFAULT_EXTERNAL_ID_RETENTION },
             webhook_allow_private: false,
             webhook_backlog: DEFAULT_WEBHOOK_BACKLOG,
+            standby: false,
         }
     }
 }
@@ -193,6 +196,15 @@ impl EngineBuilder {
         self
     }
 
+    /// Starts as a standby of a shared journal: the journal is folded, but
+    /// nothing is committed until [`Engine::promote`]; the node follows the
+    /// leader's records with [`Engine::follow`]. Default: a single node, the
+    /// leader of its own journal.
+    pub fn standby(mut self) -> Self {
+        self.standby = true;
+        self
+    }
+
     /// Recovers the journal and starts the engine. Must run inside an actix
     /// system (`#[actix::main]`, `#[actix_web::main]`, `#[actix_rt::test]`).
     pub async fn build(self) -> Result<Engine, Error> {
@@ -201,13 +213,20 @@ impl EngineBuilder {
         let state = Arc::new(State::new(journal.clone(), self.webhook_backlog));
         let book = Arc::new(AddressBook::new(arbiters, journal.clone()));
         let allow_private = self.webhook_allow_private;
-        let hub = Hub::new(state, JournalWriter::start(journal), book, self.clock, self.settings, allow_private);
+        let writer = (!self.standby).then(|| JournalWriter::start(journal));
+        let hub = Hub::new(state, writer, book, self.clock, self.settings, allow_private);
         let registry = Registry::new(&hub, self.upkeep).start();
         let log: std::sync::Weak<dyn DeliveryLog> = Arc::downgrade(&hub) as std::sync::Weak<dyn DeliveryLog>;
         hub.wire(Dispatcher::new(log, allow_private).start(), registry.clone().recipient());
-        recovery::recover(&hub, self.upkeep.external_id_retention).await?;
+        let standby: roles::StandbySlot = Default::default();
+        if self.standby {
+            let ledgers = recovery::fold_journal(&hub, self.upkeep.external_id_retention)?;
+            *standby.lock().unwrap_or_else(|p| p.into_inner()) = Some(roles::Standby::new(ledgers));
+        } else {
+            recovery::recover(&hub, self.upkeep.external_id_retention).await?;
+        }
         hub.set_ready(true);
-        Ok(Engine { hub, registry })
+        Ok(Engine { hub, registry, standby })
     }
 }
 
@@ -225,6 +244,8 @@ async fn detached<T: Send + 'static>(
 pub struct Engine {
     hub: Arc<Hub>,
     registry: Addr<Registry>,
+    /// What a standby keeps to lead later; `None` while leading.
+    standby: roles::StandbySlot,
 }
 
 impl std::fmt::Debug for Engine {
@@ -239,6 +260,18 @@ impl Engine {
         EngineBuilder::default()
     }
 
+    /// Runs a state change (see [`detached`]) if this node leads; a standby
+    /// refuses it at once, before any window reserves or actor starts.
+    async fn change<T: Send + 'static>(
+        &self,
+        change: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        if !self.hub.leadership().is_leading() {
+            return Err(self.hub.leadership().not_leader());
+        }
+        detached(change).await
+    }
+
     /// Whether recovery is complete.
     pub fn is_ready(&self) -> bool {
         self.hub.is_ready()
@@ -249,9 +282,11 @@ impl Engine {
         self.hub.state().applied_seq()
     }
 
-    /// Whether this engine writes the journal: always, for a single node.
+    /// Whether this engine writes the journal and answers changes: always,
+    /// for a single node; on a node sharing its journal, while it holds the
+    /// lease and runs its actors.
     pub fn is_leader(&self) -> bool {
-        self.is_ready()
+        self.is_ready() && self.hub.leadership().is_leading()
     }
 
     /// The engine's clock.
@@ -264,7 +299,7 @@ impl Engine {
     /// Evaluates a `Wallets:Sign` activity and answers once the answer is
     /// durable: `Allowed`, `Blocked` or `PendingApproval`.
     pub async fn evaluate(&self, request: ActivityRequest) -> Result<Activity, Error> {
-        detached(activities::evaluate(self.hub.clone(), request, None)).await
+        self.change(activities::evaluate(self.hub.clone(), request, None)).await
     }
 
     /// One activity (read from the journal).
@@ -304,7 +339,7 @@ impl Engine {
     ) -> Result<PolicyChange, Error> {
         let (hub, caller) = (self.hub.clone(), caller.clone());
         let lane = self.hub.clone();
-        detached(async move {
+        self.change(async move {
             lane.serialized(async move { governance::propose(&hub, caller, operation, user_action).await }).await
         })
         .await
@@ -390,7 +425,7 @@ impl Engine {
     ) -> Result<Approval, Error> {
         let (hub, caller, id, reason) = (self.hub.clone(), caller.clone(), approval_id.to_owned(), reason.into());
         let approval =
-            detached(async move { approvals::decide(&hub, &caller, &id, value, reason, user_action).await }).await?;
+            self.change(async move { approvals::decide(&hub, &caller, &id, value, reason, user_action).await }).await?;
         Ok(self.with_current_change(approval))
     }
 
@@ -405,7 +440,7 @@ impl Engine {
     /// Registers a webhook; the answer carries the secret, shown only here.
     pub async fn create_webhook(&self, spec: WebhookSpec) -> Result<Webhook, Error> {
         let hub = self.hub.clone();
-        detached(async move { webhooks::create_webhook(&hub, spec, None).await }).await
+        self.change(async move { webhooks::create_webhook(&hub, spec, None).await }).await
     }
 
     /// One webhook (without its secret).
@@ -422,7 +457,7 @@ impl Engine {
     /// Deletes a webhook.
     pub async fn delete_webhook(&self, id: &str) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        detached(async move { webhooks::delete_webhook(&hub, &id, None).await }).await
+        self.change(async move { webhooks::delete_webhook(&hub, &id, None).await }).await
     }
 
     /// A webhook's delivery log.

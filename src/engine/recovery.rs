@@ -27,16 +27,23 @@ use crate::policy::WindowKey;
 /// (Two levels: the few policies stay in cache, so a count costs one lookup of
 /// its scope.) Scope keys are chosen by callers (wallet ids, addresses), so
 /// they are hashed with a seeded hasher.
-type LedgersByWindow = HashMap<String, HashMap<String, Ledger, RandomState>, RandomState>;
+pub(super) type LedgersByWindow = HashMap<String, HashMap<String, Ledger, RandomState>, RandomState>;
 
-/// Rebuilds the state of `hub` from its journal. Runs once, before the engine answers.
+/// Rebuilds the state of `hub` from its journal and starts leading from it.
+/// Runs once, before a single node answers.
 pub(super) async fn recover(hub: &Arc<Hub>, external_id_retention: Duration) -> Result<(), Error> {
+    let ledgers = fold_journal(hub, external_id_retention)?;
+    start_leading(hub, ledgers).await;
+    Ok(())
+}
+
+/// Folds the whole journal into the state with the one fold, and answers the
+/// windows' counts inside the widest horizon, by window. Runs the actors of
+/// nothing: a standby keeps the counts until it leads.
+pub(super) fn fold_journal(hub: &Arc<Hub>, external_id_retention: Duration) -> Result<LedgersByWindow, Error> {
     let started = std::time::Instant::now();
     let state = hub.state().clone();
-    let now = hub.now();
-    // Counts older than the widest window any rule may have are never seen
-    // again; the others are kept until the policies are known.
-    let oldest = now - chrono::Duration::seconds(MAX_TIME_WINDOW_SECS as i64);
+    let oldest = horizon(hub);
     let mut ledgers = LedgersByWindow::default();
     let mut records = 0u64;
     let mut effects = Vec::new();
@@ -45,16 +52,7 @@ pub(super) async fn recover(hub: &Arc<Hub>, external_id_retention: Duration) -> 
         |seq, mut fact| {
             // Counts go to their windows on this thread: on the folding one,
             // among the tables, the same work measured slower.
-            for count in fact.take_counts() {
-                if let (Some(quantity), true) = (count.quantity, count.at >= oldest) {
-                    let WindowKey { policy_id, scope_key } = count.window;
-                    let by_scope = match ledgers.get_mut(&policy_id) {
-                        Some(by_scope) => by_scope,
-                        None => ledgers.entry(policy_id).or_default(),
-                    };
-                    by_scope.entry(scope_key).or_default().push(count.at, quantity, count.activity_id);
-                }
-            }
+            collect_counts(&mut ledgers, &mut fact, oldest);
             if let Fact::ActivityEvaluated { activity, .. } = &mut fact {
                 // Not kept: dropped here, on the thread that made it.
                 activity.json = String::new();
@@ -63,25 +61,54 @@ pub(super) async fn recover(hub: &Arc<Hub>, external_id_retention: Duration) -> 
         },
         |(seq, fact)| {
             records += 1;
-            // The one fold. What it asks of actors is set up below from the
-            // final state instead, once.
+            // The one fold. What it asks of actors is set up from the final
+            // state instead, once, when the node leads.
             state.apply(seq, fact, &mut effects);
             effects.clear();
         },
     )?;
     state.publish_snapshot();
+    let now = hub.now();
+    let retention = chrono::Duration::from_std(external_id_retention).unwrap_or(chrono::Duration::MAX);
+    state.forget_external_ids(now.checked_sub_signed(retention).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC));
+    let millis = started.elapsed().as_millis() as u64;
+    tracing::info!(records, millis, "journal folded");
+    Ok(ledgers)
+}
+
+/// Counts older than this are outside the widest window any rule may have:
+/// never seen again.
+pub(super) fn horizon(hub: &Hub) -> chrono::DateTime<chrono::Utc> {
+    hub.now() - chrono::Duration::seconds(MAX_TIME_WINDOW_SECS as i64)
+}
+
+/// Moves the counts of `fact` inside the horizon into `ledgers`.
+pub(super) fn collect_counts(ledgers: &mut LedgersByWindow, fact: &mut Fact, oldest: chrono::DateTime<chrono::Utc>) {
+    for count in fact.take_counts() {
+        if let (Some(quantity), true) = (count.quantity, count.at >= oldest) {
+            let WindowKey { policy_id, scope_key } = count.window;
+            let by_scope = match ledgers.get_mut(&policy_id) {
+                Some(by_scope) => by_scope,
+                None => ledgers.entry(policy_id).or_default(),
+            };
+            by_scope.entry(scope_key).or_default().push(count.at, quantity, count.activity_id);
+        }
+    }
+}
+
+/// Sets up what runs on a leader from the state: the windows with their
+/// counts, an actor per pending approval; then expires the approvals whose
+/// deadline passed while nobody led.
+pub(super) async fn start_leading(hub: &Arc<Hub>, ledgers: LedgersByWindow) {
+    let state = hub.state().clone();
     let windows = restore_windows(hub, ledgers);
     let port: Weak<dyn ApprovalPort> = Arc::downgrade(hub) as Weak<dyn ApprovalPort>;
     for id in state.pending_approval_ids() {
         hub.book().start_approval(id, port.clone());
     }
     metrics::gauge!("warden_approvals_pending").set(state.pending_approval_count() as f64);
-    let retention = chrono::Duration::from_std(external_id_retention).unwrap_or(chrono::Duration::MAX);
-    state.forget_external_ids(now.checked_sub_signed(retention).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC));
     let expired = expire_due(hub).await;
-    let millis = started.elapsed().as_millis() as u64;
-    tracing::info!(records, windows, expired, millis, "recovery complete");
-    Ok(())
+    tracing::info!(windows, expired, pending = state.pending_approval_count(), "leading from the state");
 }
 
 /// Starts the actor of every window of a velocity policy that still has

@@ -13,7 +13,7 @@ use crate::model::webhook::{Webhook, WebhookSpec, WebhookUpdate};
 use crate::policy::validate;
 use crate::workflow::PolicyOperation;
 
-use super::{activities, detached, webhooks, Engine, PolicyChange};
+use super::{activities, webhooks, Engine, PolicyChange};
 
 impl Engine {
     /// [`Engine::evaluate`], signed by its initiator.
@@ -22,7 +22,7 @@ impl Engine {
         request: ActivityRequest,
         user_action: Option<SignedAction>,
     ) -> Result<Activity, Error> {
-        detached(activities::evaluate(self.hub.clone(), request, user_action)).await
+        self.change(activities::evaluate(self.hub.clone(), request, user_action)).await
     }
 
     /// [`Engine::create_policy`], signed by `caller`.
@@ -65,7 +65,7 @@ impl Engine {
         user_action: Option<SignedAction>,
     ) -> Result<Webhook, Error> {
         let hub = self.hub.clone();
-        detached(async move { webhooks::create_webhook(&hub, spec, user_action).await }).await
+        self.change(async move { webhooks::create_webhook(&hub, spec, user_action).await }).await
     }
 
     /// [`Engine::update_webhook`], signed.
@@ -76,12 +76,12 @@ impl Engine {
         user_action: Option<SignedAction>,
     ) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        detached(async move { webhooks::update_webhook(&hub, &id, update, user_action).await }).await
+        self.change(async move { webhooks::update_webhook(&hub, &id, update, user_action).await }).await
     }
 
     /// [`Engine::delete_webhook`], signed.
     pub async fn delete_webhook_signed(&self, id: &str, user_action: Option<SignedAction>) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        detached(async move { webhooks::delete_webhook(&hub, &id, user_action).await }).await
+        self.change(async move { webhooks::delete_webhook(&hub, &id, user_action).await }).await
     }
 }

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::model::ids::{new_id, IdKind};
 use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookUpdate};
 
-use super::{detached, webhooks, Engine, Page, PageRequest};
+use super::{webhooks, Engine, Page, PageRequest};
 
 /// The kind of a ping's event.
 pub const PING_KIND: &str = "webhook.ping";
@@ -56,7 +56,7 @@ impl Engine {
     /// Changes a webhook (the fields given); answers it without its secret.
     pub async fn update_webhook(&self, id: &str, update: WebhookUpdate) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        detached(async move { webhooks::update_webhook(&hub, &id, update, None).await }).await
+        self.change(async move { webhooks::update_webhook(&hub, &id, update, None).await }).await
     }
 
     /// Sends one signed `webhook.ping` event to the webhook now (whatever its

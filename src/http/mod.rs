@@ -17,6 +17,7 @@
 
 mod auth;
 mod body;
+pub mod forward;
 mod metrics;
 mod observe;
 mod openapi;
@@ -53,6 +54,10 @@ use crate::engine::Engine;
 /// request waits at most for one journal commit and an actor round trip, so
 /// this is generous, while still bounding how long a stop can take.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// Largest answer of the leader to a forwarded change that a standby relays
+/// (answers to changes are one entity each, far smaller).
+const MAX_FORWARDED_ANSWER: usize = 4 * 1024 * 1024;
 
 /// `max_connections` by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -169,6 +174,7 @@ impl Server {
                 .app_data(limit)
                 .app_data(timeout)
                 .wrap(from_fn(user_action::require))
+                .wrap(from_fn(forward::to_leader))
                 .wrap(ErrorHandlers::new().default_handler(problem::rewrite_bare_error))
                 .wrap(from_fn(observe::observe))
                 .configure(routes::configure)

@@ -16,9 +16,11 @@ use crate::http::schemas::HealthDoc;
 pub async fn healthz(engine: Data<Engine>) -> Result<HttpResponse, Problem> {
     if engine.is_ready() {
         let role = if engine.is_leader() { "leader" } else { "standby" };
-        Ok(HttpResponse::Ok().json(serde_json::json!({
-            "status": "ok", "role": role, "journalSeq": engine.journal_seq(),
-        })))
+        let mut health = serde_json::json!({ "status": "ok", "role": role, "journalSeq": engine.journal_seq() });
+        if let Some(leader) = engine.leader_url() {
+            health["leader"] = leader.into();
+        }
+        Ok(HttpResponse::Ok().json(health))
     } else {
         Err(Problem::unavailable("engine is not ready (recovering or stopping)"))
     }

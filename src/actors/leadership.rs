@@ -1,0 +1,112 @@
+//! Whether this node may write, and for how long: the writer it commits
+//! through (none on a standby), the end of its lease, and the commits under
+//! way, which a demotion waits for before the node starts following the
+//! journal (so no record is applied twice).
+//!
+//! A single node installs its writer at build and has no lease end: it leads
+//! for as long as it runs.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+
+use crate::error::{Error, Unavailable};
+use crate::journal::JournalWriter;
+
+/// How much earlier than its lease a leader stops committing: the renewal
+/// thread may be late by a scheduling hiccup, and the node must have stopped
+/// before the database lets another node take over.
+pub(crate) const LEASE_MARGIN: Duration = Duration::from_millis(250);
+
+/// A node's right to write.
+#[derive(Default)]
+pub(crate) struct Leadership {
+    writer: ArcSwapOption<JournalWriter>,
+    /// Set once the actors and timers run from the state: only then does the
+    /// node answer as leader.
+    leading: AtomicBool,
+    /// When the lease ends (minus [`LEASE_MARGIN`]); `None`: no lease, a single node.
+    lease_end: Mutex<Option<Instant>>,
+    /// Where the leader is, as last read from the lease (standbys forward there).
+    leader_url: ArcSwapOption<String>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A commit under way; counted until dropped.
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Leadership {
+    /// The writer to commit through, if this node may write now; the commit
+    /// is counted until the returned guard drops.
+    pub(crate) fn writer(&self) -> Result<(Arc<JournalWriter>, InFlight), Error> {
+        // Counted first, so a demotion that removes the writer after this
+        // point waits for this commit.
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(self.in_flight.clone());
+        let writer = self.writer.load_full().ok_or_else(|| self.not_leader())?;
+        if !self.lease_holds() {
+            return Err(self.not_leader());
+        }
+        Ok((writer, guard))
+    }
+
+    /// Commits go through `writer` from now on.
+    pub(crate) fn install(&self, writer: JournalWriter) {
+        self.writer.store(Some(Arc::new(writer)));
+    }
+
+    /// No more commits: answers the writer taken away (to be closed).
+    pub(crate) fn uninstall(&self) -> Option<Arc<JournalWriter>> {
+        self.leading.store(false, Ordering::Release);
+        self.writer.swap(None)
+    }
+
+    /// Waits until every commit under way has been applied.
+    pub(crate) async fn drained(&self) {
+        while self.in_flight.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Whether the node answers as leader now.
+    pub(crate) fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire) && self.lease_holds()
+    }
+
+    /// The node answers as leader (its actors and timers run).
+    pub(crate) fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Release);
+    }
+
+    /// The lease now ends at `end` (`None`: no lease).
+    pub(crate) fn set_lease_end(&self, end: Option<Instant>) {
+        *self.lease_end.lock().unwrap_or_else(|p| p.into_inner()) = end.map(|end| end.checked_sub(LEASE_MARGIN).unwrap_or(end));
+    }
+
+    fn lease_holds(&self) -> bool {
+        self.lease_end.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|end| Instant::now() < end)
+    }
+
+    /// Where the leader is.
+    pub(crate) fn leader_url(&self) -> Option<String> {
+        self.leader_url.load_full().map(|url| (*url).clone())
+    }
+
+    /// The leader is at `url` (`None`: nobody leads now).
+    pub(crate) fn set_leader_url(&self, url: Option<String>) {
+        self.leader_url.store(url.map(Arc::new));
+    }
+
+    /// The error of a change this node cannot make.
+    pub(crate) fn not_leader(&self) -> Error {
+        Unavailable::NotLeader { leader: self.leader_url() }.into()
+    }
+}
