@@ -7,6 +7,10 @@
 //! fenced off when it resumes.
 
 #![cfg(unix)]
+// Each test runs its own single-threaded actix system; the scenario lock is
+// meant to be held across awaits (one scenario at a time), and the answer
+// logs are only read once the load has stopped.
+#![allow(clippy::await_holding_lock)]
 
 mod binary_support;
 mod http_support;
@@ -133,7 +137,10 @@ fn write_config(dir: &Path, url: &str, node: &str, port: u16) -> PathBuf {
             token_sha256_hex(token)
         )
     };
-    let mut text = String::from("listen = \"127.0.0.1:1\"   # overridden by --listen\n\n");
+    let mut text = String::from(
+        "listen = \"127.0.0.1:1\"   # overridden by --listen\n\
+         webhook_allow_private = true   # the test's receiver is on loopback\n\n",
+    );
     text += &principal("us-alice", "\"Admin\"", ADMIN);
     text += &principal("us-bob", "\"Signer\"", SIGNER);
     text += &principal("us-1", "", APPROVER);
@@ -304,7 +311,12 @@ struct Answered {
 /// Submits activities (small ones counted by the organization window, large
 /// ones needing approval) and decides pending approvals, at whichever node is
 /// up, until `stop`.
-async fn load(bases: Vec<String>, worker: usize, answered: Arc<Mutex<Answered>>, stop: Arc<std::sync::atomic::AtomicBool>) {
+async fn load(
+    bases: Vec<String>,
+    worker: usize,
+    answered: Arc<Mutex<Answered>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut n = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Acquire) {
         n += 1;
@@ -324,7 +336,12 @@ async fn load(bases: Vec<String>, worker: usize, answered: Arc<Mutex<Answered>>,
                 }
                 answered.lock().unwrap().activities.insert(key, status);
             } else {
-                assert!(reply.status == 503 || reply.status == 504, "unexpected answer {}: {}", reply.status, reply.body);
+                assert!(
+                    reply.status == 503 || reply.status == 504,
+                    "unexpected answer {}: {}",
+                    reply.status,
+                    reply.body
+                );
             }
         }
         actix_rt::time::sleep(Duration::from_millis(5)).await;
@@ -397,10 +414,8 @@ async fn the_leader_killed_ten_times_under_load_loses_nothing_and_never_overshoo
     }
     // The organization window never admitted more than its limit, whichever
     // node answered.
-    let admitted = journal
-        .values()
-        .filter(|a| a["activity"]["wallet"]["id"] == "wa-ops" && a["status"] == "Allowed")
-        .count();
+    let admitted =
+        journal.values().filter(|a| a["activity"]["wallet"]["id"] == "wa-ops" && a["status"] == "Allowed").count();
     assert!(admitted as u64 <= LIMIT, "the window admitted {admitted} > {LIMIT}");
     assert_eq!(admitted as u64, LIMIT, "the load fills the window exactly");
     drop(answered);
@@ -506,5 +521,83 @@ async fn a_leader_paused_past_its_lease_is_fenced_off_and_becomes_a_standby() {
     drop(answers);
     for node in &mut cluster.nodes {
         node.process.take().unwrap().terminate();
+    }
+}
+
+/// A webhook receiver on a port chosen before it listens: every body it
+/// gets is kept.
+struct Receiver {
+    bodies: Arc<Mutex<Vec<String>>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    fn start(port: u16) -> Receiver {
+        use actix_web::{web, App, HttpResponse, HttpServer};
+        let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+        let kept = web::Data::new(bodies.clone());
+        let server = HttpServer::new(move || {
+            App::new().app_data(kept.clone()).default_service(web::to(
+                |body: web::Bytes, kept: web::Data<Arc<Mutex<Vec<String>>>>| async move {
+                    kept.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                    HttpResponse::Ok().finish()
+                },
+            ))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", port))
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Receiver { bodies, handle }
+    }
+}
+
+#[actix_rt::test]
+async fn webhook_deliveries_resume_on_the_new_leader_after_a_failover() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cluster = Cluster::new("webhooks");
+    cluster.start("node-a").await;
+    let old = cluster.leader().await;
+    cluster.start("node-b").await;
+    let base = cluster.nodes[old].base();
+    call(&base, Method::POST, "/v2/policies", Some(ADMIN), Some(&one_approver_policy())).await.unwrap().expect(200);
+    // Nothing listens at the receiver's port yet: every delivery fails and
+    // waits for its retry.
+    let port = free_port();
+    let spec = json!({"url": format!("http://127.0.0.1:{port}/hook"), "events": ["*"]});
+    call(&base, Method::POST, "/v2/webhooks", Some(ADMIN), Some(&spec)).await.unwrap().expect(200);
+    let mut activities = Vec::new();
+    for n in 0..5 {
+        let reply =
+            call(&base, Method::POST, "/v2/activities", Some(SIGNER), Some(&large_transfer(&format!("wh-{n}"))))
+                .await
+                .unwrap()
+                .expect(200);
+        activities.push(reply["id"].as_str().unwrap().to_owned());
+    }
+    cluster.nodes[old].process.take().unwrap().signal(libc::SIGKILL);
+    let receiver = Receiver::start(port);
+    let new = cluster.leader().await;
+    assert_ne!(new, old);
+    // The new leader delivers the dead leader's backlog (at least once).
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let bodies = receiver.bodies.lock().unwrap().clone();
+        let missing: Vec<&String> =
+            activities.iter().filter(|id| !bodies.iter().any(|b| b.contains(id.as_str()))).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events of {missing:?} never delivered:\n{}", cluster.log("node-b"));
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    receiver.handle.stop(true).await;
+    for node in &mut cluster.nodes {
+        if let Some(process) = node.process.take() {
+            process.terminate();
+        }
     }
 }

@@ -88,7 +88,8 @@ impl Leadership {
 
     /// The lease now ends at `end` (`None`: no lease).
     pub(crate) fn set_lease_end(&self, end: Option<Instant>) {
-        *self.lease_end.lock().unwrap_or_else(|p| p.into_inner()) = end.map(|end| end.checked_sub(LEASE_MARGIN).unwrap_or(end));
+        *self.lease_end.lock().unwrap_or_else(|p| p.into_inner()) =
+            end.map(|end| end.checked_sub(LEASE_MARGIN).unwrap_or(end));
     }
 
     fn lease_holds(&self) -> bool {

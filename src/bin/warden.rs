@@ -24,10 +24,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use warden::cluster::Cluster;
 use warden::config::{Config, JournalConfig, DEV_PRINCIPAL_ID};
 use warden::http::{Reloaders, Tls};
 use warden::Journal;
-use warden::cluster::Cluster;
 use warden_postgres::PostgresJournal;
 use warden_redb::RedbJournal;
 

@@ -84,7 +84,7 @@ async fn send(request: &actix_web::HttpRequest, target: &str, body: actix_web::w
         Ok(answer) => answer,
         Err(error) => {
             tracing::warn!(%error, "the leader did not answer a forwarded change");
-            return not_leader("the leader could not be reached; retry")
+            return not_leader("the leader could not be reached; retry");
         }
     };
     let content = match answer.body().limit(super::MAX_FORWARDED_ANSWER).await {
