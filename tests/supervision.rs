@@ -187,7 +187,7 @@ async fn resolved_approvals_are_not_restarted() {
     assert_eq!(h.engine.live_actors().1, 0, "resolved approvals keep no actor");
 }
 
-/// A journal whose scans fail while `unreadable` is set.
+/// A journal whose scans and reads fail while `unreadable` is set.
 struct Unreadable {
     inner: MemoryJournal,
     unreadable: AtomicBool,
@@ -204,6 +204,9 @@ impl Journal for Unreadable {
         self.inner.scan(from, visit)
     }
     fn read(&self, seq: Seq) -> Result<Option<Record>, JournalError> {
+        if self.unreadable.load(Ordering::SeqCst) {
+            return Err(JournalError::Storage("disk unreadable (test)".into()));
+        }
         self.inner.read(seq)
     }
     fn last_seq(&self) -> Result<Option<Seq>, JournalError> {

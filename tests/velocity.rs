@@ -6,7 +6,9 @@ mod common;
 use chrono::{Duration, TimeZone, Utc};
 use common::*;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use warden::*;
+use warden_journal::{Record, Seq};
 
 fn velocity(kind: &str, configuration: Value, action: Value) -> PolicySpec {
     spec(json!({"name": "velocity", "activityKind": "Wallets:Sign",
@@ -226,4 +228,49 @@ async fn widening_a_window_brings_back_the_counts_it_now_covers() {
     assert_eq!(h.engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("800"));
     assert_eq!(statuses(&h, &["300"]).await, [Blocked], "700 + 100 + 300 exceed 1000 in the last hour");
     assert_eq!(statuses(&h, &["200"]).await, [Allowed]);
+}
+
+/// A journal whose single-record reads are slow: a window read back after a
+/// rule change takes long enough for activities to arrive meanwhile.
+struct SlowReads(MemoryJournal);
+
+impl Journal for SlowReads {
+    fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, JournalError> {
+        self.0.append(payloads)
+    }
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
+        self.0.scan(from, visit)
+    }
+    fn read(&self, seq: Seq) -> Result<Option<Record>, JournalError> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        self.0.read(seq)
+    }
+    fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
+        self.0.last_seq()
+    }
+}
+
+#[actix_rt::test]
+async fn a_changed_rule_is_not_used_before_its_windows_hold_what_it_sees() {
+    let h = harness(|b| b.shared_journal(Arc::new(SlowReads(MemoryJournal::new())))).await;
+    // Narrow and tight: 350 USD a minute.
+    let policy = h.add_policy(usd_velocity("350", json!({"timeWindow": 60}))).await;
+    assert_eq!(statuses(&h, &["300"]).await, [Allowed]);
+    h.clock.advance(Duration::seconds(120));
+    assert_eq!(statuses(&h, &["100"]).await, [Allowed], "the 300 left the minute");
+    // Wide and loose: 500 USD an hour, which sees the 300 again once its
+    // window is read back (slowly).
+    let engine = h.engine.clone();
+    let id = policy.id.clone();
+    let update = actix_rt::spawn(async move {
+        engine.update_policy(&admin(), &id, usd_velocity("500", json!({"timeWindow": 3600}))).await.unwrap()
+    });
+    actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Meanwhile: the old rule blocks 100 + 300 > 350, and the new rule, with
+    // its window read back, blocks 300 + 100 + 300 > 500. Only the new rule
+    // on a window not yet read back would allow it (100 + 300 <= 500).
+    assert_eq!(statuses(&h, &["300"]).await, [Blocked]);
+    update.await.unwrap();
+    assert_eq!(h.engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("400"));
+    assert_eq!(statuses(&h, &["100"]).await, [Allowed], "300 + 100 + 100 <= 500 in the last hour");
 }

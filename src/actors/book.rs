@@ -28,6 +28,7 @@ use crate::policy::WindowKey;
 
 use super::approval::{ApprovalActor, ApprovalPort};
 use super::window::{Prune, WindowActor, WindowShared};
+use crate::state::CountIndex;
 
 struct WindowSlot {
     addr: Addr<WindowActor>,
@@ -50,18 +51,21 @@ pub(crate) struct AddressBook {
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
     journal: Arc<dyn Journal>,
+    counts: Arc<CountIndex>,
     pub(crate) restarts: Restarts,
 }
 
 impl AddressBook {
-    /// Empty books; actors run on `arbiters` and rebuild from `journal`.
-    pub(crate) fn new(arbiters: Vec<ArbiterHandle>, journal: Arc<dyn Journal>) -> Self {
+    /// Empty books; actors run on `arbiters` and rebuild from `journal`
+    /// (windows through the records `counts` names).
+    pub(crate) fn new(arbiters: Vec<ArbiterHandle>, journal: Arc<dyn Journal>, counts: Arc<CountIndex>) -> Self {
         AddressBook {
             windows: DashMap::new(),
             approvals: DashMap::new(),
             arbiters,
             next: AtomicUsize::new(0),
             journal,
+            counts,
             restarts: Restarts::default(),
         }
     }
@@ -99,9 +103,10 @@ impl AddressBook {
 
     fn start_window(&self, key: WindowKey, ledger: Ledger) -> WindowSlot {
         let shared = Arc::new(WindowShared::default());
-        let (journal, restarts, mine) = (self.journal.clone(), self.restarts.windows.clone(), shared.clone());
+        let (journal, counts) = (self.journal.clone(), self.counts.clone());
+        let (restarts, mine) = (self.restarts.windows.clone(), shared.clone());
         let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| {
-            WindowActor::new(key, ledger, journal, mine, restarts)
+            WindowActor::new(key, ledger, journal, counts, mine, restarts)
         });
         metrics::gauge!("warden_window_actors").increment(1.0);
         WindowSlot { addr, shared }

@@ -23,7 +23,6 @@ use warden_journal::Seq;
 use crate::clock::Clock;
 use crate::error::{Error, Unavailable};
 use crate::journal::facts::{Count, Fact, Json};
-use crate::journal::replay::for_each_fact;
 use crate::journal::JournalWriter;
 use crate::model::activity::{ActivityRequest, ActivityStatus};
 use crate::model::approval::{Approval, ApprovalStatus, Decision};
@@ -32,8 +31,8 @@ use crate::model::policy::ActivityKind;
 use crate::model::webhook::{Webhook, WebhookEvent};
 use crate::policy::compile::CompiledRule;
 use crate::policy::subject::wallet_subject;
-use crate::policy::window_math::{window_start, Ledger};
-use crate::policy::{rule_outcome, RuleOutcome, Settings, WindowKey};
+use crate::policy::window_math::window_start;
+use crate::policy::{rule_outcome, RuleOutcome, Settings};
 use crate::state::{Effect, Notices, State};
 use crate::workflow;
 
@@ -162,14 +161,21 @@ impl Hub {
         // Counted until the facts are applied: a demotion waits for it.
         let (writer, _in_flight) = self.leadership.writer()?;
         let first = writer.commit(&facts).await?;
+        let policies_changed = facts.iter().any(|fact| matches!(fact, Fact::PolicyPut(_)));
         let mut effects = Vec::new();
         for (seq, fact) in (first..).zip(facts) {
             self.state.apply(seq, fact, &mut effects);
         }
-        self.state.publish_snapshot();
         let changed_rules = self.react(effects, reservation);
         for policy_id in changed_rules {
             self.rebuild_windows(policy_id).await;
+        }
+        // INVARIANT (windows never overshoot): a changed velocity rule is
+        // seen by evaluation only once its windows hold every count it sees
+        // (policy changes commit one at a time, in the registry's lane, so
+        // no other commit publishes it earlier).
+        if policies_changed {
+            self.state.publish_snapshot();
         }
         Ok(first)
     }
@@ -247,16 +253,8 @@ impl Hub {
             let Some(policy) = state.compiled(&policy_id) else { return Ok(HashMap::new()) };
             let CompiledRule::Velocity(velocity) = &policy.rule else { return Ok(HashMap::new()) };
             let start = window_start(velocity.span, now);
-            let mut ledgers: HashMap<WindowKey, Ledger> = HashMap::new();
-            for_each_fact(state.journal().as_ref(), |_, mut fact| {
-                for count in fact.take_counts().into_iter().filter(|c| c.window.policy_id == policy_id && c.at >= start)
-                {
-                    if let Some(q) = count.quantity {
-                        ledgers.entry(count.window).or_default().push(count.at, q, count.activity_id);
-                    }
-                }
-            })
-            .map(|()| ledgers)
+            // The records holding this policy's counts, not the whole journal.
+            state.count_index().read(state.journal().as_ref(), &policy_id, start, Seq::MAX, |_| true)
         })
         .await;
         let ledgers = match read {

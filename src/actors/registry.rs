@@ -76,6 +76,11 @@ impl Registry {
         if retired > 0 {
             tracing::debug!(retired, "idle windows retired");
         }
+        // Counts older than the widest window are seen by no rule again.
+        let widest = chrono::Duration::seconds(crate::policy::compile::MAX_TIME_WINDOW_SECS as i64);
+        if let Some(horizon) = now.checked_sub_signed(widest) {
+            hub.state().count_index().forget_before(horizon);
+        }
     }
 
     fn forget_external_ids(&self, hub: &Hub) {

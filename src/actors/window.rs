@@ -15,10 +15,10 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use warden_journal::Journal;
 
-use crate::journal::replay::for_each_fact;
 use crate::policy::compile::{Span, Velocity};
 use crate::policy::window_math::{Ledger, ReserveAnswer};
 use crate::policy::{Quantity, WindowKey};
+use crate::state::CountIndex;
 
 use super::guard::guarded;
 
@@ -130,6 +130,7 @@ pub struct WindowActor {
     span: Option<Span>,
     health: Health,
     journal: Arc<dyn Journal>,
+    counts: Arc<CountIndex>,
     shared: Arc<WindowShared>,
     restarts: Arc<AtomicU64>,
 }
@@ -140,11 +141,12 @@ impl WindowActor {
         key: WindowKey,
         ledger: Ledger,
         journal: Arc<dyn Journal>,
+        counts: Arc<CountIndex>,
         shared: Arc<WindowShared>,
         restarts: Arc<AtomicU64>,
     ) -> Self {
         let label = format!("{}/{}", key.policy_id, key.scope_key);
-        WindowActor { key, label, ledger, span: None, health: Health::Ready, journal, shared, restarts }
+        WindowActor { key, label, ledger, span: None, health: Health::Ready, journal, counts, shared, restarts }
     }
 
     fn publish_idle(&self) {
@@ -155,8 +157,8 @@ impl WindowActor {
     /// mailbox waits meanwhile.
     fn rebuild(&mut self, ctx: &mut Context<Self>) {
         self.health = Health::Rebuilding;
-        let (journal, key) = (self.journal.clone(), self.key.clone());
-        let read = tokio::task::spawn_blocking(move || counts_of(journal.as_ref(), &key));
+        let (journal, index, key) = (self.journal.clone(), self.counts.clone(), self.key.clone());
+        let read = tokio::task::spawn_blocking(move || counts_of(journal.as_ref(), &index, &key));
         ctx.wait(read.into_actor(self).map(|read, window, ctx| {
             let failure = match read {
                 Ok(Ok(ledger)) => {
@@ -176,19 +178,12 @@ impl WindowActor {
     }
 }
 
-/// Every journaled count of `key`.
-fn counts_of(journal: &dyn Journal, key: &WindowKey) -> Result<Ledger, crate::error::Error> {
-    let mut ledger = Ledger::default();
-    for_each_fact(journal, |_, mut fact| {
-        for count in fact.take_counts() {
-            if &count.window == key {
-                if let Some(quantity) = count.quantity {
-                    ledger.push(count.at, quantity, count.activity_id);
-                }
-            }
-        }
-    })?;
-    Ok(ledger)
+/// Every journaled count of `key` the count index still holds (the registry
+/// drops what no window can see), read from the records it names only.
+fn counts_of(journal: &dyn Journal, index: &CountIndex, key: &WindowKey) -> Result<Ledger, crate::error::Error> {
+    let all = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+    let mut read = index.read(journal, &key.policy_id, all, warden_journal::Seq::MAX, |window| window == key)?;
+    Ok(read.remove(key).unwrap_or_default())
 }
 
 impl Actor for WindowActor {

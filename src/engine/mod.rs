@@ -211,7 +211,7 @@ impl EngineBuilder {
         let journal = self.journal.unwrap_or_else(|| Arc::new(MemoryJournal::new()));
         let arbiters = (0..self.arbiters).map(|_| Arbiter::new().handle()).collect();
         let state = Arc::new(State::new(journal.clone(), self.webhook_backlog));
-        let book = Arc::new(AddressBook::new(arbiters, journal.clone()));
+        let book = Arc::new(AddressBook::new(arbiters, journal.clone(), state.count_index().clone()));
         let allow_private = self.webhook_allow_private;
         let writer = (!self.standby).then(|| JournalWriter::start(journal));
         let hub = Hub::new(state, writer, book, self.clock, self.settings, allow_private);

@@ -22,6 +22,8 @@ use crate::journal::replay::for_each_fact_pipelined;
 use crate::policy::compile::{CompiledRule, MAX_TIME_WINDOW_SECS};
 use crate::policy::window_math::Ledger;
 use crate::policy::WindowKey;
+use crate::state::CountIndex;
+use warden_journal::Seq;
 
 /// The windows' counts as read from the journal, by policy, then by scope.
 /// (Two levels: the few policies stay in cache, so a count costs one lookup of
@@ -44,6 +46,7 @@ pub(super) fn fold_journal(hub: &Arc<Hub>, external_id_retention: Duration) -> R
     let started = std::time::Instant::now();
     let state = hub.state().clone();
     let oldest = horizon(hub);
+    let index = state.count_index().as_ref();
     let mut ledgers = LedgersByWindow::default();
     let mut records = 0u64;
     let mut effects = Vec::new();
@@ -52,7 +55,7 @@ pub(super) fn fold_journal(hub: &Arc<Hub>, external_id_retention: Duration) -> R
         |seq, mut fact| {
             // Counts go to their windows on this thread: on the folding one,
             // among the tables, the same work measured slower.
-            collect_counts(&mut ledgers, &mut fact, oldest);
+            collect_counts(&mut ledgers, index, seq, &mut fact, oldest);
             if let Fact::ActivityEvaluated { activity, .. } = &mut fact {
                 // Not kept: dropped here, on the thread that made it.
                 activity.json = String::new();
@@ -82,9 +85,19 @@ pub(super) fn horizon(hub: &Hub) -> chrono::DateTime<chrono::Utc> {
     hub.now() - chrono::Duration::seconds(MAX_TIME_WINDOW_SECS as i64)
 }
 
-/// Moves the counts of `fact` inside the horizon into `ledgers`.
-pub(super) fn collect_counts(ledgers: &mut LedgersByWindow, fact: &mut Fact, oldest: chrono::DateTime<chrono::Utc>) {
-    for count in fact.take_counts() {
+/// Moves the counts of `fact`, journaled at `seq`, inside the horizon into
+/// `ledgers`, and indexes them (the fold no longer sees them).
+pub(super) fn collect_counts(
+    ledgers: &mut LedgersByWindow,
+    index: &CountIndex,
+    seq: Seq,
+    fact: &mut Fact,
+    oldest: chrono::DateTime<chrono::Utc>,
+) {
+    let mut counts = fact.take_counts();
+    counts.retain(|count| count.at >= oldest);
+    index.record(seq, &counts);
+    for count in counts {
         if let (Some(quantity), true) = (count.quantity, count.at >= oldest) {
             let WindowKey { policy_id, scope_key } = count.window;
             let by_scope = match ledgers.get_mut(&policy_id) {

@@ -18,7 +18,7 @@ use warden_journal::{Journal, Record, Seq};
 use crate::actors::webhook_dispatcher::Wake;
 use crate::error::{Error, Unavailable};
 use crate::journal::facts::Fact;
-use crate::journal::replay::{for_each_fact, unexpected};
+use crate::journal::replay::unexpected;
 use crate::journal::JournalWriter;
 use crate::policy::compile::CompiledRule;
 
@@ -55,7 +55,8 @@ impl Engine {
         };
         let seq = record.seq;
         let mut fact = Fact::decode(&record.payload).map_err(|e| unexpected(seq, e.to_string()))?;
-        recovery::collect_counts(&mut standby.ledgers, &mut fact, recovery::horizon(&self.hub));
+        let index = self.hub.state().count_index();
+        recovery::collect_counts(&mut standby.ledgers, index, seq, &mut fact, recovery::horizon(&self.hub));
         let policy_changed = matches!(fact, Fact::PolicyPut(_));
         let mut effects = Vec::new();
         self.hub.state().apply(seq, fact, &mut effects);
@@ -118,14 +119,18 @@ impl Engine {
         let upto = hub.state().applied_seq();
         let oldest = recovery::horizon(&hub);
         let state = hub.state().clone();
+        // Read back through the count index: the records holding counts only.
         let ledgers = tokio::task::spawn_blocking(move || {
+            let index = state.count_index();
             let mut ledgers = LedgersByWindow::default();
-            for_each_fact(state.journal().as_ref(), |seq, mut fact| {
-                if seq <= upto {
-                    recovery::collect_counts(&mut ledgers, &mut fact, oldest);
+            for policy_id in index.policies() {
+                let read = index.read(state.journal().as_ref(), &policy_id, oldest, upto, |_| true)?;
+                let by_scope = ledgers.entry(policy_id).or_default();
+                for (key, ledger) in read {
+                    by_scope.insert(key.scope_key, ledger);
                 }
-            })
-            .map(|()| ledgers)
+            }
+            Ok::<_, Error>(ledgers)
         })
         .await
         .map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })??;

@@ -1,24 +1,12 @@
-//! Reading facts back from the journal, in order: the whole journal (recovery,
-//! a window rebuilt after a crash or a rule change), or a few known records
-//! (an activity or a resolved approval asked for).
+//! Reading facts back from the journal: the whole journal, in order
+//! (recovery), or a few known records (an activity, a resolved approval, the
+//! records holding a window's counts).
 
 use warden_journal::{Journal, JournalError, Seq};
 
 use crate::error::Error;
 
 use super::facts::Fact;
-
-/// Calls `visit` with every fact of the journal and its seq, in order. A
-/// record that does not decode is reported with its position, never skipped;
-/// so is any error of the storage: a caller never sees a partial journal as
-/// a whole one.
-pub(crate) fn for_each_fact(journal: &dyn Journal, mut visit: impl FnMut(Seq, Fact)) -> Result<(), Error> {
-    journal.scan(1, &mut |record| {
-        visit(record.seq, decode(record.seq, &record.payload)?);
-        Ok(())
-    })?;
-    Ok(())
-}
 
 /// The fact journaled at `seq`; a missing record is corrupt (the engine
 /// knew of it).

@@ -51,6 +51,7 @@ impl State {
                 }
             }
             Fact::ActivityEvaluated { activity, counts } => {
+                self.counts.record(seq, &counts);
                 if let Some(key) = activity.external_id.clone() {
                     self.external_ids.record(key, &activity.id, activity.date);
                 }
@@ -69,6 +70,7 @@ impl State {
                 self.approvals.decide(&approval_id, decision, seq);
             }
             Fact::ApprovalResolved { approval_id, status, date, counts } => {
+                self.counts.record(seq, &counts);
                 let Some(approval) = self.approvals.resolve(&approval_id, status, date, seq) else { return };
                 let activity_status = match status {
                     ApprovalStatus::Approved => ActivityStatus::Approved,

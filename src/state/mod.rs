@@ -8,6 +8,7 @@
 mod activities;
 mod apply;
 mod approvals;
+mod count_index;
 mod external_ids;
 mod outbox;
 mod policies;
@@ -37,6 +38,7 @@ pub(crate) use outbox::Notices;
 pub use store::{Page, PageRequest};
 
 use approvals::Approvals;
+pub(crate) use count_index::CountIndex;
 use external_ids::ExternalIds;
 use policies::Policies;
 use store::Store;
@@ -61,6 +63,8 @@ pub(crate) struct State {
     backlog_limit: usize,
     /// The seq of the last fact applied.
     applied: std::sync::atomic::AtomicU64,
+    /// Where each velocity policy's counts are journaled.
+    counts: Arc<CountIndex>,
 }
 
 impl State {
@@ -81,12 +85,18 @@ impl State {
             backlogs: DashMap::new(),
             backlog_limit: backlog_limit.max(1),
             applied: std::sync::atomic::AtomicU64::new(0),
+            counts: Arc::default(),
         }
     }
 
     /// The seq of the last fact applied (0 before any).
     pub(crate) fn applied_seq(&self) -> u64 {
         self.applied.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Where each velocity policy's counts are journaled.
+    pub(crate) fn count_index(&self) -> &Arc<CountIndex> {
+        &self.counts
     }
 
     /// The journal the tables derive from.
