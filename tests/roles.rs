@@ -1,0 +1,135 @@
+//! Leader and standby in the embedded engine, without a database: two
+//! engines on one journal, the standby folding the leader's records as a
+//! follower hands them over, then promoted; a leader whose lease ran out
+//! refusing changes while still serving reads. (The same roles driven by a
+//! real lease on a real PostgreSQL, with real processes: `tests/cluster.rs`.)
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::*;
+use serde_json::json;
+use warden::*;
+use warden_journal::Seq;
+
+/// Hands `standby` every record of `journal` from `from` on; answers the next seq.
+fn follow(standby: &Engine, journal: &MemoryJournal, from: Seq) -> Seq {
+    let mut next = from;
+    journal
+        .scan(from, &mut |record| {
+            next = record.seq + 1;
+            standby.follow(record).map_err(|e| JournalError::Storage(e.to_string()))
+        })
+        .unwrap();
+    next
+}
+
+fn count_window(limit: u64) -> PolicySpec {
+    spec(json!({
+        "name": "Organization count", "activityKind": "Wallets:Sign",
+        "rule": {"kind": "TransactionCountVelocity",
+                 "configuration": {"limit": limit, "timeWindow": 3600, "scope": "Organization"}},
+        "action": {"kind": "Block"}
+    }))
+}
+
+fn is_not_leader(error: &Error) -> bool {
+    matches!(error, Error::Unavailable(Unavailable::NotLeader { .. }))
+}
+
+#[actix_rt::test]
+async fn a_standby_folds_the_leaders_records_and_leads_from_them_when_promoted() {
+    let clock = ManualClock::new(t0());
+    let journal = Arc::new(MemoryJournal::new());
+    let leader = Engine::builder().clock(clock.clone()).shared_journal(journal.clone()).build().await.unwrap();
+    let standby =
+        Engine::builder().clock(clock.clone()).shared_journal(journal.clone()).standby().build().await.unwrap();
+    assert!(leader.is_leader() && !standby.is_leader());
+
+    let window = match leader.create_policy(&admin(), count_window(3)).await.unwrap() {
+        PolicyChange::Applied(policy) => policy,
+        other => panic!("{other:?}"),
+    };
+    leader.create_policy(&admin(), seed_policy_spec()).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(leader.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Allowed);
+    }
+    let held = leader.evaluate(transfer_with("150000", json!({}))).await.unwrap();
+    assert_eq!(held.status, ActivityStatus::PendingApproval);
+    let approval_id = held.approval_id.clone().unwrap();
+
+    // A standby refuses changes before anything reserves, and reads what it folded.
+    let refused = standby.evaluate(transfer_with("10", json!({}))).await.unwrap_err();
+    assert!(is_not_leader(&refused), "{refused:?}");
+    assert!(refused.is_retryable());
+    let next = follow(&standby, &journal, 1);
+    assert_eq!(standby.journal_seq(), leader.journal_seq());
+    assert_eq!(standby.activity(&held.id).unwrap(), leader.activity(&held.id).unwrap());
+    assert_eq!(standby.approval(&approval_id).unwrap(), leader.approval(&approval_id).unwrap());
+    assert_eq!(standby.policy(&window.id).unwrap(), leader.policy(&window.id).unwrap());
+    assert!(is_not_leader(&standby.decide(&user("us-1"), &approval_id, DecisionValue::Approved, "x").await.unwrap_err()));
+
+    // One more count on the leader, followed; then the leader goes away.
+    assert_eq!(leader.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Allowed);
+    follow(&standby, &journal, next);
+    leader.shutdown();
+
+    // Promoted, it leads from what it folded: the window holds three counts
+    // (the 150000 is held, not counted), and the approval can be decided.
+    standby.promote(journal.clone()).await.unwrap();
+    assert!(standby.is_leader());
+    assert_eq!(standby.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Blocked);
+    let first = standby.decide(&user("us-1"), &approval_id, DecisionValue::Approved, "ok").await.unwrap();
+    assert_eq!(first.status, ApprovalStatus::Pending);
+    let second = standby.decide(&user("us-2"), &approval_id, DecisionValue::Approved, "ok").await.unwrap();
+    assert_eq!(second.status, ApprovalStatus::Approved);
+}
+
+fn seed_policy_spec() -> PolicySpec {
+    spec(seed::seed_policy())
+}
+
+#[actix_rt::test]
+async fn a_leader_whose_lease_ran_out_refuses_changes_and_still_serves_reads() {
+    let engine = Engine::builder().build().await.unwrap();
+    let allowed = engine.evaluate(transfer_with("10", json!({}))).await.unwrap();
+    engine.set_lease_end(Some(Instant::now()));
+    assert!(!engine.is_leader());
+    let refused = engine.evaluate(transfer_with("10", json!({}))).await.unwrap_err();
+    assert!(is_not_leader(&refused), "{refused:?}");
+    assert_eq!(engine.activity(&allowed.id).unwrap().status, ActivityStatus::Allowed);
+    // Renewed: it leads again.
+    engine.set_lease_end(Some(Instant::now() + std::time::Duration::from_secs(60)));
+    assert!(engine.is_leader());
+    assert_eq!(engine.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Allowed);
+}
+
+#[actix_rt::test]
+async fn a_demoted_leader_follows_again_from_where_it_stopped() {
+    let clock = ManualClock::new(t0());
+    let journal = Arc::new(MemoryJournal::new());
+    let first = Engine::builder().clock(clock.clone()).shared_journal(journal.clone()).build().await.unwrap();
+    let window = match first.create_policy(&admin(), count_window(2)).await.unwrap() {
+        PolicyChange::Applied(policy) => policy,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Allowed);
+    let next = first.demote().await.unwrap();
+    assert_eq!(next, first.journal_seq() + 1);
+    assert!(!first.is_leader());
+    assert!(is_not_leader(&first.evaluate(transfer_with("10", json!({}))).await.unwrap_err()));
+
+    // Another engine leads meanwhile and counts the second activity.
+    let second = Engine::builder().clock(clock.clone()).shared_journal(journal.clone()).build().await.unwrap();
+    assert_eq!(second.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Allowed);
+    second.shutdown();
+
+    // The demoted one follows from its next seq, leads again, and its window
+    // holds both counts: the third is over the limit of two.
+    follow(&first, &journal, next);
+    first.promote(journal.clone()).await.unwrap();
+    assert_eq!(first.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Blocked);
+    assert!(first.policy(&window.id).is_ok());
+}
