@@ -69,7 +69,9 @@ async fn a_standby_folds_the_leaders_records_and_leads_from_them_when_promoted()
     assert_eq!(standby.activity(&held.id).unwrap(), leader.activity(&held.id).unwrap());
     assert_eq!(standby.approval(&approval_id).unwrap(), leader.approval(&approval_id).unwrap());
     assert_eq!(standby.policy(&window.id).unwrap(), leader.policy(&window.id).unwrap());
-    assert!(is_not_leader(&standby.decide(&user("us-1"), &approval_id, DecisionValue::Approved, "x").await.unwrap_err()));
+    assert!(is_not_leader(
+        &standby.decide(&user("us-1"), &approval_id, DecisionValue::Approved, "x").await.unwrap_err()
+    ));
 
     // One more count on the leader, followed; then the leader goes away.
     assert_eq!(leader.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Allowed);

@@ -51,6 +51,10 @@ impl PostgresJournal {
     }
 
     fn open_at_epoch(url: &str, epoch: Epoch) -> Result<Self, JournalError> {
+        session::off_runtime(|| Self::open_here(url, epoch))
+    }
+
+    fn open_here(url: &str, epoch: Epoch) -> Result<Self, JournalError> {
         let config = session::config(url)?;
         let mut client = session::connect(&config)?;
         schema::ensure(&mut client)?;
@@ -87,7 +91,7 @@ impl Journal for PostgresJournal {
             let last = self.last_seq()?.unwrap_or(0);
             return last.checked_add(1).ok_or_else(|| JournalError::Storage("journal is full".into()));
         }
-        self.writer().append(payloads)
+        session::off_runtime(|| self.writer().append(payloads))
     }
 
     fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {

@@ -70,10 +70,12 @@ impl Leases {
     /// Connects to the database at `url` and creates the journal's tables if
     /// they are missing. Blocking: see the [crate docs](crate#threads).
     pub fn connect(url: &str) -> Result<Self, JournalError> {
-        let config = session::config(url)?;
-        let mut client = session::connect(&config)?;
-        schema::ensure(&mut client)?;
-        Ok(Self { client: Mutex::new(Some(client)), config })
+        session::off_runtime(|| {
+            let config = session::config(url)?;
+            let mut client = session::connect(&config)?;
+            schema::ensure(&mut client)?;
+            Ok(Self { client: Mutex::new(Some(client)), config })
+        })
     }
 
     /// Takes the lease for `node_id` if nobody holds an unexpired one
@@ -170,7 +172,11 @@ impl Leases {
     }
 
     /// Runs `f` on the session, reconnecting first if the last call broke it.
-    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, JournalError>) -> Result<T, JournalError> {
+    fn with<T: Send>(&self, f: impl FnOnce(&mut Client) -> Result<T, JournalError> + Send) -> Result<T, JournalError> {
+        session::off_runtime(|| self.with_here(f))
+    }
+
+    fn with_here<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, JournalError>) -> Result<T, JournalError> {
         let mut slot = self.client();
         if slot.as_ref().is_none_or(|session| session.is_closed()) {
             *slot = Some(session::connect(&self.config)?);

@@ -20,12 +20,14 @@
 //! # Threads
 //!
 //! Every call blocks. The client is the synchronous `postgres` crate, which
-//! runs each call on a tokio runtime of its own: called from inside an async
-//! task it would start a runtime within a runtime and panic. Call this crate
-//! from a plain thread (the engine's journal writer) or from tokio's blocking
-//! pool (`spawn_blocking`), never from an async task directly. Dropping is
-//! safe anywhere: a connection dropped inside a runtime is closed on a thread
-//! of its own.
+//! runs each call on a tokio runtime of its own, and that panics on a thread
+//! that already drives a runtime. So a call made on such a thread (an HTTP
+//! handler or an actor reading the journal) runs on a thread of its own,
+//! started for it, while the caller waits: safe anywhere, if dearer there by
+//! a thread start. Prefer a plain thread (the engine's journal writer) or
+//! tokio's blocking pool (`spawn_blocking`) for anything frequent. A
+//! [`Follower`] is for a thread of its own. Dropping is safe anywhere: a
+//! connection dropped inside a runtime is closed on a thread of its own.
 //!
 //! # Tables
 //!

@@ -34,10 +34,15 @@ impl Pool {
     /// dropped, not returned; if it broke under `f` (a session left idle
     /// across a restart of the server), `f` runs once more on a new one, so
     /// `f` must be a read that can be repeated.
-    pub(crate) fn with<T>(
+    /// Runs where it can block (see [`crate::session::off_runtime`]).
+    pub(crate) fn with<T: Send>(
         &self,
-        mut f: impl FnMut(&mut ReadSession) -> Result<T, JournalError>,
+        f: impl FnMut(&mut ReadSession) -> Result<T, JournalError> + Send,
     ) -> Result<T, JournalError> {
+        crate::session::off_runtime(|| self.with_here(f))
+    }
+
+    fn with_here<T>(&self, mut f: impl FnMut(&mut ReadSession) -> Result<T, JournalError>) -> Result<T, JournalError> {
         let mut session = self.take()?;
         let mut result = f(&mut session);
         if result.is_err() && session.client.is_closed() {

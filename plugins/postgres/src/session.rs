@@ -55,7 +55,7 @@ pub(crate) fn config(url: &str) -> Result<Config, JournalError> {
 
 /// A new session with [`SESSION_SETTINGS`] applied.
 pub(crate) fn connect(config: &Config) -> Result<Session, JournalError> {
-    let mut client = config.connect(NoTls).map_err(storage("connect"))?;
+    let mut client = off_runtime(|| config.connect(NoTls)).map_err(storage("connect"))?;
     client.batch_execute(SESSION_SETTINGS).map_err(storage("apply the session settings"))?;
     Ok(Session(Some(client)))
 }
@@ -94,6 +94,26 @@ impl Drop for Session {
             drop(client);
         }
     }
+}
+
+/// Runs `call` (a blocking call of the client) where it can block: here,
+/// or, on a thread that drives a tokio runtime (an HTTP handler, an actor),
+/// on a thread of its own. The client blocks on a runtime of its own for
+/// every call, which panics inside another; the engine reads the journal
+/// from such threads (an activity's trail entry, a resolved approval).
+/// Outside a runtime this costs nothing; inside, a thread start (tens of
+/// microseconds, beside a round trip to the database).
+pub(crate) fn off_runtime<T: Send>(call: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return call();
+    }
+    std::thread::scope(|scope| {
+        match std::thread::Builder::new().name("warden-postgres-call".into()).spawn_scoped(scope, call) {
+            Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: blocking here is the only way left.
+            Err(_) => panic!("warden-postgres: no thread could be started for a blocking call inside a runtime"),
+        }
+    })
 }
 
 /// Fails unless the server makes commits durable: with `fsync` or
