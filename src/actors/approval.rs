@@ -26,7 +26,8 @@ use super::guard::{crashed, guarded};
 pub(crate) trait ApprovalPort: Send + Sync + 'static {
     /// Now.
     fn now(&self) -> DateTime<Utc>;
-    /// The approval while pending.
+    /// The approval while pending, hollow: what deciding reads (groups,
+    /// decisions, status, deadline), not its activity request.
     fn pending(&self, id: &str) -> Option<Approval>;
     /// Commits the move to `next` (after `decision`), then applies it.
     fn settle(

@@ -313,6 +313,15 @@ impl Hub {
     /// one commit; the approval's actor leaves the book with it.
     async fn settle_approval(self: Arc<Self>, next: Approval, decision: Option<Decision>) -> Result<Approval, Error> {
         crate::faults::trip("approval.settle", &next.id);
+        // The table keeps pending approvals hollow; the resolution's counts,
+        // the events and the answer need the whole approval.
+        let state = self.state.clone();
+        let next = tokio::task::spawn_blocking(move || {
+            let mut next = next;
+            state.fill_approval(&mut next).map(|()| next)
+        })
+        .await
+        .map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })??;
         let now = next.date_updated;
         let mut facts = Vec::new();
         if let Some(decision) = decision {

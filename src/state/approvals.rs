@@ -1,9 +1,13 @@
-//! The approvals table. A pending approval is kept whole, in this one place
-//! (its actor holds only its id); once resolved it shrinks to an index entry
-//! (status, initiator, groups for the eligibility filter, and the seqs of its
-//! records) and is read back from the journal when asked for, as activities
-//! are. Deadlines of pending approvals are kept in their own ordered index, so
-//! finding the due ones costs nothing while none is due.
+//! The approvals table. A pending approval is kept hollow, in this one place
+//! (its actor holds only its id): what decisions change and what deciding
+//! reads (status, groups, decisions, dates, deadline), without the activity
+//! request and the policy evaluations, which are in its `ApprovalOpened`
+//! record and are read back when the whole approval is asked for (a read, a
+//! resolution). Once resolved it shrinks further to an index entry (status,
+//! initiator, groups for the eligibility filter, and the seqs of its records)
+//! and is read back from the journal whole, as activities are. Deadlines of
+//! pending approvals are kept in their own ordered index, so finding the due
+//! ones costs nothing while none is due.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +19,7 @@ use warden_journal::{Journal, Seq};
 use crate::error::Error;
 use crate::journal::facts::{Fact, Json};
 use crate::journal::replay::{read_fact, unexpected};
+use crate::model::activity::ActivityRequest;
 use crate::model::approval::{Approval, ApprovalGroup, ApprovalStatus, Decision, DecisionValue};
 use crate::model::principal::PrincipalKind;
 use crate::workflow;
@@ -34,7 +39,7 @@ pub(crate) struct ApprovalEntry {
 
 #[derive(Debug, Clone)]
 enum Body {
-    /// The whole approval, while decisions may still change it.
+    /// The approval hollowed by [`hollow`], while decisions may still change it.
     Pending(Box<Approval>),
     /// Only what the approver filter needs; the rest is in the journal.
     Resolved { groups: Box<[ApprovalGroup]> },
@@ -75,7 +80,8 @@ pub(crate) struct Approvals {
 
 impl Approvals {
     /// Fold: an approval was opened (journaled at `seq`).
-    pub(crate) fn open(&self, approval: Approval, seq: Seq) {
+    pub(crate) fn open(&self, mut approval: Approval, seq: Seq) {
+        hollow(&mut approval);
         if let (ApprovalStatus::Pending, Some(deadline)) = (approval.status, approval.expiration_date) {
             self.deadlines().insert((deadline, approval.id.clone()));
         }
@@ -128,7 +134,8 @@ impl Approvals {
         Some(resolved)
     }
 
-    /// A pending approval as it stands now.
+    /// A pending approval as it stands now, hollow: what deciding reads
+    /// ([`Approvals::fill`] makes it whole).
     pub(crate) fn pending(&self, id: &str) -> Option<Approval> {
         self.entries.read(id, |entry| match &entry.body {
             Body::Pending(approval) => Some((**approval).clone()),
@@ -162,11 +169,21 @@ impl Approvals {
         load(entry, journal).map(Some)
     }
 
+    /// Makes a hollow approval whole again: its activity request and policy
+    /// evaluations, read from its `ApprovalOpened` record (blocking).
+    pub(crate) fn fill(&self, approval: &mut Approval, journal: &dyn Journal) -> Result<(), Error> {
+        let Some(opened_at) = self.entries.read(&approval.id, |e| e.seqs.first().copied()).flatten() else {
+            return Err(Error::not_found("approval", &approval.id));
+        };
+        fill_from(approval, opened_at, journal)
+    }
+
     /// The approval as its records make it, read from the journal (a crashed
     /// actor's approval is put back this way).
     pub(crate) fn reload(&self, id: &str, journal: &dyn Journal) -> Result<(), Error> {
         let Some(seqs) = self.entries.read(id, |e| e.seqs.clone()) else { return Ok(()) };
-        let approval = replay(id, &seqs, journal)?;
+        let mut approval = replay(id, &seqs, journal)?;
+        hollow(&mut approval);
         self.entries.update(id, |entry| {
             if let Body::Pending(pending) = &mut entry.body {
                 **pending = approval;
@@ -207,8 +224,42 @@ impl Approvals {
 
 fn load(entry: ApprovalEntry, journal: &dyn Journal) -> Result<Approval, Error> {
     match entry.body {
-        Body::Pending(approval) => Ok(*approval),
+        Body::Pending(mut approval) => {
+            let opened_at = entry.seqs.first().copied().ok_or_else(|| Error::not_found("approval", &entry.id))?;
+            fill_from(&mut approval, opened_at, journal)?;
+            Ok(*approval)
+        }
         Body::Resolved { .. } => replay(&entry.id, &entry.seqs, journal),
+    }
+}
+
+/// Empties what a pending approval need not keep in memory: its activity
+/// request (but for its kind) and its policy evaluations, both in its
+/// `ApprovalOpened` record. Deciding reads neither; a read or a resolution
+/// fills them back ([`fill_from`]).
+fn hollow(approval: &mut Approval) {
+    let kind = approval.activity.request.kind;
+    approval.activity.request = ActivityRequest {
+        kind,
+        initiator: None,
+        wallet: None,
+        transaction: None,
+        external_id: None,
+        policy_id: None,
+        operation_kind: None,
+    };
+    approval.policy_evaluations = Vec::new();
+}
+
+/// Puts back what [`hollow`] emptied, from the approval's opening record at `seq`.
+fn fill_from(approval: &mut Approval, seq: Seq, journal: &dyn Journal) -> Result<(), Error> {
+    match read_fact(journal, seq)? {
+        Fact::ApprovalOpened(Json(opened)) if opened.id == approval.id => {
+            approval.activity.request = opened.activity.request;
+            approval.policy_evaluations = opened.policy_evaluations;
+            Ok(())
+        }
+        _ => Err(unexpected(seq, format!("record is not the opening of approval `{}`", approval.id))),
     }
 }
 

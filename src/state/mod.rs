@@ -202,7 +202,8 @@ impl State {
 
     // ----- approvals -----
 
-    /// A pending approval as it stands.
+    /// A pending approval as it stands, hollow (without its activity request
+    /// and policy evaluations: [`State::fill_approval`] puts them back).
     pub(crate) fn pending_approval(&self, id: &str) -> Option<Approval> {
         self.approvals.pending(id)
     }
@@ -235,6 +236,12 @@ impl State {
     /// Pending approvals past their deadline at `now`.
     pub(crate) fn due_approvals(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
         self.approvals.due(now)
+    }
+
+    /// Makes a pending approval (kept hollow) whole: its activity request and
+    /// policy evaluations, read from its opening record (blocking).
+    pub(crate) fn fill_approval(&self, approval: &mut Approval) -> Result<(), Error> {
+        self.approvals.fill(approval, self.journal.as_ref())
     }
 
     /// Puts a pending approval back as its journal records make it.
