@@ -56,12 +56,15 @@ pub(super) async fn evaluate(
     if let Some(activity) = evaluated {
         return Ok(activity);
     }
-    // The journal is read on the blocking pool: a journal may block (the
-    // PostgreSQL client runs a runtime of its own, which must not start
-    // inside this task). The hand-off costs a replay about 70 us one call at
-    // a time (BENCHMARKS.md, section 8).
     let (state, id) = (hub.state().clone(), id.clone());
-    tokio::task::spawn_blocking(move || state.activity(&id)?.ok_or_else(|| Error::not_found("activity", &id)))
+    let read = move || state.activity(&id)?.ok_or_else(|| Error::not_found("activity", &id));
+    if !hub.state().journal().reads_wait_on_network() {
+        // A local read (redb's cache, memory) costs microseconds: cheaper
+        // here than the ~70 us of a hand-off to the blocking pool.
+        return read();
+    }
+    // A database read is a round trip: not on this task's thread.
+    tokio::task::spawn_blocking(read)
         .await
         .map_err(|e| crate::error::Unavailable::TaskFailed { reason: e.to_string() })?
 }

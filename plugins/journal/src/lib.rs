@@ -78,6 +78,15 @@ pub trait Journal: Send + Sync + 'static {
 
     /// The seq of the last committed record, `None` while empty.
     fn last_seq(&self) -> Result<Option<Seq>, JournalError>;
+
+    /// Whether a read waits on another process (a database over the
+    /// network), so that a caller on an async task should read on a blocking
+    /// pool rather than hold its thread for a round trip. `false` (the
+    /// default) for a journal read in this process, from memory or a local
+    /// file's cache.
+    fn reads_wait_on_network(&self) -> bool {
+        false
+    }
 }
 
 impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
@@ -92,5 +101,8 @@ impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
     }
     fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
         (**self).last_seq()
+    }
+    fn reads_wait_on_network(&self) -> bool {
+        (**self).reads_wait_on_network()
     }
 }

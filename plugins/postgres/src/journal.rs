@@ -119,4 +119,9 @@ impl Journal for PostgresJournal {
     fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
         self.reads.with(|session| session.last_seq())
     }
+
+    /// Every read is a round trip to the database.
+    fn reads_wait_on_network(&self) -> bool {
+        true
+    }
 }
