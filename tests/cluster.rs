@@ -23,10 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
-use binary_support::Warden;
+use binary_support::{principal_toml, Warden};
 use http_support::{seed_policy, send, Reply};
 use serde_json::{json, Value};
-use warden::config::token_sha256_hex;
 use warden_postgres::testing::TempPostgres;
 
 const ADMIN: &str = "cluster-admin-token";
@@ -131,19 +130,13 @@ fn free_port() -> u16 {
 }
 
 fn write_config(dir: &Path, url: &str, node: &str, port: u16) -> PathBuf {
-    let principal = |id: &str, roles: &str, token: &str| {
-        format!(
-            "[[principals]]\nid = \"{id}\"\nkind = \"User\"\nroles = [{roles}]\ntoken_sha256 = \"{}\"\n\n",
-            token_sha256_hex(token)
-        )
-    };
     let mut text = String::from(
         "listen = \"127.0.0.1:1\"   # overridden by --listen\n\
          webhook_allow_private = true   # the test's receiver is on loopback\n\n",
     );
-    text += &principal("us-alice", "\"Admin\"", ADMIN);
-    text += &principal("us-bob", "\"Signer\"", SIGNER);
-    text += &principal("us-1", "", APPROVER);
+    text += &principal_toml("us-alice", "\"Admin\"", ADMIN);
+    text += &principal_toml("us-bob", "\"Signer\"", SIGNER);
+    text += &principal_toml("us-1", "", APPROVER);
     text += "[prices]\nETH = \"3000\"\n\n";
     text += &format!("[journal]\nkind = \"postgres\"\nurl = \"{url}\"\n\n");
     text += &format!(

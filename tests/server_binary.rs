@@ -12,31 +12,24 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use actix_web::http::Method;
-use binary_support::Warden;
+use binary_support::{principal_toml, Warden};
 use http_support::{seed_policy, send, Reply};
 use serde_json::{json, Value};
-use warden::config::token_sha256_hex;
 
 const ADMIN: &str = "binary-admin-token";
 const SIGNER: &str = "binary-signer-token";
 const APPROVERS: [&str; 3] = ["binary-approver-1", "binary-approver-2", "binary-approver-3"];
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
-    let principal = |id: &str, roles: &str, token: &str| {
-        format!(
-            "[[principals]]\nid = \"{id}\"\nkind = \"User\"\nroles = [{roles}]\ntoken_sha256 = \"{}\"\n\n",
-            token_sha256_hex(token)
-        )
-    };
     let mut text = String::from(
         "listen = \"127.0.0.1:1\"   # overridden by --listen\n\
          evaluation = \"all-triggered\"\n\
          default_action = \"NoAction\"\n\n",
     );
-    text += &principal("us-alice", "\"Admin\"", ADMIN);
-    text += &principal("us-bob", "\"Signer\"", SIGNER);
+    text += &principal_toml("us-alice", "\"Admin\"", ADMIN);
+    text += &principal_toml("us-bob", "\"Signer\"", SIGNER);
     for (i, token) in APPROVERS.iter().enumerate() {
-        text += &principal(&format!("us-{}", i + 1), "", token);
+        text += &principal_toml(&format!("us-{}", i + 1), "", token);
     }
     text += "[prices]\nETH = \"3000\"\n";
     let path = dir.join("warden.toml");

@@ -47,6 +47,15 @@ pub const PEOPLE: &[TestPrincipal] = &[
     },
 ];
 
+/// A `[[principals]]` entry of a user with `roles` (TOML list items, e.g.
+/// `"\"Admin\""`) who signs in with `token`.
+pub fn principal_toml(id: &str, roles: &str, token: &str) -> String {
+    format!(
+        "[[principals]]\nid = \"{id}\"\nkind = \"User\"\nroles = [{roles}]\ntoken_sha256 = \"{}\"\n\n",
+        token_sha256_hex(token)
+    )
+}
+
 /// A fixture key file's path.
 pub fn key_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
