@@ -64,6 +64,10 @@ pub const DEFAULT_DATA_DIR: &str = "warden-data";
 /// whitelisted addresses, far more than any legitimate request, while keeping
 /// what one request can make the server buffer small.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// `max_connections` by default: far above what one signer opens, well
+/// under a server's file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Longest `window_idle_seconds`: a day (longer keeps actors for nothing).
 pub const MAX_WINDOW_IDLE_SECS: u64 = 86_400;
 /// Longest `external_id_retention_days`: ten years.
@@ -279,7 +283,7 @@ impl Default for Config {
             webhook_allow_private: false,
             webhook_backlog: crate::DEFAULT_WEBHOOK_BACKLOG,
             body_timeout: std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
-            max_connections: crate::http::DEFAULT_MAX_CONNECTIONS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             tls: None,
             journal: JournalConfig::default(),
             require_signed_actions: false,
@@ -454,7 +458,7 @@ impl Config {
             Some(_) => return Err(invalid("body_timeout_seconds".into(), "must be 1 to 3600 seconds")),
         };
         let max_connections = match raw.max_connections {
-            None => crate::http::DEFAULT_MAX_CONNECTIONS,
+            None => DEFAULT_MAX_CONNECTIONS,
             Some(n) if (1..=1_000_000).contains(&n) => n,
             Some(_) => return Err(invalid("max_connections".into(), "must be 1 to 1000000")),
         };

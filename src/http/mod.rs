@@ -59,8 +59,7 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// (answers to changes are one entity each, far smaller).
 const MAX_FORWARDED_ANSWER: usize = 4 * 1024 * 1024;
 
-/// `max_connections` by default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub use crate::config::DEFAULT_MAX_CONNECTIONS;
 
 /// An HTTP server over an engine.
 #[derive(Debug)]
