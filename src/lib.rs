@@ -1,8 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-// The layers, each importing only those above it in this list (checked by
-// `scripts/check-layers.sh`): the pure ones first (no actix, no tokio).
+// The layers import one way, in this order (rustfmt sorts the lines below):
+// model, policy, workflow (pure: no actix, no tokio), journal, state,
+// actors, engine, then http, config, cluster and audit; the leaves clock,
+// faults and credential below them all. `tests/layers.rs` checks it;
+// `docs/design.md` says what each layer holds.
 mod actors;
 pub mod audit;
 mod clock;
