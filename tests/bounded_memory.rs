@@ -92,8 +92,9 @@ async fn a_resolved_approval_keeps_no_actor_and_reads_back_from_the_journal() {
     let h = Harness { engine, clock: ManualClock::new(t0()), journal: std::sync::Arc::new(MemoryJournal::new()) };
     h.add_policy(large_transaction_policy()).await;
     let id = h.submit(transfer_with("150000", json!({}))).await.approval_id.unwrap();
-    assert_eq!(h.engine.live_actors().1, 1);
+    assert_eq!(h.engine.live_actors().1, 0, "an approval's actor starts when a decision reaches it");
     h.approve(&user("us-1"), &id).await.unwrap();
+    assert_eq!(h.engine.live_actors().1, 1);
     let answered = h.approve(&user("us-2"), &id).await.unwrap();
     assert_eq!(answered.status, ApprovalStatus::Approved);
     assert_eq!(h.engine.live_actors().1, 0);
@@ -106,4 +107,21 @@ async fn a_resolved_approval_keeps_no_actor_and_reads_back_from_the_journal() {
         .approvals(&ApprovalFilter { approver_id: Some("us-3".into()), ..Default::default() }, &PageRequest::default())
         .unwrap();
     assert_eq!(listed.items, [answered], "the approver filter still sees a resolved approval's groups");
+}
+
+#[actix_rt::test]
+async fn an_approval_left_alone_keeps_no_actor_and_takes_decisions_again() {
+    let h = harness(|b| b.window_idle(Duration::from_secs(1))).await;
+    h.add_policy(large_transaction_policy()).await;
+    let id = h.submit(transfer_with("150000", json!({}))).await.approval_id.unwrap();
+    assert_eq!(h.approve(&user("us-1"), &id).await.unwrap().status, ApprovalStatus::Pending);
+    assert_eq!(h.engine.live_actors().1, 1);
+    // Nobody decides for longer than an approval actor's idle time.
+    h.clock.advance(chrono::Duration::seconds(61));
+    eventually("the idle approval actor to retire", || h.engine.live_actors().1 == 0).await;
+    assert_eq!(h.engine.approval(&id).unwrap().decisions.len(), 1, "its state stays in the tables");
+    // A decision starts a new actor, which sees the earlier decision.
+    assert!(matches!(h.approve(&user("us-1"), &id).await, Err(Error::Conflict(_))), "us-1 decided already");
+    assert_eq!(h.approve(&user("us-2"), &id).await.unwrap().status, ApprovalStatus::Approved);
+    assert_eq!(h.engine.live_actors().1, 0);
 }

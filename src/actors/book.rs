@@ -3,10 +3,16 @@
 //! started (on one arbiter per core, round robin).
 //!
 //! A supervised actor keeps its address across restarts (its supervisor
-//! keeps the mailbox), so a restart needs no change here. An actor leaves
-//! the book when it has nothing left to do: an approval once resolved, a
-//! window once it held nothing for `window_idle_seconds`. It ends when the
-//! last holder of its address lets go.
+//! keeps the mailbox), so a restart needs no change here. Actors start when
+//! first needed: a window when an activity first counts in it, an approval's
+//! when a decision or its deadline first reaches it. An actor leaves the book
+//! when it has nothing left to do: an approval once resolved or left alone
+//! for [`APPROVAL_IDLE`], a window once it held nothing for
+//! `window_idle_seconds`. It ends when the last holder of its address lets go.
+//!
+//! INVARIANT (one actor per approval): an approval's actor leaves the book
+//! only while no caller holds its [`ApprovalHandle`], so two actors of one
+//! approval never take decisions at once.
 //!
 //! INVARIANT (windows forget nothing): a window leaves the book only while it
 //! holds no count and no reservation and nobody looked it up for the idle
@@ -14,7 +20,7 @@
 //! caller never reserves in a retired window, and a window started afresh
 //! holds, correctly, nothing.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use actix::prelude::*;
@@ -35,6 +41,26 @@ struct WindowSlot {
     shared: Arc<WindowShared>,
 }
 
+/// How long an approval's actor stays without a decision or an expiry
+/// reaching it: a pending approval waits for people, often for hours, and
+/// needs no actor meanwhile (its state is in the tables).
+pub(crate) const APPROVAL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+struct ApprovalSlot {
+    addr: Addr<ApprovalActor>,
+    /// Engine time of the last lookup, in milliseconds.
+    last_used: AtomicI64,
+    /// One more count per [`ApprovalHandle`] out.
+    holders: Arc<()>,
+}
+
+/// An approval actor's address, held while a message to it is under way.
+pub(crate) struct ApprovalHandle {
+    /// The actor.
+    pub(crate) addr: Addr<ApprovalActor>,
+    _holding: Arc<()>,
+}
+
 /// Restarts of supervised actors so far.
 #[derive(Debug, Default)]
 pub(crate) struct Restarts {
@@ -47,7 +73,7 @@ pub(crate) struct Restarts {
 /// The address books.
 pub(crate) struct AddressBook {
     windows: DashMap<WindowKey, WindowSlot>,
-    approvals: DashMap<String, Addr<ApprovalActor>>,
+    approvals: DashMap<String, ApprovalSlot>,
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
     journal: Arc<dyn Journal>,
@@ -142,26 +168,44 @@ impl AddressBook {
         self.windows.len()
     }
 
-    /// The actor of a pending approval.
-    pub(crate) fn approval(&self, id: &str) -> Option<Addr<ApprovalActor>> {
-        self.approvals.get(id).map(|a| a.clone())
-    }
-
-    /// Starts the actor of a pending approval.
-    pub(crate) fn start_approval(&self, id: String, port: Weak<dyn ApprovalPort>) {
-        if self.approvals.contains_key(&id) {
-            return;
-        }
-        let key = id.clone();
-        let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| ApprovalActor::new(key, port));
-        self.approvals.insert(id, addr);
-        metrics::gauge!("warden_approval_actors").set(self.approvals.len() as f64);
+    /// The actor of a pending approval, started if it has none (the caller
+    /// checked that it is pending); `port` is what a new actor gets.
+    pub(crate) fn approval(&self, id: &str, now: DateTime<Utc>, port: &Weak<dyn ApprovalPort>) -> ApprovalHandle {
+        let slot = match self.approvals.get(id) {
+            Some(slot) => slot,
+            None => self
+                .approvals
+                .entry(id.to_owned())
+                .or_insert_with(|| {
+                    let (key, port) = (id.to_owned(), port.clone());
+                    let addr =
+                        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| ApprovalActor::new(key, port));
+                    metrics::gauge!("warden_approval_actors").increment(1.0);
+                    ApprovalSlot { addr, last_used: AtomicI64::new(0), holders: Arc::new(()) }
+                })
+                .downgrade(),
+        };
+        slot.last_used.fetch_max(now.timestamp_millis(), Ordering::Relaxed);
+        ApprovalHandle { addr: slot.addr.clone(), _holding: slot.holders.clone() }
     }
 
     /// A resolved approval's actor leaves the book.
     pub(crate) fn forget_approval(&self, id: &str) {
-        self.approvals.remove(id);
+        if self.approvals.remove(id).is_some() {
+            metrics::gauge!("warden_approval_actors").set(self.approvals.len() as f64);
+        }
+    }
+
+    /// The idle sweep of approvals: actors nobody looked up since `cutoff`
+    /// and nobody holds leave the book. Answers how many left.
+    pub(crate) fn sweep_approvals(&self, cutoff: DateTime<Utc>) -> usize {
+        let before = self.approvals.len();
+        let cutoff = cutoff.timestamp_millis();
+        self.approvals.retain(|_, slot| {
+            Arc::strong_count(&slot.holders) > 1 || slot.last_used.load(Ordering::Relaxed) >= cutoff
+        });
         metrics::gauge!("warden_approval_actors").set(self.approvals.len() as f64);
+        before - self.approvals.len()
     }
 
     /// How many approval actors are in the book.

@@ -136,6 +136,11 @@ impl Hub {
         &self.leadership
     }
 
+    /// What an approval actor started now is given.
+    pub(crate) fn approval_port(&self) -> Weak<dyn ApprovalPort> {
+        self.me.clone()
+    }
+
     /// The webhook dispatcher.
     pub(crate) fn dispatcher(&self) -> Option<&Addr<Dispatcher>> {
         self.dispatcher.get()
@@ -216,10 +221,6 @@ impl Hub {
                     quantity: count.quantity,
                     at: count.at,
                 }),
-                Effect::ApprovalOpened(id) => {
-                    let port: Weak<dyn ApprovalPort> = self.me.clone();
-                    self.book.start_approval(id, port);
-                }
                 Effect::ApprovalResolved { id, status } => {
                     self.book.forget_approval(&id);
                     metrics::counter!("warden_approvals_resolved_total", "status" => status.as_str()).increment(1);

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::policy::compile::CompiledRule;
 
+use super::book::APPROVAL_IDLE;
 use super::approval::Expire;
 use super::hub::Hub;
 use super::serial::Serialized;
@@ -76,6 +77,11 @@ impl Registry {
         if retired > 0 {
             tracing::debug!(retired, "idle windows retired");
         }
+        let approval_cutoff = now - chrono::Duration::from_std(APPROVAL_IDLE).unwrap_or(chrono::Duration::MAX);
+        let retired = hub.book().sweep_approvals(approval_cutoff);
+        if retired > 0 {
+            tracing::debug!(retired, "idle approval actors retired");
+        }
         // Counts older than the widest window are seen by no rule again.
         let widest = chrono::Duration::seconds(crate::policy::compile::MAX_TIME_WINDOW_SECS as i64);
         if let Some(horizon) = now.checked_sub_signed(widest) {
@@ -95,9 +101,15 @@ impl Registry {
 
 /// Expires every pending approval past its deadline; answers how many expired.
 pub(crate) async fn expire_due(hub: &Hub) -> usize {
-    let due = hub.state().due_approvals(hub.now());
-    let actors: Vec<_> = due.iter().filter_map(|id| hub.book().approval(id)).collect();
-    let answers = futures_util::future::join_all(actors.iter().map(|actor| actor.send(Expire))).await;
+    if !hub.leadership().is_leading() {
+        // A standby expires nothing: the leader does, and it follows.
+        return 0;
+    }
+    let now = hub.now();
+    let due = hub.state().due_approvals(now);
+    let port = hub.approval_port();
+    let actors: Vec<_> = due.iter().map(|id| hub.book().approval(id, now, &port)).collect();
+    let answers = futures_util::future::join_all(actors.iter().map(|actor| actor.addr.send(Expire))).await;
     answers.into_iter().filter(|a| matches!(a, Ok(Ok(true)))).count()
 }
 

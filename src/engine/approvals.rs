@@ -28,9 +28,11 @@ pub(super) async fn decide(
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(ValidationError::new("reason", format!("must be at most {MAX_REASON_CHARS} characters")).into());
     }
-    if let Some(actor) = hub.book().approval(approval_id) {
+    if hub.state().is_pending_approval(approval_id) {
+        let actor = hub.book().approval(approval_id, hub.now(), &hub.approval_port());
         let decide = Decide { who: caller.id.clone(), kind: caller.kind, value, reason, user_action };
-        let decided = actor.send(decide).await;
+        let decided = actor.addr.send(decide).await;
+        drop(actor);
         match decided {
             // Resolved between the lookup and the decision: checked below.
             Ok(Err(Error::Conflict(Conflict::NotPending { .. }))) | Err(actix::MailboxError::Closed) => {}
@@ -39,11 +41,11 @@ pub(super) async fn decide(
                 return Err(Unavailable::Restarting { what: format!("approval `{approval_id}`") }.into())
             }
         }
-    }
-    if hub.state().pending_approval(approval_id).is_some() {
-        // Still pending, yet its actor did not answer: it crashed on this
-        // decision and restarts. Nothing was journaled; the caller may retry.
-        return Err(Unavailable::Restarting { what: format!("approval `{approval_id}`") }.into());
+        if hub.state().is_pending_approval(approval_id) {
+            // Still pending, yet its actor did not answer: it crashed on this
+            // decision and restarts. Nothing was journaled; the caller may retry.
+            return Err(Unavailable::Restarting { what: format!("approval `{approval_id}`") }.into());
+        }
     }
     // Resolved: the same checks, in the contract's order (403, then 409).
     // A resolved approval is read from the journal, on the blocking pool.

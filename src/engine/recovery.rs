@@ -8,12 +8,11 @@
 //! activity's text: the trail reads it from the journal when asked.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
 
-use crate::actors::approval::ApprovalPort;
 use crate::actors::hub::Hub;
 use crate::actors::registry::expire_due;
 use crate::error::Error;
@@ -110,15 +109,11 @@ pub(super) fn collect_counts(
 }
 
 /// Sets up what runs on a leader from the state: the windows with their
-/// counts, an actor per pending approval; then expires the approvals whose
-/// deadline passed while nobody led.
+/// counts; then expires the approvals whose deadline passed while nobody led
+/// (approval actors start when a decision or a deadline reaches them).
 pub(super) async fn start_leading(hub: &Arc<Hub>, ledgers: LedgersByWindow) {
     let state = hub.state().clone();
     let windows = restore_windows(hub, ledgers);
-    let port: Weak<dyn ApprovalPort> = Arc::downgrade(hub) as Weak<dyn ApprovalPort>;
-    for id in state.pending_approval_ids() {
-        hub.book().start_approval(id, port.clone());
-    }
     metrics::gauge!("warden_approvals_pending").set(state.pending_approval_count() as f64);
     let expired = expire_due(hub).await;
     tracing::info!(windows, expired, pending = state.pending_approval_count(), "leading from the state");

@@ -23,8 +23,6 @@ use super::{ActivityEntry, State};
 pub(crate) enum Effect {
     /// A window counts an activity.
     Count(Count),
-    /// A pending approval needs its actor.
-    ApprovalOpened(String),
     /// An approval resolved: its actor has nothing left to do.
     ApprovalResolved {
         /// The approval.
@@ -58,14 +56,8 @@ impl State {
                 self.activities.put(ActivityEntry::new(&activity, seq));
                 effects.extend(counts.into_iter().map(Effect::Count));
             }
-            Fact::ApprovalOpened(Json(approval)) => {
-                let id = approval.id.clone();
-                let pending = approval.status == ApprovalStatus::Pending;
-                self.approvals.open(approval, seq);
-                if pending {
-                    effects.push(Effect::ApprovalOpened(id));
-                }
-            }
+            // Its actor starts when a decision or its deadline reaches it.
+            Fact::ApprovalOpened(Json(approval)) => self.approvals.open(approval, seq),
             Fact::DecisionRecorded { approval_id, decision: Json(decision) } => {
                 self.approvals.decide(&approval_id, decision, seq);
             }

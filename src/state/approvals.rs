@@ -143,14 +143,14 @@ impl Approvals {
         })?
     }
 
+    /// Whether `id` is pending.
+    pub(crate) fn is_pending(&self, id: &str) -> bool {
+        self.entries.read(id, |entry| matches!(entry.body, Body::Pending(_))).unwrap_or(false)
+    }
+
     /// Whether `id` is known.
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.entries.read(id, |_| ()).is_some()
-    }
-
-    /// Ids of every pending approval.
-    pub(crate) fn pending_ids(&self) -> Vec<String> {
-        self.entries.pick(|e| matches!(e.body, Body::Pending(_)).then(|| e.id.clone()))
     }
 
     /// How many are pending.

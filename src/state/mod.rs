@@ -223,9 +223,9 @@ impl State {
         self.approvals.page(query, request, self.journal.as_ref())
     }
 
-    /// Ids of the pending approvals.
-    pub(crate) fn pending_approval_ids(&self) -> Vec<String> {
-        self.approvals.pending_ids()
+    /// Whether approval `id` is pending.
+    pub(crate) fn is_pending_approval(&self, id: &str) -> bool {
+        self.approvals.is_pending(id)
     }
 
     /// How many approvals are pending.
