@@ -1,7 +1,7 @@
 //! Recovery: fold the journal into the state with the same `apply` the live
-//! path uses, then set up what runs (windows with counts in their horizon,
-//! an actor per pending approval) and expire the approvals whose deadline
-//! passed while the engine was down.
+//! path uses, then set up what runs (windows with counts in their horizon;
+//! approval actors start as decisions and deadlines reach them) and expire
+//! the approvals whose deadline passed while the engine was down.
 //!
 //! A restart uses two threads: one reads, decodes and sorts the window counts
 //! by window; the other folds the facts into the tables. Neither keeps an

@@ -4,8 +4,9 @@
 //! A standby folds every record the leader commits with the same
 //! [`State::apply`](crate::state::State) as recovery, so its reads are the
 //! leader's, a few milliseconds behind, and keeps the window counts of the
-//! records it folds. Promoted, it starts its windows from those counts and an
-//! actor per pending approval, expires what is due, hands the backlog of
+//! records it folds. Promoted, it starts its windows from those counts,
+//! expires what is due (approval actors start as decisions and deadlines
+//! reach them), hands the backlog of
 //! webhook events to the dispatcher, and only then answers as leader.
 //! Demoted (its lease lost), it stops committing, waits for the commits under
 //! way, drops its actors, and goes back to following.
