@@ -201,9 +201,8 @@ impl AddressBook {
     pub(crate) fn sweep_approvals(&self, cutoff: DateTime<Utc>) -> usize {
         let before = self.approvals.len();
         let cutoff = cutoff.timestamp_millis();
-        self.approvals.retain(|_, slot| {
-            Arc::strong_count(&slot.holders) > 1 || slot.last_used.load(Ordering::Relaxed) >= cutoff
-        });
+        self.approvals
+            .retain(|_, slot| Arc::strong_count(&slot.holders) > 1 || slot.last_used.load(Ordering::Relaxed) >= cutoff);
         metrics::gauge!("warden_approval_actors").set(self.approvals.len() as f64);
         before - self.approvals.len()
     }

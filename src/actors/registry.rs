@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 
 use crate::policy::compile::CompiledRule;
 
-use super::book::APPROVAL_IDLE;
 use super::approval::Expire;
+use super::book::APPROVAL_IDLE;
 use super::hub::Hub;
 use super::serial::Serialized;
 

@@ -70,7 +70,10 @@ fn describe() {
     );
     metrics::describe_gauge!("warden_approvals_pending", "Approvals waiting for decisions");
     metrics::describe_gauge!("warden_window_actors", "Velocity window actors alive (idle ones retire)");
-    metrics::describe_gauge!("warden_approval_actors", "Approval actors alive (one per pending approval being decided; idle ones retire)");
+    metrics::describe_gauge!(
+        "warden_approval_actors",
+        "Approval actors alive (one per pending approval being decided; idle ones retire)"
+    );
     metrics::describe_counter!("warden_approvals_resolved_total", "Approvals by how they resolved");
     metrics::describe_histogram!(
         "warden_journal_commit_duration_seconds",

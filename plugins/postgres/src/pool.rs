@@ -45,8 +45,10 @@ impl Pool {
     fn with_here<T>(&self, mut f: impl FnMut(&mut ReadSession) -> Result<T, JournalError>) -> Result<T, JournalError> {
         let mut session = self.take()?;
         let mut result = f(&mut session);
-        if result.is_err() && session.client.is_closed() {
-            self.give_back(session);
+        if result.is_err() && !is_alive(&mut session) {
+            // Dropped, not given back: a session the server ended (a restart,
+            // an administrator) may not know it yet.
+            self.discard(session);
             session = self.take()?;
             result = f(&mut session);
         }
@@ -85,8 +87,20 @@ impl Pool {
         self.returned.notify_one();
     }
 
+    fn discard(&self, session: ReadSession) {
+        drop(session);
+        self.state().open -= 1;
+        self.returned.notify_one();
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Every update of the state is a single push, pop or count change.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether a session that just failed a read can still be used: its
+/// connection open and answering.
+fn is_alive(session: &mut ReadSession) -> bool {
+    !session.client.is_closed() && session.client.is_valid(std::time::Duration::from_secs(2)).is_ok()
 }
