@@ -18,6 +18,7 @@ const state = {
   pendingMore: false,
   live: false,
   policyNames: new Map(),
+  policyNamesLoaded: Promise.resolve(),
   stream: null,
   screen: null,
   shown: null, // the approval on screen, if any
@@ -60,12 +61,15 @@ async function show(focus = true) {
       const id = decodeURIComponent(path.slice('/approvals/'.length));
       fill(main, h('p', { role: 'status' }, `Loading ${id}…`));
       state.shown = await state.api.get(`/v2/policy-approvals/${encodeURIComponent(id)}`);
+      await state.policyNamesLoaded;
       await drawApproval(message);
     } else if (path === '/policies') {
       state.screen = 'policies';
+      fill(main, h('p', { role: 'status' }, 'Loading the policies…'));
       await drawPolicies(params.get('status') || 'Active', message);
     } else if (path === '/activities') {
       state.screen = 'activities';
+      fill(main, h('p', { role: 'status' }, 'Loading the activity trail…'));
       await drawActivities(params, message);
     } else if (path === '/keys') {
       state.screen = 'keys';
@@ -299,7 +303,7 @@ function start(api) {
   state.api = api;
   byId('nav').hidden = false;
   byId('session').hidden = false;
-  loadPolicyNames();
+  state.policyNamesLoaded = loadPolicyNames();
   connect();
   show();
 }
@@ -399,7 +403,8 @@ function onEvent(kind, event) {
   } else if (kind === 'policy.approval.resolved' && approval) {
     state.pending.delete(approval.id);
     pendingChanged();
-    if (state.screen === 'approval' && state.shown?.id === approval.id) {
+    // Redrawn only when this is news: the approver's own decision already drew its outcome.
+    if (state.screen === 'approval' && state.shown?.id === approval.id && state.shown.status !== approval.status) {
       state.shown = approval;
       drawApproval({ kind: 'info', text: `This approval is now ${approval.status}.` });
     }

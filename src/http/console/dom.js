@@ -1,6 +1,6 @@
 // Building the page from data without ever parsing data as HTML: every
 // value from the API becomes a text node. (The page's Content-Security-Policy
-// enforces it too: Trusted Types make `innerHTML = string` throw.)
+// enforces it too: with Trusted Types, assigning a string as HTML throws.)
 
 /**
  * Creates an element. `props`: attributes (`class`, `href`, `aria-*`,

@@ -69,7 +69,7 @@ export function timeLeft(iso, now = Date.now()) {
   const hours = Math.floor((seconds % 86400) / 3600);
   const minutes = Math.floor((seconds % 3600) / 60);
   const rest = seconds % 60;
-  if (days > 0) return `${days} d ${hours} h left`;
+  if (days > 0) return hours ? `${days} d ${hours} h left` : `${days} d left`;
   if (hours > 0) return `${hours} h ${minutes} min left`;
   if (minutes > 0) return `${minutes} min ${rest} s left`;
   return `${rest} s left`;

@@ -233,6 +233,13 @@ export function policies(main, { items, next, status, message, onFilter, onMore 
 
 const ACTIVITY_STATUSES = ['Allowed', 'Blocked', 'PendingApproval', 'Approved', 'Denied', 'Expired'];
 
+function trailSummary(count, next, filters) {
+  const conditions = [filters.walletId ? `wallet ${filters.walletId}` : null, filters.status ? `status ${filters.status}` : null]
+    .filter(Boolean);
+  const shown = `${count}${next ? '+' : ''} ${count === 1 && !next ? 'activity' : 'activities'}, oldest first`;
+  return conditions.length ? `${shown}, with ${conditions.join(' and ')}` : shown;
+}
+
 /** The activity trail, read-only, with its filters. */
 export function activities(main, { items, next, filters, message, onFilter, onMore }) {
   const wallet = h('input', { id: 'filter-wallet', name: 'walletId', value: filters.walletId || '', autocomplete: 'off' });
@@ -247,6 +254,7 @@ export function activities(main, { items, next, filters, message, onFilter, onMo
     h('label', { for: 'filter-wallet' }, 'Wallet id'), wallet,
     h('label', { for: 'filter-status' }, 'Status'), status,
     h('button', { type: 'submit' }, 'Filter')),
+    h('p', { class: 'muted', id: 'trail-summary', role: 'status' }, trailSummary(items.length, next, filters)),
     notice(message),
     items.length ? h('ul', { class: 'cards', id: 'activity-list' }, items.map((activity) => {
       const request = activity.activity;

@@ -37,18 +37,14 @@ const ASSETS: &[Asset] = &[
         content_type: "text/html; charset=utf-8",
         body: include_bytes!("../console/index.html"),
     },
-    Asset { name: "console.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../console/console.css") },
+    Asset {
+        name: "console.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../console/console.css"),
+    },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../console/icon.svg") },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/api.js"),
-    },
+    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/app.js") },
+    Asset { name: "api.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/api.js") },
     Asset {
         name: "views.js",
         content_type: "text/javascript; charset=utf-8",
@@ -64,11 +60,7 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../console/format.js"),
     },
-    Asset {
-        name: "dom.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/dom.js"),
-    },
+    Asset { name: "dom.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/dom.js") },
 ];
 
 /// `/console` without the slash: the page's relative links need it.

@@ -81,7 +81,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/console").route(web::get().to(console::redirect)).route(web::head().to(console::redirect)),
         )
         .service(web::resource("/console/").route(web::get().to(console::index)).route(web::head().to(console::index)))
-        .service(web::resource("/console/{file}").route(web::get().to(console::file)).route(web::head().to(console::file)));
+        .service(
+            web::resource("/console/{file}").route(web::get().to(console::file)).route(web::head().to(console::file)),
+        );
 }
 
 /// Runs a read that reads the journal (activities, resolved approvals: a

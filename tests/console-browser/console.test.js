@@ -1,0 +1,311 @@
+// The approver console in a real browser: Debian's chromium driven by
+// playwright-core (no browser download), against a real `warden serve`.
+// Run by tests/console.rs, which installs both (scripts/chromium.sh),
+// starts the server with the config below and passes:
+//   WARDEN_URL   the server's origin       WARDEN_PID  its process id (for SIGHUP)
+//   CONFIG       its config file           CHROMIUM    the browser executable
+//   KEYS_DIR     tests/fixtures/keys       ARTIFACTS   where screenshots go
+//   EXPIRY       seconds of the short-expiry policy (wallet tag `hot`)
+// The config has: us-bob (Signer), us-2 (key cr-two = fixtures/p256),
+// us-erin (in no group), us-dan (no key yet; last, so that a credential
+// appended to the file is his). Policies: treasury (quorum 2 of us-dan,
+// us-2, us-3) and hot (quorum 1 of us-dan, expiring after EXPIRY s).
+// Prints `console: result {json}` and `console: ok`; exits non-zero with
+// what went wrong on the first failed check.
+
+'use strict';
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+
+const base = process.env.WARDEN_URL;
+const origin = new URL(base).origin;
+const artifacts = process.env.ARTIFACTS;
+const keysDir = process.env.KEYS_DIR;
+for (const name of ['WARDEN_URL', 'WARDEN_PID', 'CONFIG', 'CHROMIUM', 'KEYS_DIR', 'ARTIFACTS', 'EXPIRY']) {
+  assert.ok(process.env[name], `${name} is required`);
+}
+fs.mkdirSync(artifacts, { recursive: true });
+
+const STEP_TIMEOUT = 20_000;
+const DESKTOP = { width: 1280, height: 860 };
+const PHONE = { width: 390, height: 844 };
+
+const requests = [];
+const problems = [];
+/** Every page opened, to show what each one said when a check fails. */
+const pages = [];
+
+function log(message) {
+  process.stdout.write(`console: ${message}\n`);
+}
+
+/** A new browser context (its own storage, like another person's browser) with every request recorded. */
+async function person(browser, viewport) {
+  const context = await browser.newContext({ viewport, isMobile: viewport === PHONE, hasTouch: viewport === PHONE });
+  context.on('request', (request) => requests.push(request.url()));
+  const page = await context.newPage();
+  pages.push(page);
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    // A refused request logs "Failed to load resource" (the 403 and 409 below are meant);
+    // anything else, a CSP violation first of all, is a failure.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+      problems.push(`console error: ${message.text()}`);
+    }
+  });
+  return { context, page };
+}
+
+async function signIn(page, token) {
+  await page.goto(`${base}/console`);
+  await page.locator('#token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#screen-title', { hasText: 'Pending approvals' }).waitFor();
+}
+
+async function submit(wallet, tags, amount, valueUsd, externalId) {
+  const response = await fetch(`${base}/v2/activities`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer bob-signer-token', 'content-type': 'application/json' },
+    body: JSON.stringify({
+      kind: 'Wallets:Sign', wallet: { id: wallet, tags }, externalId,
+      transaction: { type: 'Transfer', network: 'Ethereum', recipient: '0x76d1b7f9b3F69C435eeF76a98A415332084A856F',
+        assets: [{ symbol: 'ETH', decimals: 18, amount, valueUsd }] },
+    }),
+  });
+  const activity = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(activity));
+  assert.equal(activity.status, 'PendingApproval', JSON.stringify(activity));
+  return activity;
+}
+
+/** Appends `pem` to the config as us-dan's credential (his entry is the file's last) and sends SIGHUP. */
+async function register(credId, pem) {
+  fs.appendFileSync(process.env.CONFIG, `\n[[principals.credentials]]\nid = "${credId}"\npublic_key = """${pem}"""\n`);
+  process.kill(Number(process.env.WARDEN_PID), 'SIGHUP');
+  for (let i = 0; i < 200; i += 1) {
+    const response = await fetch(`${base}/auth/action/init`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer dan-token', 'content-type': 'application/json' },
+      body: JSON.stringify({ userActionPayload: '{}', userActionHttpMethod: 'POST', userActionHttpPath: '/v2/x' }),
+    });
+    const body = await response.json();
+    if (response.status === 200 && body.allowCredentials.key.some((key) => key.id === credId)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${credId} was never registered`);
+}
+
+async function noHorizontalScroll(page, where) {
+  const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert.ok(scroll <= width, `${where}: the page is ${scroll}px wide in a ${width}px window`);
+}
+
+async function notice(page, text) {
+  const element = page.locator('.notice', { hasText: text });
+  await element.waitFor();
+  return element.textContent();
+}
+
+async function main() {
+  const args = process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [];
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args });
+  try {
+    await scenarios(browser);
+  } catch (error) {
+    for (const [index, page] of pages.entries()) {
+      if (page.isClosed()) continue;
+      const text = await page.locator('main').textContent().catch(() => '?');
+      process.stderr.write(`--- page ${index} at ${page.url()}:\n${text}\n`);
+      await page.screenshot({ path: path.join(artifacts, `failure-${index}.png`), fullPage: true }).catch(() => {});
+    }
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+async function scenarios(browser) {
+  // Sign in: an unknown token is refused in words; the token lives in this tab only.
+  const dan = await person(browser, DESKTOP);
+  await dan.page.goto(`${base}/console`);
+  assert.equal(new URL(dan.page.url()).pathname, '/console/', '/console redirects to /console/');
+  await dan.page.locator('#token').fill('not-a-token');
+  await dan.page.getByRole('button', { name: 'Sign in' }).click();
+  await notice(dan.page, 'does not know that token');
+  await signIn(dan.page, 'dan-token');
+  await dan.page.locator('#pending-empty').waitFor();
+  assert.equal(await dan.page.evaluate(() => sessionStorage.getItem('warden.token')), 'dan-token');
+  const otherTab = await dan.context.newPage();
+  await otherTab.goto(`${base}/console/`);
+  await otherTab.locator('#token').waitFor();
+  await otherTab.close();
+  log('sign-in: ok');
+
+  // Dan makes a P-256 key in the browser, non-extractable, and registers its public key (config + SIGHUP).
+  await dan.page.goto(`${base}/console/#/keys`);
+  await dan.page.locator('#cred-id').fill('cr-dan-browser');
+  await dan.page.locator('#algorithm').selectOption('P-256');
+  await dan.page.locator('#generate').click();
+  const pem = (await dan.page.locator('#public-key-pem').textContent()).trim();
+  assert.match(pem, /^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+\n-----END PUBLIC KEY-----$/);
+  const stored = await dan.page.evaluate(async () => {
+    const record = await (await import('/console/keys.js')).currentKey();
+    return { extractable: record.privateKey.extractable, algorithm: record.privateKey.algorithm.namedCurve };
+  });
+  assert.deepEqual(stored, { extractable: false, algorithm: 'P-256' });
+  await register('cr-dan-browser', `${pem}\n`);
+  log('key generated and registered: ok');
+
+  // Live: activities submitted over HTTP appear without a reload.
+  await dan.page.goto(`${base}/console/#/pending`);
+  await dan.page.locator('#pending-empty').waitFor();
+  await dan.page.evaluate(() => { window.notReloaded = true; });
+  const big = await submit('wa-treasury', ['treasury'], '51500000000000000000', '154500.00', 'console-big');
+  const card = dan.page.locator(`[data-approval-id="${big.approvalId}"]`);
+  await card.waitFor();
+  const cardText = await card.textContent();
+  assert.ok(cardText.includes('51.5 ETH') && cardText.includes('154,500.00 USD'), cardText);
+  assert.ok(cardText.includes('Treasury: 0 of 2'), cardText);
+  const second = await submit('wa-treasury', ['treasury'], '40000000000000000000', '120000', 'console-second');
+  await dan.page.locator(`[data-approval-id="${second.approvalId}"]`).waitFor();
+  assert.equal(await dan.page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
+  assert.equal(await dan.page.locator('#pending-count').textContent(), '2');
+  await dan.page.screenshot({ path: path.join(artifacts, 'console-pending.png') });
+  log('live pending list: ok');
+
+  // Keyboard: Tab to the approval, Enter opens it with focus on its heading.
+  await dan.page.locator('#screen-title').focus();
+  let reached = false;
+  for (let i = 0; i < 40 && !reached; i += 1) {
+    await dan.page.keyboard.press('Tab');
+    reached = await dan.page.evaluate((id) => document.activeElement?.dataset?.approvalId === id, big.approvalId);
+  }
+  assert.ok(reached, 'the approval is reachable with Tab');
+  const outline = await dan.page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, 'none', 'focus is visible');
+  await dan.page.keyboard.press('Enter');
+  await dan.page.locator('#screen-title', { hasText: `Approval ${big.approvalId}` }).waitFor();
+  assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'screen-title');
+  const detail = await dan.page.locator('main').textContent();
+  for (const expected of ['wa-treasury', 'treasury', '0x76d1b7f9b3F69C435eeF76a98A415332084A856F', '51.5 ETH',
+    '154,500.00 USD', 'Treasury approval', 'value 154500.00 USD exceeds limit 100000 USD', '0 of 2 approvals',
+    'May still approve: us-dan, us-2, us-3', 'Expires in', 'No decision yet']) {
+    assert.ok(detail.includes(expected), `the detail shows "${expected}": ${detail}`);
+  }
+  log('detail: ok');
+
+  // An approver in no group sees the 403 in words (Erin has no key: her decision goes with her token alone).
+  const erin = await person(browser, DESKTOP);
+  await signIn(erin.page, 'erin-token');
+  await erin.page.goto(`${base}/console/#/approvals/${big.approvalId}`);
+  await erin.page.locator('#approve').click();
+  await notice(erin.page, 'not eligible to decide this approval');
+  log('ineligible 403 in words: ok');
+
+  // Dan approves with the keyboard, signed in the browser.
+  await dan.page.locator('#reason').focus();
+  await dan.page.keyboard.type('counterparty checked');
+  await dan.page.keyboard.press('Tab');
+  assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'approve');
+  await dan.page.keyboard.press('Enter');
+  await notice(dan.page, 'Your approval was recorded, signed with cr-dan-browser');
+  const afterDan = await dan.page.locator('main').textContent();
+  for (const expected of ['1 of 2 approvals', 'Approved by: us-dan', 'May still approve: us-2, us-3',
+    'counterparty checked', 'signed with key cr-dan-browser']) {
+    assert.ok(afterDan.includes(expected), `after Dan's approval the detail shows "${expected}": ${afterDan}`);
+  }
+  await dan.page.screenshot({ path: path.join(artifacts, 'console-approval.png'), fullPage: true });
+  // A second decision by the same person: 409 in words.
+  await dan.page.locator('#approve').click();
+  await notice(dan.page, 'already decided');
+  log('signed approval and 409 in words: ok');
+
+  // The second approver, on a phone, imports the P-256 key registered as cr-two.
+  const two = await person(browser, PHONE);
+  await signIn(two.page, 'approver-2-token');
+  await noHorizontalScroll(two.page, 'pending list');
+  await two.page.goto(`${base}/console/#/keys`);
+  await two.page.locator('#cred-id').fill('cr-two');
+  await two.page.locator('#import-pem').fill(fs.readFileSync(path.join(keysDir, 'p256.key'), 'utf8'));
+  await two.page.locator('#import').click();
+  const imported = (await two.page.locator('#public-key-pem').textContent()).trim();
+  assert.equal(imported, fs.readFileSync(path.join(keysDir, 'p256.pub'), 'utf8').trim(), 'the derived public key');
+  await noHorizontalScroll(two.page, 'keys');
+  await two.page.goto(`${base}/console/#/approvals/${big.approvalId}`);
+  await two.page.locator('#approve').waitFor();
+  await noHorizontalScroll(two.page, 'approval detail');
+  await two.page.locator('#reason').fill('second pair of eyes');
+  await two.page.locator('#approve').click();
+  await notice(two.page, 'The approval is now Approved');
+  // Dan, still on it, sees it resolve live.
+  await notice(dan.page, 'This approval is now Approved');
+  await dan.page.locator('.status-line .badge', { hasText: 'Approved' }).waitFor();
+  await dan.page.getByRole('link', { name: big.id }).click();
+  await dan.page.locator(`[data-activity-id="${big.id}"] .badge`, { hasText: 'Approved' }).waitFor();
+  log('quorum reached, approval and activity Approved: ok');
+
+  // The second approver denies the other one with a reason.
+  await two.page.goto(`${base}/console/#/approvals/${second.approvalId}`);
+  await two.page.locator('#reason').fill('recipient not on our list');
+  await two.page.locator('#deny').click();
+  await notice(two.page, 'The approval is now Denied');
+  const denied = await two.page.locator('#decisions').textContent();
+  assert.ok(denied.includes('us-2') && denied.includes('Denied') && denied.includes('recipient not on our list'), denied);
+  await dan.page.goto(`${base}/console/#/pending`);
+  await dan.page.locator('#pending-empty').waitFor();
+  log('denial with a reason: ok');
+
+  // Expiry: shown while pending, and the item leaves the list when it expires.
+  const hot = await submit('wa-hot', ['hot'], '2000000000000000000', '6000', 'console-hot');
+  const hotCard = dan.page.locator(`[data-approval-id="${hot.approvalId}"]`);
+  await hotCard.waitFor();
+  assert.match(await hotCard.textContent(), /Expires in \d+ s/);
+  await hotCard.waitFor({ state: 'detached', timeout: (Number(process.env.EXPIRY) + 30) * 1000 });
+  await dan.page.locator('#pending-empty').waitFor();
+  log('expiry: ok');
+
+  // The activity trail with its filters, and the policies, read-only.
+  await dan.page.goto(`${base}/console/#/activities`);
+  await dan.page.locator('#filter-wallet').fill('wa-hot');
+  await dan.page.locator('#filter-status').selectOption('Expired');
+  await dan.page.getByRole('button', { name: 'Filter' }).click();
+  await dan.page.locator('#trail-summary', { hasText: 'with wallet wa-hot and status Expired' }).waitFor();
+  await dan.page.locator(`[data-activity-id="${hot.id}"] .badge`, { hasText: 'Expired' }).waitFor();
+  assert.equal(await dan.page.locator('[data-activity-id]').count(), 1, 'only the hot wallet\'s expired activity');
+  await dan.page.locator('#filter-wallet').fill('wa-treasury');
+  await dan.page.locator('#filter-status').selectOption('Denied');
+  await dan.page.getByRole('button', { name: 'Filter' }).click();
+  await dan.page.locator('#trail-summary', { hasText: 'with wallet wa-treasury and status Denied' }).waitFor();
+  await dan.page.locator(`[data-activity-id="${second.id}"]`).waitFor();
+  assert.equal(await dan.page.locator('[data-activity-id]').count(), 1);
+  await two.page.goto(`${base}/console/#/activities`);
+  await two.page.locator(`[data-activity-id="${hot.id}"]`).waitFor();
+  await noHorizontalScroll(two.page, 'activity trail');
+  await dan.page.goto(`${base}/console/#/policies`);
+  const policies = await dan.page.locator('#policy-list').textContent();
+  assert.ok(policies.includes('Treasury approval') && policies.includes('Hot wallet approval'), policies);
+  assert.ok(policies.includes('quorum 2 of us-dan, us-2, us-3'), policies);
+  await two.page.goto(`${base}/console/#/policies`);
+  await two.page.locator('#policy-list').waitFor();
+  await noHorizontalScroll(two.page, 'policies');
+  log('activity trail and policies: ok');
+
+  // Nothing but this origin was ever asked for, and the browser reported no problem (a CSP violation would be one).
+  assert.ok(requests.length > 20, `requests were recorded (${requests.length})`);
+  const foreign = requests.filter((url) => new URL(url).origin !== origin);
+  assert.deepEqual(foreign, [], 'requests to another origin');
+  assert.deepEqual(problems, [], 'problems the browser reported');
+  log(`${requests.length} requests, all to ${origin}: ok`);
+
+  log(`result ${JSON.stringify({ approved: big, denied: second, expired: hot })}`);
+}
+
+main().then(() => log('ok'), (error) => {
+  process.stderr.write(`${error.stack || error}\n`);
+  process.exit(1);
+});
