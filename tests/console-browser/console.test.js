@@ -171,6 +171,8 @@ async function scenarios(browser) {
   const cardText = await card.textContent();
   assert.ok(cardText.includes('51.5 ETH') && cardText.includes('154,500.00 USD'), cardText);
   assert.ok(cardText.includes('Treasury: 0 of 2'), cardText);
+  const announced = await dan.page.locator('#announce').textContent();
+  assert.equal(announced, 'New approval pending: 51.5 ETH, by us-bob.', 'screen readers are told');
   const second = await submit('wa-treasury', ['treasury'], '40000000000000000000', '120000', 'console-second');
   await dan.page.locator(`[data-approval-id="${second.approvalId}"]`).waitFor();
   assert.equal(await dan.page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
@@ -225,20 +227,34 @@ async function scenarios(browser) {
   await notice(dan.page, 'already decided');
   log('signed approval and 409 in words: ok');
 
-  // The second approver, on a phone, imports the P-256 key registered as cr-two.
+  // The second approver, on a phone. A key made in the browser under the id
+  // `cr-two`, which the server knows with another public key: the signature is refused, in words.
   const two = await person(browser, PHONE);
   await signIn(two.page, 'approver-2-token');
   await noHorizontalScroll(two.page, 'pending list');
   await two.page.goto(`${base}/console/#/keys`);
   await two.page.locator('#cred-id').fill('cr-two');
+  await two.page.locator('#generate').click();
+  await two.page.locator('#public-key-pem').waitFor();
+  await two.page.goto(`${base}/console/#/approvals/${big.approvalId}`);
+  await two.page.locator('#approve').click();
+  await notice(two.page, 'Signature refused');
+  log('a wrong key: signature refused in words: ok');
+
+  // Then the right one: the fixture's P-256 private key, imported.
+  await two.page.goto(`${base}/console/#/keys`);
+  await two.page.locator('#public-key-pem').waitFor();
+  await two.page.locator('#cred-id').fill('cr-two');
   await two.page.locator('#import-pem').fill(fs.readFileSync(path.join(keysDir, 'p256.key'), 'utf8'));
   await two.page.locator('#import').click();
+  await notice(two.page, 'The key was imported');
   const imported = (await two.page.locator('#public-key-pem').textContent()).trim();
   assert.equal(imported, fs.readFileSync(path.join(keysDir, 'p256.pub'), 'utf8').trim(), 'the derived public key');
   await noHorizontalScroll(two.page, 'keys');
   await two.page.goto(`${base}/console/#/approvals/${big.approvalId}`);
   await two.page.locator('#approve').waitFor();
   await noHorizontalScroll(two.page, 'approval detail');
+  await two.page.screenshot({ path: path.join(artifacts, 'console-phone-approval.png'), fullPage: true });
   await two.page.locator('#reason').fill('second pair of eyes');
   await two.page.locator('#approve').click();
   await notice(two.page, 'The approval is now Approved');

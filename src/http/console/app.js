@@ -4,6 +4,7 @@
 
 import { Api, ApiError, readEvents } from './api.js';
 import { byId, fill, h } from './dom.js';
+import { assetsSummary } from './format.js';
 import * as keys from './keys.js';
 import * as views from './views.js';
 
@@ -395,14 +396,23 @@ function pendingChanged() {
   if (state.screen === 'pending') redraw(() => drawPending());
 }
 
+/** Tells screen-reader users what changed without moving their focus. */
+function announce(text) {
+  byId('announce').textContent = text;
+}
+
 function onEvent(kind, event) {
   const approval = event.data?.approval;
   if (kind === 'policy.approval.pending' && approval?.status === 'Pending') {
     state.pending.set(approval.id, approval);
     pendingChanged();
+    const { moved } = assetsSummary(approval.activity.transaction);
+    announce(`New approval pending: ${approval.activity.changeRequest ? 'a policy change' : moved}, `
+      + `by ${approval.initiatorId}.`);
   } else if (kind === 'policy.approval.resolved' && approval) {
-    state.pending.delete(approval.id);
+    const known = state.pending.delete(approval.id);
     pendingChanged();
+    if (known) announce(`Approval ${approval.id} is now ${approval.status}.`);
     // Redrawn only when this is news: the approver's own decision already drew its outcome.
     if (state.screen === 'approval' && state.shown?.id === approval.id && state.shown.status !== approval.status) {
       state.shown = approval;
