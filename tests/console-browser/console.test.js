@@ -16,6 +16,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
@@ -111,6 +112,35 @@ async function notice(page, text) {
   return element.textContent();
 }
 
+/**
+ * The page turns WebCrypto's r || s into DER itself: check it against
+ * OpenSSL (which refuses a non-minimal DER) on signatures made here, until
+ * both a high first bit and a leading zero byte have come up in r or s.
+ */
+async function derConversion(page) {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const message = Buffer.from('{"type":"key.get","challenge":"x"}');
+  const raws = [];
+  let highBit = false;
+  let leadingZero = false;
+  while (raws.length < 5000 && !(highBit && leadingZero)) {
+    const raw = crypto.sign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    highBit ||= raw[0] >= 0x80 || raw[32] >= 0x80;
+    leadingZero ||= raw[0] === 0 || raw[32] === 0;
+    raws.push([...raw]);
+  }
+  assert.ok(highBit && leadingZero, 'both cases came up');
+  const ders = await page.evaluate(async (all) => {
+    const { derOfP1363 } = await import('/console/keys.js');
+    return all.map((raw) => [...derOfP1363(new Uint8Array(raw))]);
+  }, raws);
+  for (const der of ders) {
+    assert.ok(crypto.verify('sha256', message, { key: publicKey, dsaEncoding: 'der' }, Buffer.from(der)),
+      `OpenSSL accepts the page's DER ${Buffer.from(der).toString('hex')}`);
+  }
+  log(`DER of ${ders.length} P-256 signatures: ok`);
+}
+
 async function main() {
   const args = process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : [];
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args });
@@ -160,6 +190,7 @@ async function scenarios(browser) {
   assert.deepEqual(stored, { extractable: false, algorithm: 'P-256' });
   await register('cr-dan-browser', `${pem}\n`);
   log('key generated and registered: ok');
+  await derConversion(dan.page);
 
   // Live: activities submitted over HTTP appear without a reload.
   await dan.page.goto(`${base}/console/#/pending`);
@@ -216,6 +247,7 @@ async function scenarios(browser) {
   assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'approve');
   await dan.page.keyboard.press('Enter');
   await notice(dan.page, 'Your approval was recorded, signed with cr-dan-browser');
+  assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'notice', 'the keyboard goes on from the outcome');
   const afterDan = await dan.page.locator('main').textContent();
   for (const expected of ['1 of 2 approvals', 'Approved by: us-dan', 'May still approve: us-2, us-3',
     'counterparty checked', 'signed with key cr-dan-browser']) {

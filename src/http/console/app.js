@@ -26,6 +26,7 @@ const state = {
   messages: new Map(), // screen -> message to show once
   busy: false,
   ed25519: null,
+  navigation: 0, // counts navigations: a slow answer for a screen left since is dropped
 };
 
 const main = byId('main');
@@ -49,6 +50,8 @@ async function show(focus = true) {
     return;
   }
   const { path, params } = route();
+  const navigation = ++state.navigation;
+  const stale = () => navigation !== state.navigation;
   const message = state.messages.get(path) || null;
   state.messages.delete(path);
   state.shown = null;
@@ -61,30 +64,33 @@ async function show(focus = true) {
       state.screen = 'approval';
       const id = decodeURIComponent(path.slice('/approvals/'.length));
       fill(main, h('p', { role: 'status' }, `Loading ${id}…`));
-      state.shown = await state.api.get(`/v2/policy-approvals/${encodeURIComponent(id)}`);
+      const approval = await state.api.get(`/v2/policy-approvals/${encodeURIComponent(id)}`);
       await state.policyNamesLoaded;
+      if (stale()) return;
+      state.shown = approval;
       await drawApproval(message);
     } else if (path === '/policies') {
       state.screen = 'policies';
       fill(main, h('p', { role: 'status' }, 'Loading the policies…'));
-      await drawPolicies(params.get('status') || 'Active', message);
+      await drawPolicies(params.get('status') || 'Active', message, stale);
     } else if (path === '/activities') {
       state.screen = 'activities';
       fill(main, h('p', { role: 'status' }, 'Loading the activity trail…'));
-      await drawActivities(params, message);
+      await drawActivities(params, message, stale);
     } else if (path === '/keys') {
       state.screen = 'keys';
-      await drawKeys(message);
+      await drawKeys(message, stale);
     } else {
       navigate('#/pending');
       return;
     }
   } catch (error) {
+    if (stale()) return;
     if (!handleSignedOut(error)) fill(main, h('h1', { tabindex: '-1', id: 'screen-title' }, 'Could not load this'),
       h('p', { class: 'notice notice-error', role: 'alert' }, explainRead(error)),
       h('p', {}, h('a', { href: '#/pending' }, 'Back to the pending approvals')));
   }
-  if (focus) byId('screen-title')?.focus();
+  if (focus && !stale()) byId('screen-title')?.focus();
 }
 
 function markNavigation(path) {
@@ -115,14 +121,17 @@ function drawPending(message) {
 }
 
 async function drawApproval(message) {
+  const shown = state.shown;
   const key = await keys.currentKey().catch(() => null);
-  views.approval(main, { approval: state.shown, policyNames: state.policyNames, key, message, busy: state.busy,
+  if (state.screen !== 'approval' || state.shown !== shown) return;
+  views.approval(main, { approval: shown, policyNames: state.policyNames, key, message, busy: state.busy,
     onDecide: decide });
 }
 
-async function drawPolicies(status, message) {
+async function drawPolicies(status, message, stale) {
   const query = status === 'All' ? '' : `?status=${encodeURIComponent(status)}`;
   const page = await state.api.get(`/v2/policies${query}`);
+  if (stale()) return;
   const items = page.items;
   let next = page.nextPageToken;
   const draw = (note) => views.policies(main, { items, next, status, message: note, onMore: more,
@@ -138,7 +147,7 @@ async function drawPolicies(status, message) {
   draw(message);
 }
 
-async function drawActivities(params, message) {
+async function drawActivities(params, message, stale) {
   const filters = { walletId: params.get('walletId') || '', status: params.get('status') || '' };
   const onFilter = (chosen) => {
     const query = new URLSearchParams(Object.entries(chosen).filter(([, value]) => value)).toString();
@@ -147,11 +156,13 @@ async function drawActivities(params, message) {
   const only = params.get('id');
   if (only) {
     const activity = await state.api.get(`/v2/activities/${encodeURIComponent(only)}`);
+    if (stale()) return;
     views.activities(main, { items: [activity], next: null, filters, message, onFilter, onMore: null });
     return;
   }
   const query = new URLSearchParams(Object.entries(filters).filter(([, value]) => value)).toString();
   const page = await state.api.get(`/v2/activities${query ? `?${query}` : ''}`);
+  if (stale()) return;
   const items = page.items;
   let next = page.nextPageToken;
   const draw = (note) => views.activities(main, { items, next, filters, message: note, onFilter, onMore: more });
@@ -165,9 +176,10 @@ async function drawActivities(params, message) {
   draw(message);
 }
 
-async function drawKeys(message) {
+async function drawKeys(message, stale = () => false) {
   if (state.ed25519 === null) state.ed25519 = await keys.supportsEd25519();
   const key = await keys.currentKey().catch(() => null);
+  if (stale()) return;
   views.keys(main, { key, ed25519: state.ed25519, message, busy: state.busy,
     onGenerate: (algorithm, credId) => keyAction(() => keys.generateKey(algorithm, credId), credId,
       `A new ${algorithm} key was made in this browser. Register it (below) before you decide.`),
@@ -209,6 +221,8 @@ async function decide(value, reason) {
   const path = `/v2/policy-approvals/${encodeURIComponent(approval.id)}/decisions`;
   const body = JSON.stringify({ value, reason });
   state.busy = true;
+  for (const button of main.querySelectorAll('#approve, #deny')) button.disabled = true;
+  announce(key ? 'Signing and sending your decision…' : 'Sending your decision…');
   let message;
   try {
     const updated = key ? await state.api.signedPost(path, body, keys.signerOf(key)) : await state.api.post(path, body);
@@ -225,8 +239,9 @@ async function decide(value, reason) {
     state.busy = false;
   }
   if (state.screen === 'approval' && state.shown?.id === approval.id) {
+    // The buttons were redrawn: the keyboard continues from the outcome's notice.
     await drawApproval(message);
-    main.querySelector('.notice')?.focus?.();
+    byId('notice')?.focus();
   }
 }
 

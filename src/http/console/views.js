@@ -44,8 +44,8 @@ function refreshTimer(element) {
 
 function notice(message) {
   if (!message) return null;
-  return h('p', { class: `notice notice-${message.kind}`, role: message.kind === 'error' ? 'alert' : 'status' },
-    message.text);
+  return h('p', { class: `notice notice-${message.kind}`, id: 'notice', tabindex: '-1',
+    role: message.kind === 'error' ? 'alert' : 'status' }, message.text);
 }
 
 /** The sign-in screen. */
