@@ -99,7 +99,9 @@ async fn console_files_are_served_with_a_strict_policy_and_no_token() {
         pending.extend(references(&text));
         seen.push(name);
     }
-    for module in ["app.js", "api.js", "keys.js", "views.js", "dom.js", "format.js", "console.css", "icon.svg"] {
+    for module in
+        ["app.js", "api.js", "approval.js", "keys.js", "views.js", "dom.js", "format.js", "console.css", "icon.svg"]
+    {
         assert!(seen.iter().any(|name| name == module), "`{module}` is reachable from the page: {seen:?}");
     }
 

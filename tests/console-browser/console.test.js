@@ -247,7 +247,8 @@ async function scenarios(browser) {
   assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'approve');
   await dan.page.keyboard.press('Enter');
   await notice(dan.page, 'Your approval was recorded, signed with cr-dan-browser');
-  assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'notice', 'the keyboard goes on from the outcome');
+  assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'notice',
+    'the keyboard goes on from the outcome');
   const afterDan = await dan.page.locator('main').textContent();
   for (const expected of ['1 of 2 approvals', 'Approved by: us-dan', 'May still approve: us-2, us-3',
     'counterparty checked', 'signed with key cr-dan-browser']) {
@@ -303,7 +304,9 @@ async function scenarios(browser) {
   await two.page.locator('#deny').click();
   await notice(two.page, 'The approval is now Denied');
   const denied = await two.page.locator('#decisions').textContent();
-  assert.ok(denied.includes('us-2') && denied.includes('Denied') && denied.includes('recipient not on our list'), denied);
+  for (const expected of ['us-2', 'Denied', 'recipient not on our list', 'signed with key cr-two']) {
+    assert.ok(denied.includes(expected), `the decision shows "${expected}": ${denied}`);
+  }
   await dan.page.goto(`${base}/console/#/pending`);
   await dan.page.locator('#pending-empty').waitFor();
   log('denial with a reason: ok');

@@ -83,7 +83,9 @@ export class Api {
       challengeIdentifier: challenge.challengeIdentifier,
       firstFactor: {
         kind: 'Key',
-        credentialAssertion: { credId: signer.credId, clientData: base64url(clientData), signature: base64url(signature) },
+        credentialAssertion: {
+          credId: signer.credId, clientData: base64url(clientData), signature: base64url(signature),
+        },
       },
     })));
     return step('change', () => this.post(path, bodyText, { 'x-dfns-useraction': token.userAction }));

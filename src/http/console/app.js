@@ -3,6 +3,7 @@
 // what to fetch and when.
 
 import { Api, ApiError, readEvents } from './api.js';
+import { approval as drawApprovalView } from './approval.js';
 import { byId, fill, h } from './dom.js';
 import { assetsSummary } from './format.js';
 import * as keys from './keys.js';
@@ -12,6 +13,8 @@ import * as views from './views.js';
 const TOKEN = 'warden.token';
 /** Reconnection backoff after the stream drops, doubling up to the last. */
 const RETRY_MS = [500, 1000, 2000, 5000, 15000];
+/** How often the pending list is listed again while live, in case an event never came. */
+const RECONCILE_MS = 60_000;
 
 const state = {
   api: null,
@@ -124,7 +127,7 @@ async function drawApproval(message) {
   const shown = state.shown;
   const key = await keys.currentKey().catch(() => null);
   if (state.screen !== 'approval' || state.shown !== shown) return;
-  views.approval(main, { approval: shown, policyNames: state.policyNames, key, message, busy: state.busy,
+  drawApprovalView(main, { approval: shown, policyNames: state.policyNames, key, message, busy: state.busy,
     onDecide: decide });
 }
 
@@ -138,7 +141,8 @@ async function drawPolicies(status, message, stale) {
     onFilter: (chosen) => navigate(`#/policies?status=${encodeURIComponent(chosen)}`) });
   async function more() {
     const separator = query ? '&' : '?';
-    const following = await state.api.get(`/v2/policies${query}${separator}paginationToken=${encodeURIComponent(next)}`);
+    const token = `paginationToken=${encodeURIComponent(next)}`;
+    const following = await state.api.get(`/v2/policies${query}${separator}${token}`);
     items.push(...following.items);
     next = following.nextPageToken;
     draw(null);
@@ -167,7 +171,8 @@ async function drawActivities(params, message, stale) {
   let next = page.nextPageToken;
   const draw = (note) => views.activities(main, { items, next, filters, message: note, onFilter, onMore: more });
   async function more() {
-    const following = await state.api.get(`/v2/activities?${query ? `${query}&` : ''}paginationToken=${encodeURIComponent(next)}`);
+    const token = `paginationToken=${encodeURIComponent(next)}`;
+    const following = await state.api.get(`/v2/activities?${query ? `${query}&` : ''}${token}`);
     items.push(...following.items);
     next = following.nextPageToken;
     draw(null);
@@ -197,7 +202,8 @@ async function keyAction(work, credId, done) {
     return show(false);
   }
   if (!CREDENTIAL_ID.test(credId)) {
-    state.messages.set('/keys', { kind: 'error', text: 'The credential id must be 1 to 256 letters, digits or . _ : -' });
+    state.messages.set('/keys', { kind: 'error',
+      text: 'The credential id must be 1 to 256 letters, digits or . _ : -' });
     return show(false);
   }
   state.busy = true;
@@ -252,8 +258,8 @@ function explainDecision(error, key) {
   }
   const server = error.detail ? ` (The server said: ${error.detail}.)` : '';
   if (error.step === 'unregistered' || (error.step === 'init' && error.status === 403)) {
-    return `Your key is not registered on this server yet, so it cannot sign.${server} Register it (see “Your key”) `
-      + 'and have the server reload its config.';
+    return `Your key is not registered on this server yet, so it cannot sign.${server} `
+      + 'Register it (see “Your key”) and have the server reload its config.';
   }
   if (error.step === 'sign' && error.status === 401) {
     return `Signature refused: the server did not accept the signature of the key in this browser `
@@ -262,9 +268,12 @@ function explainDecision(error, key) {
   switch (error.status) {
     case 401:
       if (/x-dfns-useraction/i.test(error.detail) && !key) {
-        return `Signature required: this server wants your decisions signed with your key. Set one up in “Your key”.${server}`;
+        return 'Signature required: this server wants your decisions signed with your key. '
+          + `Set one up in “Your key”.${server}`;
       }
-      if (/x-dfns-useraction/i.test(error.detail)) return `Signature refused: the signed action was not accepted.${server}`;
+      if (/x-dfns-useraction/i.test(error.detail)) {
+        return `Signature refused: the signed action was not accepted.${server}`;
+      }
       return `Your token was refused: sign in again.${server}`;
     case 403:
       return 'You are not eligible to decide this approval: you are in none of its approval groups, or you started '
@@ -361,24 +370,31 @@ function updateCount() {
 /**
  * Keeps the pending list live: follows `GET /v2/events`, and re-lists the
  * pending approvals whenever the stream (re)opens or the server says this
- * client lost events, since events missed while disconnected never come back.
+ * client lost events, since events missed meanwhile never come back; and
+ * every RECONCILE_MS as well (a standby's stream carries no events).
  */
 async function connect() {
   const controller = new AbortController();
   state.stream = controller;
   let attempt = 0;
   while (!controller.signal.aborted) {
-    let resolvedMeanwhile = new Set();
+    // What the events said while a listing was under way: the listing may predate them.
+    let meanwhile = null;
     let listing = null;
     const relist = () => {
-      resolvedMeanwhile = new Set();
+      const seen = { added: new Map(), resolved: new Set() };
+      meanwhile = seen;
       listing = state.api.listAll('/v2/policy-approvals?status=Pending').then(({ items, more }) => {
-        if (controller.signal.aborted) return;
-        state.pending = new Map(items.filter((item) => !resolvedMeanwhile.has(item.id)).map((item) => [item.id, item]));
+        if (controller.signal.aborted || meanwhile !== seen) return;
+        const listed = items.filter((item) => !seen.resolved.has(item.id)).map((item) => [item.id, item]);
+        const added = [...seen.added].filter(([id]) => !seen.resolved.has(id));
+        state.pending = new Map([...listed, ...added]);
         state.pendingMore = more;
+        meanwhile = null;
         pendingChanged();
       }).catch((error) => handleSignedOut(error));
     };
+    let reconcile = null;
     try {
       await readEvents(state.api, {
         signal: controller.signal,
@@ -386,16 +402,21 @@ async function connect() {
           attempt = 0;
           setLive(true);
           relist();
+          reconcile = setInterval(relist, RECONCILE_MS);
         },
         onLost: relist,
         onEvent: (kind, event) => {
-          if (kind === 'policy.approval.resolved') resolvedMeanwhile.add(event.data?.approval?.id);
+          const approval = event.data?.approval;
+          if (meanwhile && approval && kind === 'policy.approval.pending') meanwhile.added.set(approval.id, approval);
+          if (meanwhile && approval && kind === 'policy.approval.resolved') meanwhile.resolved.add(approval.id);
           onEvent(kind, event);
         },
       });
     } catch (error) {
       if (controller.signal.aborted) return;
       if (handleSignedOut(error)) return;
+    } finally {
+      clearInterval(reconcile);
     }
     await listing;
     if (controller.signal.aborted) return;

@@ -2,18 +2,18 @@
 // handlers they are given; app.js owns state, the API and navigation.
 
 import { fill, h } from './dom.js';
-import { assetsSummary, dateTime, decimal, duration, timeLeft, wholeUnits } from './format.js';
+import { assetsSummary, dateTime, duration, timeLeft } from './format.js';
 
 /** A heading that takes focus when its screen opens (keyboard and screen readers land on it). */
-function title(text) {
+export function title(text) {
   return h('h1', { tabindex: '-1', id: 'screen-title' }, text);
 }
 
-function badge(status) {
+export function badge(status) {
   return h('span', { class: `badge badge-${String(status).toLowerCase()}` }, status);
 }
 
-function field(label, ...value) {
+export function field(label, ...value) {
   return [h('dt', {}, label), h('dd', {}, ...value)];
 }
 
@@ -42,7 +42,7 @@ function refreshTimer(element) {
   element.classList.toggle('urgent', !left || new Date(element.dataset.expires).getTime() - Date.now() < 60_000);
 }
 
-function notice(message) {
+export function notice(message) {
   if (!message) return null;
   return h('p', { class: `notice notice-${message.kind}`, id: 'notice', tabindex: '-1',
     role: message.kind === 'error' ? 'alert' : 'status' }, message.text);
@@ -74,7 +74,9 @@ function groupProgress(group) {
 
 /** The live list of pending approvals. */
 export function pending(main, { approvals, more, policyNames, live, message }) {
-  const sorted = [...approvals].sort((a, b) => (a.expirationDate || '\uffff').localeCompare(b.expirationDate || '\uffff')
+  // Soonest to expire first; those that never expire last.
+  const expires = (approval) => approval.expirationDate || '\uffff';
+  const sorted = [...approvals].sort((a, b) => expires(a).localeCompare(expires(b))
     || a.dateCreated.localeCompare(b.dateCreated));
   const items = sorted.map((approval) => {
     const activity = approval.activity;
@@ -105,97 +107,14 @@ export function pending(main, { approvals, more, policyNames, live, message }) {
     more ? h('p', { class: 'muted' }, 'Only the oldest 10 000 pending approvals are shown.') : null);
 }
 
-/** Who may still approve in `group`: its approvers who have not decided, the initiator only if allowed. */
-function mayStill(group, approval) {
-  const decided = new Set(approval.decisions.map((decision) => decision.userId));
-  const listed = group.approvers?.userId?.in;
-  if (!listed) return 'any user who has not decided' + (group.initiatorCanApprove ? '' : ', except the initiator');
-  const names = listed.filter((id) => !decided.has(id) && (group.initiatorCanApprove || id !== approval.initiatorId));
-  return names.length ? names.join(', ') : 'nobody';
-}
-
-function assetsList(transaction) {
-  const assets = transaction?.assets || [];
-  if (!assets.length) return h('span', { class: 'muted' }, 'none');
-  return h('ul', { class: 'plain' }, assets.map((asset) => h('li', {},
-    h('strong', {}, `${wholeUnits(asset.amount, asset.decimals)} ${asset.symbol}`),
-    asset.valueUsd !== undefined ? ` · ${decimal(asset.valueUsd)} USD` : h('span', { class: 'muted' }, ' · no USD value given'),
-    h('span', { class: 'muted' }, ` (${asset.amount} smallest units, ${asset.decimals} decimals)`))));
-}
-
-/** One approval: the activity, why, the groups' progress, decisions, and the decision form. */
-export function approval(main, { approval: item, policyNames, key, message, busy, onDecide }) {
-  const activity = item.activity;
-  const transaction = activity.transaction;
-  const { usd } = assetsSummary(transaction);
-  const triggered = item.policyEvaluations.filter((evaluation) => evaluation.triggered);
-  const change = activity.changeRequest;
-  const reason = h('textarea', { id: 'reason', name: 'reason', rows: '3', maxlength: '4096' });
-  const decide = (value) => () => onDecide(value, reason.value);
-  fill(main,
-    h('p', {}, h('a', { href: '#/pending' }, '← Pending approvals')),
-    title(`Approval ${item.id}`),
-    h('p', { class: 'status-line' }, badge(item.status), ' ', expiry(item),
-      item.dateResolved ? ` · resolved ${dateTime(item.dateResolved)}` : ''),
-    notice(message),
-    h('section', { 'aria-labelledby': 'activity-title' },
-      h('h2', { id: 'activity-title' }, 'Activity'),
-      h('dl', { class: 'facts' },
-        field('Activity', h('a', { href: `#/activities?id=${encodeURIComponent(activity.id)}` }, activity.id)),
-        field('Kind', activity.kind, transaction ? ` · ${transaction.type}` : '',
-          transaction?.network ? ` on ${transaction.network}` : ''),
-        field('Initiator', item.initiatorId),
-        activity.wallet ? field('Wallet', activity.wallet.id,
-          activity.wallet.tags?.length ? h('span', { class: 'tags' }, activity.wallet.tags.map((tag) => h('span', { class: 'tag' }, tag))) : '') : null,
-        transaction ? field('Recipient', transaction.recipient ? h('span', { class: 'mono' }, transaction.recipient)
-          : h('span', { class: 'muted' }, 'none (a message or a black-box signature)')) : null,
-        transaction ? field('Assets', assetsList(transaction)) : null,
-        transaction ? field('Total USD', usd || h('span', { class: 'muted' }, 'not given by the signer (the server may price it from its [prices])')) : null,
-        activity.externalId ? field('External id', activity.externalId) : null,
-        field('Created', dateTime(item.dateCreated))),
-      change ? h('div', {}, h('h3', {}, `Policy change: ${change.operationKind} ${change.entityId}`),
-        h('pre', { class: 'json' }, JSON.stringify(change.body, null, 2))) : null),
-    h('section', { 'aria-labelledby': 'why-title' },
-      h('h2', { id: 'why-title' }, 'Why it needs approval'),
-      triggered.length ? h('ul', { class: 'plain', id: 'reasons' }, triggered.map((evaluation) => h('li', {},
-        h('strong', {}, policyNames.get(evaluation.policyId) || evaluation.policyId), ': ', evaluation.reason)))
-        : h('p', { class: 'muted' }, 'no policy reason recorded')),
-    h('section', { 'aria-labelledby': 'groups-title' },
-      h('h2', { id: 'groups-title' }, 'Approval groups'),
-      h('ul', { class: 'plain groups' }, item.approvalGroups.map((group) => h('li', { class: 'group' },
-        h('h3', {}, group.name, h('span', { class: 'muted' }, ` · ${policyNames.get(group.policyId) || group.policyId}`)),
-        h('progress', { max: String(group.quorum), value: String(Math.min(group.approvedBy.length, group.quorum)),
-          'aria-label': `${group.name}: ${group.approvedBy.length} of ${group.quorum} approvals` }),
-        h('p', { class: 'quorum' }, `${group.approvedBy.length} of ${group.quorum} approvals`),
-        h('p', {}, 'Approved by: ', group.approvedBy.length ? group.approvedBy.join(', ') : h('span', { class: 'muted' }, 'nobody yet')),
-        item.status === 'Pending' ? h('p', {}, 'May still approve: ', mayStill(group, item)) : null)))),
-    h('section', { 'aria-labelledby': 'decisions-title' },
-      h('h2', { id: 'decisions-title' }, 'Decisions'),
-      item.decisions.length ? h('ol', { class: 'plain decisions', id: 'decisions' }, item.decisions.map((decision) => h('li', {},
-        h('strong', {}, decision.userId), ' ', badge(decision.value), ` · ${dateTime(decision.date)}`,
-        decision.reason ? h('q', {}, decision.reason) : null,
-        h('span', { class: 'muted credential' }, decision.credentialId ? ` signed with key ${decision.credentialId}`
-          : ' not signed (bearer token only)'))))
-        : h('p', { class: 'muted' }, 'No decision yet.')),
-    item.status === 'Pending' ? h('section', { 'aria-labelledby': 'decide-title', class: 'panel' },
-      h('h2', { id: 'decide-title' }, 'Your decision'),
-      h('label', { for: 'reason' }, 'Reason (shown to everyone, kept in the audit trail)'),
-      reason,
-      h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'approve', id: 'approve', onclick: decide('Approved'), disabled: busy }, 'Approve'),
-        h('button', { type: 'button', class: 'deny', id: 'deny', onclick: decide('Denied'), disabled: busy }, 'Deny')),
-      h('p', { class: 'muted' }, key ? `Signed in this browser with your ${key.algorithm} key ${key.credId}.`
-        : h('span', {}, 'No key in this browser: the decision is sent with your token alone. ',
-          h('a', { href: '#/keys' }, 'Set up a key'), ' if this server wants decisions signed.'))) : null);
-}
-
 function pager(next, onMore) {
   return next ? h('p', {}, h('button', { type: 'button', id: 'more', onclick: onMore }, 'Load more')) : null;
 }
 
 function describeRule(rule) {
   const configuration = rule.configuration || {};
-  const parts = Object.entries(configuration).map(([name, value]) => `${name} ${typeof value === 'object' ? JSON.stringify(value) : value}`);
+  const text = (value) => (typeof value === 'object' ? JSON.stringify(value) : value);
+  const parts = Object.entries(configuration).map(([name, value]) => `${name} ${text(value)}`);
   return `${rule.kind}${parts.length ? ` (${parts.join(', ')})` : ''}`;
 }
 
@@ -224,7 +143,8 @@ export function policies(main, { items, next, status, message, onFilter, onMore 
           ? ` · expires after ${duration(policy.action.autoRejectTimeout)}` : ''),
         ...(policy.action.approvalGroups || []).flatMap((group) => field(`Group ${group.name}`,
           `quorum ${group.quorum} of ${describeApprovers(group)}`)),
-        policy.filters && Object.keys(policy.filters).length ? field('Filters', h('code', {}, JSON.stringify(policy.filters))) : null,
+        policy.filters && Object.keys(policy.filters).length
+          ? field('Filters', h('code', {}, JSON.stringify(policy.filters))) : null,
         policy.priority !== undefined ? field('Priority', String(policy.priority)) : null,
         field('Updated', dateTime(policy.dateUpdated))))))
       : h('p', { class: 'empty' }, 'No policy.'),
@@ -234,15 +154,18 @@ export function policies(main, { items, next, status, message, onFilter, onMore 
 const ACTIVITY_STATUSES = ['Allowed', 'Blocked', 'PendingApproval', 'Approved', 'Denied', 'Expired'];
 
 function trailSummary(count, next, filters) {
-  const conditions = [filters.walletId ? `wallet ${filters.walletId}` : null, filters.status ? `status ${filters.status}` : null]
-    .filter(Boolean);
+  const conditions = [
+    filters.walletId ? `wallet ${filters.walletId}` : null,
+    filters.status ? `status ${filters.status}` : null,
+  ].filter(Boolean);
   const shown = `${count}${next ? '+' : ''} ${count === 1 && !next ? 'activity' : 'activities'}, oldest first`;
   return conditions.length ? `${shown}, with ${conditions.join(' and ')}` : shown;
 }
 
 /** The activity trail, read-only, with its filters. */
 export function activities(main, { items, next, filters, message, onFilter, onMore }) {
-  const wallet = h('input', { id: 'filter-wallet', name: 'walletId', value: filters.walletId || '', autocomplete: 'off' });
+  const wallet = h('input', { id: 'filter-wallet', name: 'walletId', value: filters.walletId || '',
+    autocomplete: 'off' });
   const status = h('select', { id: 'filter-status', name: 'status' },
     h('option', { value: '' }, 'any'),
     ACTIVITY_STATUSES.map((value) => h('option', { value, selected: value === filters.status }, value)));
@@ -266,10 +189,13 @@ export function activities(main, { items, next, filters, message, onFilter, onMo
         h('span', { class: 'card-line' }, `${activity.id} · ${dateTime(activity.dateCreated)}`),
         h('span', { class: 'card-line' }, request.wallet ? `Wallet ${request.wallet.id}` : request.kind,
           request.initiator ? ` · by ${request.initiator.id}` : '', usd ? ` · ${usd}` : ''),
-        request.transaction?.recipient ? h('span', { class: 'card-line mono' }, `To ${request.transaction.recipient}`) : null,
-        triggered.map((evaluation) => h('span', { class: 'card-line muted' }, `${evaluation.name || evaluation.policyId}: ${evaluation.reason}`)),
+        request.transaction?.recipient
+          ? h('span', { class: 'card-line mono' }, `To ${request.transaction.recipient}`) : null,
+        triggered.map((evaluation) => h('span', { class: 'card-line muted' },
+          `${evaluation.name || evaluation.policyId}: ${evaluation.reason}`)),
         activity.approvalId ? h('span', { class: 'card-line' },
-          h('a', { href: `#/approvals/${encodeURIComponent(activity.approvalId)}` }, `Approval ${activity.approvalId}`)) : null);
+          h('a', { href: `#/approvals/${encodeURIComponent(activity.approvalId)}` },
+            `Approval ${activity.approvalId}`)) : null);
     })) : h('p', { class: 'empty' }, 'No activity matches.'),
     pager(next, onMore));
 }
@@ -277,20 +203,24 @@ export function activities(main, { items, next, filters, message, onFilter, onMo
 /** The approver's key: what is stored, how to register it, and how to make or import one. */
 export function keys(main, { key, ed25519, message, busy, onGenerate, onImport, onForget }) {
   const suggested = key?.credId || `cr-browser-${Math.random().toString(36).slice(2, 8)}`;
-  const credential = h('input', { id: 'cred-id', name: 'credId', value: suggested, autocomplete: 'off', spellcheck: 'false' });
+  const credential = h('input', { id: 'cred-id', name: 'credId', value: suggested, autocomplete: 'off',
+    spellcheck: 'false' });
   const algorithm = h('select', { id: 'algorithm', name: 'algorithm' },
     h('option', { value: 'P-256' }, 'ECDSA P-256'),
-    h('option', { value: 'Ed25519', disabled: !ed25519 }, ed25519 ? 'Ed25519' : 'Ed25519 (not supported by this browser)'));
+    h('option', { value: 'Ed25519', disabled: !ed25519 },
+      ed25519 ? 'Ed25519' : 'Ed25519 (not supported by this browser)'));
   const pem = h('textarea', { id: 'import-pem', name: 'pem', rows: '5', spellcheck: 'false',
     placeholder: '-----BEGIN PRIVATE KEY-----' });
   const file = h('input', { id: 'import-file', type: 'file', accept: '.pem,.key,.txt', onchange: async () => {
     const chosen = file.files?.[0];
     if (chosen && chosen.size < 64 * 1024) pem.value = await chosen.text();
   } });
-  const snippet = key ? `[[principals.credentials]]\nid = "${key.credId}"\npublic_key = """${key.publicKeyPem}"""\n` : '';
+  const snippet = key
+    ? `[[principals.credentials]]\nid = "${key.credId}"\npublic_key = """${key.publicKeyPem}"""\n` : '';
   fill(main, title('Your key'),
     h('p', {}, 'Decisions are signed in this browser with your own key, through the same user-action flow as the '
-      + 'Dfns SDK, so the audit trail proves who decided. The private key stays in this browser and cannot be read back.'),
+      + 'Dfns SDK, so the audit trail proves who decided. The private key stays in this browser and cannot be '
+      + 'read back.'),
     notice(message),
     key ? h('section', { class: 'panel', 'aria-labelledby': 'current-title' },
       h('h2', { id: 'current-title' }, 'The key in this browser'),
@@ -305,7 +235,8 @@ export function keys(main, { key, ed25519, message, busy, onGenerate, onImport, 
       h('p', {}, 'The public key alone (SPKI PEM):'),
       h('pre', { class: 'pem', id: 'public-key-pem' }, key.publicKeyPem),
       h('div', { class: 'actions' },
-        h('button', { type: 'button', onclick: () => navigator.clipboard?.writeText(snippet) }, 'Copy the config lines'),
+        h('button', { type: 'button', onclick: () => navigator.clipboard?.writeText(snippet) },
+          'Copy the config lines'),
         h('button', { type: 'button', class: 'deny', onclick: onForget, disabled: busy }, 'Forget this key')))
       : h('p', { class: 'notice notice-info', role: 'status' }, 'There is no key in this browser yet.'),
     h('section', { class: 'panel', 'aria-labelledby': 'new-title' },

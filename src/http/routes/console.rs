@@ -46,6 +46,11 @@ const ASSETS: &[Asset] = &[
     Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/app.js") },
     Asset { name: "api.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/api.js") },
     Asset {
+        name: "approval.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../console/approval.js"),
+    },
+    Asset {
         name: "views.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../console/views.js"),
