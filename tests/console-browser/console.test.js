@@ -246,7 +246,8 @@ async function scenarios(browser) {
   await dan.page.keyboard.press('Tab');
   assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'approve');
   await dan.page.keyboard.press('Enter');
-  await notice(dan.page, 'Your approval was recorded, signed with cr-dan-browser');
+  await notice(dan.page, 'Your approval was recorded, signed with cr-dan-browser. '
+    + 'The approval is still Pending: Treasury needs 1 more.');
   assert.equal(await dan.page.evaluate(() => document.activeElement.id), 'notice',
     'the keyboard goes on from the outcome');
   const afterDan = await dan.page.locator('main').textContent();

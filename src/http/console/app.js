@@ -237,7 +237,7 @@ async function decide(value, reason) {
     else state.pending.set(updated.id, updated);
     const verb = value === 'Approved' ? 'approval' : 'denial';
     message = { kind: 'info', text: `Your ${verb} was recorded${key ? `, signed with ${key.credId}` : ''}. `
-      + `The approval is now ${updated.status}.` };
+      + outcome(updated) };
   } catch (error) {
     if (handleSignedOut(error)) return;
     message = { kind: 'error', text: explainDecision(error, key) };
@@ -249,6 +249,14 @@ async function decide(value, reason) {
     await drawApproval(message);
     byId('notice')?.focus();
   }
+}
+
+/** Where an approval stands after a decision, in words. */
+function outcome(approval) {
+  if (approval.status !== 'Pending') return `The approval is now ${approval.status}.`;
+  const missing = approval.approvalGroups.filter((group) => group.approvedBy.length < group.quorum)
+    .map((group) => `${group.name} needs ${group.quorum - group.approvedBy.length} more`);
+  return `The approval is still Pending${missing.length ? `: ${missing.join(', ')}` : ''}.`;
 }
 
 /** A decision's failure in words. */
