@@ -51,8 +51,10 @@ if ! browser="$(find_chromium)"; then
     if ! browser="$(find_chromium)"; then
         export DEBIAN_FRONTEND=noninteractive
         # The package lists may be absent (a fresh image) or stale.
-        $as_root apt-get update -qq >&2 || { echo "chromium.sh: apt-get update failed (no registry?)" >&2; exit 77; }
-        if ! $as_root apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >&2; then
+        # Another apt-get (an unattended upgrade) may hold dpkg's lock: wait for it rather than fail.
+        wait_lock="-o DPkg::Lock::Timeout=300"
+        $as_root apt-get $wait_lock update -qq >&2 || { echo "chromium.sh: apt-get update failed (no registry?)" >&2; exit 77; }
+        if ! $as_root apt-get $wait_lock install -y -qq --no-install-recommends chromium fonts-dejavu-core >&2; then
             echo "chromium.sh: apt-get install chromium failed" >&2
             exit 1
         fi
