@@ -113,14 +113,18 @@ async fn console_files_are_served_with_a_strict_policy_and_no_token() {
     assert_eq!(head.status().as_u16(), 200);
 }
 
-/// Appends the console's own people to the shared test config: Erin, in no
-/// group, and Dan, last, so that a credential the browser script appends is his.
+/// The shared test config plus the console's own people: Erin, in no group,
+/// and Dan. The browser script registers keys made in the browser by
+/// writing them at the `# credentials of ID` line of their principal.
 fn console_config(dir: &Path) -> PathBuf {
     let config = binary_support::write_config(dir);
     let mut text = std::fs::read_to_string(&config).unwrap();
+    let us_3 = format!("token_sha256 = \"{}\"\n", token_sha256_hex("approver-3-token"));
+    assert!(text.contains(&us_3), "us-3 is in the shared config");
+    text = text.replace(&us_3, &format!("{us_3}# credentials of us-3\n"));
     for (id, token) in [("us-erin", "erin-token"), ("us-dan", "dan-token")] {
         text += &format!(
-            "\n[[principals]]\nid = \"{id}\"\nkind = \"User\"\nroles = []\ntoken_sha256 = \"{}\"\n",
+            "\n[[principals]]\nid = \"{id}\"\nkind = \"User\"\nroles = []\ntoken_sha256 = \"{}\"\n# credentials of {id}\n",
             token_sha256_hex(token)
         );
     }
@@ -246,7 +250,7 @@ async fn approvers_decide_in_a_real_browser() {
             (d["userId"].as_str().unwrap(), d["value"].as_str().unwrap(), d["credentialId"].as_str().unwrap_or(""))
         })
         .collect();
-    assert_eq!(decisions, [("us-dan", "Approved", "cr-dan-browser"), ("us-2", "Approved", "cr-two")]);
+    assert_eq!(decisions, [("us-dan", "Approved", "cr-dan-browser"), ("us-3", "Approved", "cr-three-browser")]);
     let activity = get(&warden.base, &format!("/v2/activities/{}", result["approved"]["id"].as_str().unwrap())).await;
     assert_eq!(activity["status"], "Approved");
     let denied =

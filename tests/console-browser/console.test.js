@@ -7,9 +7,10 @@
 //   KEYS_DIR     tests/fixtures/keys       ARTIFACTS   where screenshots go
 //   EXPIRY       seconds of the short-expiry policy (wallet tag `hot`)
 // The config has: us-bob (Signer), us-2 (key cr-two = fixtures/p256),
-// us-erin (in no group), us-dan (no key yet; last, so that a credential
-// appended to the file is his). Policies: treasury (quorum 2 of us-dan,
-// us-2, us-3) and hot (quorum 1 of us-dan, expiring after EXPIRY s).
+// us-3, us-erin (in no group) and us-dan, these three without a key and
+// each with a `# credentials of ID` line where a key is registered.
+// Policies: treasury (quorum 2 of us-dan, us-2, us-3) and hot (quorum 1 of
+// us-dan, expiring after EXPIRY s).
 // Prints `console: result {json}` and `console: ok`; exits non-zero with
 // what went wrong on the first failed check.
 
@@ -84,14 +85,22 @@ async function submit(wallet, tags, amount, valueUsd, externalId) {
   return activity;
 }
 
-/** Appends `pem` to the config as us-dan's credential (his entry is the file's last) and sends SIGHUP. */
-async function register(credId, pem) {
-  fs.appendFileSync(process.env.CONFIG, `\n[[principals.credentials]]\nid = "${credId}"\npublic_key = """${pem}"""\n`);
+/**
+ * Does what the administrator does with the lines the page shows: writes
+ * them into the config under the principal (at its `# credentials of ID`
+ * line), sends SIGHUP, and waits until the server lists the credential.
+ */
+async function register(principal, token, lines) {
+  const marker = `# credentials of ${principal}\n`;
+  const config = fs.readFileSync(process.env.CONFIG, 'utf8');
+  assert.ok(config.includes(marker), `the config has a place for ${principal}'s keys`);
+  fs.writeFileSync(process.env.CONFIG, config.replace(marker, `${lines}${marker}`));
   process.kill(Number(process.env.WARDEN_PID), 'SIGHUP');
+  const credId = /^id = "(.*)"$/m.exec(lines)[1];
   for (let i = 0; i < 200; i += 1) {
     const response = await fetch(`${base}/auth/action/init`, {
       method: 'POST',
-      headers: { authorization: 'Bearer dan-token', 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ userActionPayload: '{}', userActionHttpMethod: 'POST', userActionHttpPath: '/v2/x' }),
     });
     const body = await response.json();
@@ -188,7 +197,7 @@ async function scenarios(browser) {
     return { extractable: record.privateKey.extractable, algorithm: record.privateKey.algorithm.namedCurve };
   });
   assert.deepEqual(stored, { extractable: false, algorithm: 'P-256' });
-  await register('cr-dan-browser', `${pem}\n`);
+  await register('us-dan', 'dan-token', await dan.page.locator('#credential-snippet').textContent());
   log('key generated and registered: ok');
   await derConversion(dan.page);
 
@@ -285,22 +294,11 @@ async function scenarios(browser) {
   const imported = (await two.page.locator('#public-key-pem').textContent()).trim();
   assert.equal(imported, fs.readFileSync(path.join(keysDir, 'p256.pub'), 'utf8').trim(), 'the derived public key');
   await noHorizontalScroll(two.page, 'keys');
-  await two.page.goto(`${base}/console/#/approvals/${big.approvalId}`);
-  await two.page.locator('#approve').waitFor();
+  // With it, the second approver denies the other approval with a reason.
+  await two.page.goto(`${base}/console/#/approvals/${second.approvalId}`);
+  await two.page.locator('#deny').waitFor();
   await noHorizontalScroll(two.page, 'approval detail');
   await two.page.screenshot({ path: path.join(artifacts, 'console-phone-approval.png'), fullPage: true });
-  await two.page.locator('#reason').fill('second pair of eyes');
-  await two.page.locator('#approve').click();
-  await notice(two.page, 'The approval is now Approved');
-  // Dan, still on it, sees it resolve live.
-  await notice(dan.page, 'This approval is now Approved');
-  await dan.page.locator('.status-line .badge', { hasText: 'Approved' }).waitFor();
-  await dan.page.getByRole('link', { name: big.id }).click();
-  await dan.page.locator(`[data-activity-id="${big.id}"] .badge`, { hasText: 'Approved' }).waitFor();
-  log('quorum reached, approval and activity Approved: ok');
-
-  // The second approver denies the other one with a reason.
-  await two.page.goto(`${base}/console/#/approvals/${second.approvalId}`);
   await two.page.locator('#reason').fill('recipient not on our list');
   await two.page.locator('#deny').click();
   await notice(two.page, 'The approval is now Denied');
@@ -308,9 +306,40 @@ async function scenarios(browser) {
   for (const expected of ['us-2', 'Denied', 'recipient not on our list', 'signed with key cr-two']) {
     assert.ok(denied.includes(expected), `the decision shows "${expected}": ${denied}`);
   }
+  log('denial with a reason: ok');
+
+  // A third approver makes an Ed25519 key in the browser (P-256 where the
+  // browser has no Ed25519, which the page must then say), registers it and
+  // approves: the quorum is reached.
+  const three = await person(browser, DESKTOP);
+  await signIn(three.page, 'approver-3-token');
+  await three.page.goto(`${base}/console/#/keys`);
+  const ed25519 = await three.page.locator('#algorithm option[value="Ed25519"]').isEnabled();
+  if (!ed25519) await three.page.getByText('This browser signs with P-256 only.').waitFor();
+  await three.page.locator('#cred-id').fill('cr-three-browser');
+  await three.page.locator('#algorithm').selectOption(ed25519 ? 'Ed25519' : 'P-256');
+  await three.page.locator('#generate').click();
+  await three.page.locator('#public-key-pem').waitFor();
+  const threeKey = await three.page.evaluate(async () => {
+    const record = await (await import('/console/keys.js')).currentKey();
+    return { extractable: record.privateKey.extractable, name: record.privateKey.algorithm.name };
+  });
+  assert.deepEqual(threeKey, { extractable: false, name: ed25519 ? 'Ed25519' : 'ECDSA' });
+  await register('us-3', 'approver-3-token', await three.page.locator('#credential-snippet').textContent());
+  await three.page.goto(`${base}/console/#/approvals/${big.approvalId}`);
+  await three.page.locator('#reason').fill('second pair of eyes');
+  await three.page.locator('#approve').click();
+  await notice(three.page, 'The approval is now Approved');
+  // Dan, still on it, sees it resolve live.
+  await notice(dan.page, 'This approval is now Approved');
+  await dan.page.locator('.status-line .badge', { hasText: 'Approved' }).waitFor();
+  const approvedText = await dan.page.locator('#decisions').textContent();
+  assert.ok(approvedText.includes('signed with key cr-three-browser'), approvedText);
+  await dan.page.getByRole('link', { name: big.id }).click();
+  await dan.page.locator(`[data-activity-id="${big.id}"] .badge`, { hasText: 'Approved' }).waitFor();
   await dan.page.goto(`${base}/console/#/pending`);
   await dan.page.locator('#pending-empty').waitFor();
-  log('denial with a reason: ok');
+  log(`${ed25519 ? 'Ed25519' : 'P-256'} key from the browser, quorum reached, approval and activity Approved: ok`);
 
   // Expiry: shown while pending, and the item leaves the list when it expires.
   const hot = await submit('wa-hot', ['hot'], '2000000000000000000', '6000', 'console-hot');
