@@ -123,10 +123,9 @@ fn console_config(dir: &Path) -> PathBuf {
     assert!(text.contains(&us_3), "us-3 is in the shared config");
     text = text.replace(&us_3, &format!("{us_3}# credentials of us-3\n"));
     for (id, token) in [("us-erin", "erin-token"), ("us-dan", "dan-token")] {
-        text += &format!(
-            "\n[[principals]]\nid = \"{id}\"\nkind = \"User\"\nroles = []\ntoken_sha256 = \"{}\"\n# credentials of {id}\n",
-            token_sha256_hex(token)
-        );
+        let digest = token_sha256_hex(token);
+        text += &format!("\n[[principals]]\nid = \"{id}\"\nkind = \"User\"\nroles = []\ntoken_sha256 = \"{digest}\"\n");
+        text += &format!("# credentials of {id}\n");
     }
     std::fs::write(&config, text).unwrap();
     config
@@ -197,6 +196,15 @@ async fn approvers_decide_in_a_real_browser() {
     create_policy(&warden.base, treasury).await;
     let hot = approval_policy("Hot wallet approval", "Hot desk", 1, &["us-dan"], "hot", "1000", EXPIRY_SECONDS);
     create_policy(&warden.base, hot).await;
+    // Last: from now on a policy change waits for Dan's approval.
+    let governance = json!({
+        "name": "Policy changes", "activityKind": "Policies:Modify", "rule": {"kind": "AlwaysTrigger", "configuration": {}},
+        "action": {"kind": "RequestApproval", "approvalGroups": [{
+            "name": "Risk", "quorum": 1, "approvers": {"userId": {"in": ["us-dan"]}},
+        }]},
+        "status": "Active",
+    });
+    create_policy(&warden.base, governance).await;
 
     // Screenshots of this run only (a failed run leaves `failure-N.png` of each page).
     let artifacts = root().join("target/console-artifacts");
@@ -260,6 +268,14 @@ async fn approvers_decide_in_a_real_browser() {
     assert_eq!(denied["decisions"][0]["credentialId"], "cr-two");
     let expired = get(&warden.base, &format!("/v2/activities/{}", result["expired"]["id"].as_str().unwrap())).await;
     assert_eq!(expired["status"], "Expired");
+    let change = get(&warden.base, &format!("/v2/change-requests/{}", result["change"]["id"].as_str().unwrap())).await;
+    assert_eq!(change["status"], "Applied", "{change}");
+    let applied = get(&warden.base, &format!("/v2/policies/{}", change["entityId"].as_str().unwrap())).await;
+    assert_eq!(applied["name"], "Desk limit");
+    assert_eq!(applied["rule"]["configuration"]["limit"], "250000", "the denied update changed nothing");
+    let refused =
+        get(&warden.base, &format!("/v2/change-requests/{}", result["refused"]["id"].as_str().unwrap())).await;
+    assert_eq!(refused["status"], "Rejected", "{refused}");
     for screenshot in ["console-pending.png", "console-approval.png"] {
         let bytes = std::fs::read(artifacts.join(screenshot)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{screenshot} is a real picture");

@@ -110,6 +110,31 @@ async function register(principal, token, lines) {
   throw new Error(`${credId} was never registered`);
 }
 
+/** A change signed as us-alice with her Ed25519 fixture key, through the user-action flow (no SDK needed). */
+async function signedAsAlice(method, urlPath, body) {
+  const headers = { authorization: 'Bearer alice-admin-token', 'content-type': 'application/json' };
+  const call = async (target, payload, extra = {}, verb = 'POST') => {
+    const response = await fetch(`${base}${target}`, { method: verb, headers: { ...headers, ...extra }, body: payload });
+    return { status: response.status, body: await response.json() };
+  };
+  const bodyText = JSON.stringify(body);
+  const init = await call('/auth/action/init', JSON.stringify({
+    userActionPayload: bodyText, userActionHttpMethod: method, userActionHttpPath: urlPath, userActionServerKind: 'Api',
+  }));
+  assert.equal(init.status, 200, JSON.stringify(init.body));
+  const clientData = Buffer.from(JSON.stringify({ type: 'key.get', challenge: init.body.challenge }));
+  const key = crypto.createPrivateKey(fs.readFileSync(path.join(keysDir, 'ed25519.key'), 'utf8'));
+  const signed = await call('/auth/action', JSON.stringify({
+    challengeIdentifier: init.body.challengeIdentifier,
+    firstFactor: { kind: 'Key', credentialAssertion: {
+      credId: 'cr-alice', clientData: clientData.toString('base64url'),
+      signature: crypto.sign(null, clientData, key).toString('base64url'),
+    } },
+  }));
+  assert.equal(signed.status, 200, JSON.stringify(signed.body));
+  return call(urlPath, bodyText, { 'x-dfns-useraction': signed.body.userAction }, method);
+}
+
 async function noHorizontalScroll(page, where) {
   const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
   assert.ok(scroll <= width, `${where}: the page is ${scroll}px wide in a ${width}px window`);
@@ -350,6 +375,44 @@ async function scenarios(browser) {
   await dan.page.locator('#pending-empty').waitFor();
   log('expiry: ok');
 
+  // A governed policy change waits for Dan: he sees what would change, approves, and it is applied.
+  const deskLimit = {
+    name: 'Desk limit', activityKind: 'Wallets:Sign',
+    rule: { kind: 'TransactionAmountLimit', configuration: { limit: '250000', currency: 'USD' } },
+    action: { kind: 'Block' }, filters: { walletTags: { hasAny: ['desk'] } }, status: 'Active',
+  };
+  const held = await signedAsAlice('POST', '/v2/policies', deskLimit);
+  assert.equal(held.status, 202, JSON.stringify(held.body));
+  const changeCard = dan.page.locator(`[data-approval-id="${held.body.approvalId}"]`);
+  await changeCard.waitFor();
+  assert.ok((await changeCard.textContent()).includes(`Policy change: Create ${held.body.entityId}`));
+  await changeCard.click();
+  await dan.page.locator('#change-body').waitFor();
+  const proposed = JSON.parse(await dan.page.locator('#change-body').textContent());
+  assert.equal(proposed.name, 'Desk limit');
+  assert.deepEqual(proposed.rule, deskLimit.rule);
+  await dan.page.locator('#reason').fill('limit agreed with the desk');
+  await dan.page.locator('#approve').click();
+  await notice(dan.page, 'The approval is now Approved');
+  log('a policy change approved in the console: ok');
+
+  // An update shows what it changes against the policy as it is; Dan denies it.
+  const raised = { ...deskLimit, rule: { ...deskLimit.rule, configuration: { limit: '900000', currency: 'USD' } } };
+  const update = await signedAsAlice('PUT', `/v2/policies/${held.body.entityId}`, raised);
+  assert.equal(update.status, 202, JSON.stringify(update.body));
+  await dan.page.goto(`${base}/console/#/pending`);
+  await dan.page.locator(`[data-approval-id="${update.body.approvalId}"]`).click();
+  const diff = dan.page.locator('#change-diff');
+  await diff.waitFor();
+  const diffText = await diff.textContent();
+  assert.ok(diffText.includes('rule') && diffText.includes('"250000"') && diffText.includes('"900000"'), diffText);
+  assert.ok(!diffText.includes('name'), `only what changes is listed: ${diffText}`);
+  await dan.page.screenshot({ path: path.join(artifacts, 'console-policy-change.png'), fullPage: true });
+  await dan.page.locator('#reason').fill('keep 250000');
+  await dan.page.locator('#deny').click();
+  await notice(dan.page, 'The approval is now Denied');
+  log('a policy update shown as what changes, denied: ok');
+
   // The activity trail with its filters, and the policies, read-only.
   await dan.page.goto(`${base}/console/#/activities`);
   await dan.page.locator('#filter-wallet').fill('wa-hot');
@@ -369,7 +432,9 @@ async function scenarios(browser) {
   await noHorizontalScroll(two.page, 'activity trail');
   await dan.page.goto(`${base}/console/#/policies`);
   const policies = await dan.page.locator('#policy-list').textContent();
-  assert.ok(policies.includes('Treasury approval') && policies.includes('Hot wallet approval'), policies);
+  for (const name of ['Treasury approval', 'Hot wallet approval', 'Policy changes', 'Desk limit']) {
+    assert.ok(policies.includes(name), `the policies list shows "${name}": ${policies}`);
+  }
   assert.ok(policies.includes('quorum 2 of us-dan, us-2, us-3'), policies);
   await two.page.goto(`${base}/console/#/policies`);
   await two.page.locator('#policy-list').waitFor();
@@ -383,7 +448,7 @@ async function scenarios(browser) {
   assert.deepEqual(problems, [], 'problems the browser reported');
   log(`${requests.length} requests, all to ${origin}: ok`);
 
-  log(`result ${JSON.stringify({ approved: big, denied: second, expired: hot })}`);
+  log(`result ${JSON.stringify({ approved: big, denied: second, expired: hot, change: held.body, refused: update.body })}`);
 }
 
 main().then(() => log('ok'), (error) => {

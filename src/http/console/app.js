@@ -26,6 +26,7 @@ const state = {
   stream: null,
   screen: null,
   shown: null, // the approval on screen, if any
+  changedPolicy: null, // the policy as it is now, when the approval on screen would update or archive it
   messages: new Map(), // screen -> message to show once
   busy: false,
   ed25519: null,
@@ -68,9 +69,11 @@ async function show(focus = true) {
       const id = decodeURIComponent(path.slice('/approvals/'.length));
       fill(main, h('p', { role: 'status' }, `Loading ${id}…`));
       const approval = await state.api.get(`/v2/policy-approvals/${encodeURIComponent(id)}`);
+      const changed = await changedPolicy(approval);
       await state.policyNamesLoaded;
       if (stale()) return;
       state.shown = approval;
+      state.changedPolicy = changed;
       await drawApproval(message);
     } else if (path === '/policies') {
       state.screen = 'policies';
@@ -123,11 +126,18 @@ function drawPending(message) {
     policyNames: state.policyNames, live: state.live, message });
 }
 
+/** The policy that a pending policy change would update or archive, as it is now (null if none, or unreadable). */
+async function changedPolicy(approval) {
+  const change = approval.activity.changeRequest;
+  if (!change || change.operationKind === 'Create' || approval.status !== 'Pending') return null;
+  return state.api.get(`/v2/policies/${encodeURIComponent(change.entityId)}`).catch(() => null);
+}
+
 async function drawApproval(message) {
   const shown = state.shown;
   const key = await keys.currentKey().catch(() => null);
   if (state.screen !== 'approval' || state.shown !== shown) return;
-  drawApprovalView(main, { approval: shown, policyNames: state.policyNames, key, message, busy: state.busy,
+  drawApprovalView(main, { approval: shown, current: state.changedPolicy, policyNames: state.policyNames, key, message, busy: state.busy,
     onDecide: decide });
 }
 

@@ -6,7 +6,7 @@ import { assetsSummary, dateTime, decimal, wholeUnits } from './format.js';
 import { badge, expiry, field, notice, title } from './views.js';
 
 /** Draws `approval` in `main`; `onDecide(value, reason)` is called by Approve and Deny. */
-export function approval(main, { approval: item, policyNames, key, message, busy, onDecide }) {
+export function approval(main, { approval: item, current, policyNames, key, message, busy, onDecide }) {
   const nameOf = (policyId) => policyNames.get(policyId) || policyId;
   fill(main,
     h('p', {}, h('a', { href: '#/pending' }, '← Pending approvals')),
@@ -14,7 +14,7 @@ export function approval(main, { approval: item, policyNames, key, message, busy
     h('p', { class: 'status-line' }, badge(item.status), ' ', expiry(item),
       item.dateResolved ? ` · resolved ${dateTime(item.dateResolved)}` : ''),
     notice(message),
-    activitySection(item),
+    activitySection(item, current),
     reasonsSection(item, nameOf),
     groupsSection(item, nameOf),
     decisionsSection(item),
@@ -29,7 +29,7 @@ function muted(text) {
   return h('span', { class: 'muted' }, text);
 }
 
-function activitySection(item) {
+function activitySection(item, current) {
   const activity = item.activity;
   const transaction = activity.transaction;
   const wallet = activity.wallet;
@@ -47,9 +47,39 @@ function activitySection(item) {
       transaction ? transactionFacts(transaction) : null,
       activity.externalId ? field('External id', activity.externalId) : null,
       field('Created', dateTime(item.dateCreated))),
-    change ? h('div', {},
-      h('h3', {}, `Policy change: ${change.operationKind} ${change.entityId}`),
-      h('pre', { class: 'json' }, JSON.stringify(change.body, null, 2))) : null);
+    change ? changeSection(change, item.status === 'Pending' ? current : null) : null);
+}
+
+/**
+ * A policy change: for an update or an archive still pending, what changes
+ * against the policy as it is now, field by field; then the whole proposal.
+ */
+function changeSection(change, current) {
+  const heading = h('h3', {}, `Policy change: ${change.operationKind} ${change.entityId}`);
+  if (change.operationKind === 'Delete') {
+    return h('div', {}, heading, h('p', { id: 'change-diff' }, `Archives the policy ${current?.name || change.entityId}`
+      + ' (it stops triggering).'));
+  }
+  const differences = current ? changedFields(current, change.body || {}) : null;
+  return h('div', {}, heading,
+    differences ? h('div', { id: 'change-diff' },
+      h('h4', {}, 'What changes'),
+      differences.length ? h('ul', { class: 'plain' }, differences.map(([name, before, after]) => h('li', {},
+        h('strong', {}, name),
+        h('div', { class: 'diff' },
+          h('div', {}, h('span', { class: 'muted' }, 'now'), h('pre', { class: 'before' }, before)),
+          h('div', {}, h('span', { class: 'muted' }, 'proposed'), h('pre', { class: 'after' }, after))))))
+        : h('p', {}, 'Nothing: the proposal is the policy as it is.')) : null,
+    h('h4', {}, 'The proposed policy'),
+    h('pre', { class: 'json', id: 'change-body' }, JSON.stringify(change.body, null, 2)));
+}
+
+/** [field, now, proposed] for each field of a policy that the proposal changes (JSON text). */
+function changedFields(current, proposed) {
+  const own = new Set(['id', 'dateCreated', 'dateUpdated', 'pendingChangeRequest']);
+  const names = [...new Set([...Object.keys(current), ...Object.keys(proposed)])].filter((name) => !own.has(name));
+  const text = (value) => (value === undefined ? '(none)' : JSON.stringify(value, null, 2));
+  return names.map((name) => [name, text(current[name]), text(proposed[name])]).filter(([, a, b]) => a !== b);
 }
 
 function transactionFacts(transaction) {
