@@ -375,6 +375,18 @@ async function scenarios(browser) {
   await dan.page.locator('#pending-empty').waitFor();
   log('expiry: ok');
 
+  // The stream drops (the browser goes offline): the page says so, and once back it lists
+  // again, so an approval created meanwhile, whose event it never got, appears.
+  await dan.page.goto(`${base}/console/#/pending`);
+  await dan.page.locator('#pending-empty').waitFor();
+  await dan.context.setOffline(true);
+  await dan.page.locator('#live', { hasText: 'Reconnecting' }).waitFor();
+  const missed = await submit('wa-treasury', ['treasury'], '35000000000000000000', '105000', 'console-missed');
+  await dan.context.setOffline(false);
+  await dan.page.locator('#live', { hasText: 'Live' }).waitFor();
+  await dan.page.locator(`[data-approval-id="${missed.approvalId}"]`).waitFor();
+  log('reconnection lists again: ok');
+
   // A governed policy change waits for Dan: he sees what would change, approves, and it is applied.
   const deskLimit = {
     name: 'Desk limit', activityKind: 'Wallets:Sign',

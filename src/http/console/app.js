@@ -24,6 +24,11 @@ const state = {
   policyNames: new Map(),
   policyNamesLoaded: Promise.resolve(),
   stream: null,
+  // The browser's network came and went: `drop` ends the current stream at once (a dead
+  // connection may otherwise linger until the keep-alive watchdog), `wake` ends the wait
+  // before the next attempt.
+  drop: () => {},
+  wake: () => {},
   screen: null,
   shown: null, // the approval on screen, if any
   changedPolicy: null, // the policy as it is now, when the approval on screen would update or archive it
@@ -413,9 +418,13 @@ async function connect() {
       }).catch((error) => handleSignedOut(error));
     };
     let reconcile = null;
+    const attemptController = new AbortController();
+    const stop = () => attemptController.abort();
+    controller.signal.addEventListener('abort', stop, { once: true });
+    state.drop = stop;
     try {
       await readEvents(state.api, {
-        signal: controller.signal,
+        signal: attemptController.signal,
         onOpen: () => {
           attempt = 0;
           setLive(true);
@@ -435,12 +444,19 @@ async function connect() {
       if (handleSignedOut(error)) return;
     } finally {
       clearInterval(reconcile);
+      controller.signal.removeEventListener('abort', stop);
     }
     await listing;
     if (controller.signal.aborted) return;
     setLive(false);
     if (state.screen === 'pending') redraw(() => drawPending());
-    await new Promise((resolve) => setTimeout(resolve, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]));
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]);
+      state.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
     attempt += 1;
   }
 }
@@ -484,6 +500,8 @@ function tick() {
 function boot() {
   byId('sign-out').addEventListener('click', () => signOut({ kind: 'info', text: 'Signed out.' }));
   window.addEventListener('hashchange', () => show());
+  window.addEventListener('offline', () => state.drop());
+  window.addEventListener('online', () => state.wake());
   setInterval(tick, 1000);
   const token = sessionStorage.getItem(TOKEN);
   if (token) start(new Api(token));
