@@ -53,7 +53,10 @@ if ! browser="$(find_chromium)"; then
         # The package lists may be absent (a fresh image) or stale.
         # Another apt-get (an unattended upgrade) may hold dpkg's lock: wait for it rather than fail.
         wait_lock="-o DPkg::Lock::Timeout=300"
-        $as_root apt-get $wait_lock update -qq >&2 || { echo "chromium.sh: apt-get update failed (no registry?)" >&2; exit 77; }
+        if ! $as_root apt-get $wait_lock update -qq >&2; then
+            echo "chromium.sh: apt-get update failed (no registry?)" >&2
+            exit 77
+        fi
         if ! $as_root apt-get $wait_lock install -y -qq --no-install-recommends chromium fonts-dejavu-core >&2; then
             echo "chromium.sh: apt-get install chromium failed" >&2
             exit 1

@@ -198,7 +198,8 @@ async fn approvers_decide_in_a_real_browser() {
     create_policy(&warden.base, hot).await;
     // Last: from now on a policy change waits for Dan's approval.
     let governance = json!({
-        "name": "Policy changes", "activityKind": "Policies:Modify", "rule": {"kind": "AlwaysTrigger", "configuration": {}},
+        "name": "Policy changes", "activityKind": "Policies:Modify",
+        "rule": {"kind": "AlwaysTrigger", "configuration": {}},
         "action": {"kind": "RequestApproval", "approvalGroups": [{
             "name": "Risk", "quorum": 1, "approvers": {"userId": {"in": ["us-dan"]}},
         }]},

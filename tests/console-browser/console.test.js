@@ -114,7 +114,8 @@ async function register(principal, token, lines) {
 async function signedAsAlice(method, urlPath, body) {
   const headers = { authorization: 'Bearer alice-admin-token', 'content-type': 'application/json' };
   const call = async (target, payload, extra = {}, verb = 'POST') => {
-    const response = await fetch(`${base}${target}`, { method: verb, headers: { ...headers, ...extra }, body: payload });
+    const init = { method: verb, headers: { ...headers, ...extra }, body: payload };
+    const response = await fetch(`${base}${target}`, init);
     return { status: response.status, body: await response.json() };
   };
   const bodyText = JSON.stringify(body);
@@ -460,7 +461,8 @@ async function scenarios(browser) {
   assert.deepEqual(problems, [], 'problems the browser reported');
   log(`${requests.length} requests, all to ${origin}: ok`);
 
-  log(`result ${JSON.stringify({ approved: big, denied: second, expired: hot, change: held.body, refused: update.body })}`);
+  const made = { approved: big, denied: second, expired: hot, change: held.body, refused: update.body };
+  log(`result ${JSON.stringify(made)}`);
 }
 
 main().then(() => log('ok'), (error) => {

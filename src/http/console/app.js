@@ -142,8 +142,8 @@ async function drawApproval(message) {
   const shown = state.shown;
   const key = await keys.currentKey().catch(() => null);
   if (state.screen !== 'approval' || state.shown !== shown) return;
-  drawApprovalView(main, { approval: shown, current: state.changedPolicy, policyNames: state.policyNames, key, message, busy: state.busy,
-    onDecide: decide });
+  drawApprovalView(main, { approval: shown, current: state.changedPolicy, policyNames: state.policyNames, key,
+    message, busy: state.busy, onDecide: decide });
 }
 
 async function drawPolicies(status, message, stale) {
