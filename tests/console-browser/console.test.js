@@ -275,6 +275,21 @@ async function scenarios(browser) {
   await notice(erin.page, 'not eligible to decide this approval');
   log('ineligible 403 in words: ok');
 
+  // Importing: something that is no PKCS#8 key is refused in words; an Ed25519 key
+  // imports, and the page derives its public key (as the fixture's).
+  await erin.page.goto(`${base}/console/#/keys`);
+  await erin.page.locator('#cred-id').fill('cr-erin');
+  await erin.page.locator('#import-pem').fill('-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----');
+  await erin.page.locator('#import').click();
+  await notice(erin.page, 'openssl pkcs8 -topk8 -nocrypt');
+  await erin.page.locator('#import-pem').fill(fs.readFileSync(path.join(keysDir, 'ed25519.key'), 'utf8'));
+  await erin.page.locator('#import').click();
+  await notice(erin.page, 'The key was imported');
+  assert.equal((await erin.page.locator('#public-key-pem').textContent()).trim(),
+    fs.readFileSync(path.join(keysDir, 'ed25519.pub'), 'utf8').trim());
+  assert.ok((await erin.page.locator('main').textContent()).includes('AlgorithmEd25519'));
+  log('key import (Ed25519) and a refused import in words: ok');
+
   // Dan approves with the keyboard, signed in the browser.
   await dan.page.locator('#reason').focus();
   await dan.page.keyboard.type('counterparty checked');
