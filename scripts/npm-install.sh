@@ -1,18 +1,20 @@
 #!/bin/sh
-# Installs the npm packages of tests/dfns-sdk (the real @dfns/sdk and
-# @dfns/sdk-keysigner, pinned in its package-lock.json), once: a second run
-# with the same lockfile does nothing. Called by tests/dfns_sdk.rs.
+# Installs the npm packages of a test folder, pinned by its package-lock.json,
+# once: a second run with the same lockfile does nothing. The folder is the
+# first argument, tests/dfns-sdk by default (the real @dfns/sdk and
+# @dfns/sdk-keysigner, for tests/dfns_sdk.rs); scripts/chromium.sh passes
+# tests/console-browser (playwright-core, for tests/console.rs).
 #
 # Exit status: 0 installed (or already was); 77 when node/npm is missing or
 # the registry cannot be reached (the test then says so loudly and skips);
 # anything else is a real failure.
 set -eu
 
-dir="$(cd "$(dirname "$0")/../tests/dfns-sdk" && pwd)"
+dir="$(cd "${1:-$(dirname "$0")/../tests/dfns-sdk}" && pwd)"
 stamp="$dir/node_modules/.warden-installed"
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "npm-install: node and npm are needed for tests/dfns-sdk" >&2
+    echo "npm-install: node and npm are needed for $dir" >&2
     exit 77
 fi
 

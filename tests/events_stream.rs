@@ -44,6 +44,30 @@ async fn read_until(socket: &mut TcpStream, done: impl Fn(&str) -> bool) -> Stri
     text
 }
 
+/// Reads from `socket` until `needle` arrives (bounded wait), looking only at
+/// what is new each time: the text here runs to megabytes.
+async fn read_through(socket: &mut TcpStream, needle: &str) -> String {
+    let needle = needle.as_bytes();
+    let mut bytes = Vec::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut searched = 0usize;
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(100), socket.read(&mut buffer)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => bytes.extend_from_slice(&buffer[..n]),
+            Ok(Err(e)) => panic!("read failed: {e}"),
+            Err(_) => {}
+        }
+        let from = searched.saturating_sub(needle.len());
+        if bytes[from..].windows(needle.len()).any(|window| window == needle) {
+            return String::from_utf8_lossy(&bytes).into_owned();
+        }
+        searched = bytes.len();
+    }
+    panic!("`{}` never arrived; read {} bytes", String::from_utf8_lossy(needle), bytes.len());
+}
+
 fn transfer(n: usize) -> ActivityRequest {
     serde_json::from_value(json!({
         "kind": "Wallets:Sign", "initiator": {"id": "us-bob", "kind": "User"},
@@ -89,4 +113,37 @@ async fn a_client_that_does_not_read_never_blocks_the_engine() {
     read_until(&mut fresh, |t| t.contains("\r\n\r\n")).await;
     let last = server.engine.evaluate(transfer(9999)).await.unwrap();
     read_until(&mut fresh, |t| t.contains(last.id.as_str())).await;
+}
+
+/// A transfer whose event is large (16 tags of 250 bytes): a few thousand
+/// of them are more than the channel and both sockets' buffers hold.
+fn large_transfer(n: usize) -> ActivityRequest {
+    let mut request = transfer(n);
+    if let Some(wallet) = request.wallet.as_mut() {
+        wallet.tags = (0..16).map(|t| format!("{t:02}{}", "x".repeat(248))).collect();
+    }
+    request
+}
+
+#[actix_rt::test]
+async fn a_client_that_falls_behind_is_told_it_lost_events_and_keeps_streaming() {
+    let server = TestServer::start().await;
+    let mut slow = open_stream(&server, Some(BOB)).await;
+    read_until(&mut slow, |t| t.contains("\r\n\r\n")).await;
+    // The slow client reads nothing while far more than the channel (1024
+    // events) and the sockets hold is announced; every evaluation answers.
+    for n in 0..4000 {
+        server.engine.evaluate(large_transfer(n)).await.unwrap();
+    }
+    let last = server.engine.evaluate(transfer(9999)).await.unwrap();
+
+    // Then it reads: the server said how many it lost, and the stream goes on
+    // to the newest events.
+    let text = read_through(&mut slow, last.id.as_str()).await;
+    let lost_at = text.find("events lost (the client fell behind)").expect("the client is told it lost events");
+    let lost: usize = text[..lost_at].rsplit(": ").next().unwrap().trim().parse().expect("how many were lost");
+    assert!(lost > 0, "{lost}");
+    assert!(lost_at < text.find(last.id.as_str()).unwrap(), "the loss is reported before the later events");
+    let delivered = text.matches("event: activity.evaluated").count();
+    assert!(delivered + lost >= 4001, "every event is delivered or counted as lost: {delivered} + {lost}");
 }

@@ -8,7 +8,7 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::problem::{Problem, PROBLEM_JSON};
-use super::routes::{activities, approvals, change_requests, events, ops, policies, webhooks};
+use super::routes::{activities, approvals, change_requests, console, events, ops, policies, webhooks};
 use super::schemas::*;
 use super::user_action;
 
@@ -25,6 +25,7 @@ use super::user_action;
         webhooks::events, webhooks::event,
         events::stream, ops::healthz, ops::leader, ops::metrics, ops::openapi,
         user_action::init, user_action::sign,
+        console::redirect, console::index, console::file,
     ),
     components(schemas(
         Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
@@ -41,6 +42,7 @@ use super::user_action;
         (name = "webhooks", description = "Event delivery"),
         (name = "operations", description = "Health, metrics, this document"),
         (name = "user actions", description = "Dfns user action signing: a challenge, a signed assertion, a single-use token"),
+        (name = "console", description = "The approver console: a web page served by the binary, which calls this API with the approver's token"),
     )
 )]
 pub struct ApiDoc;
@@ -200,6 +202,6 @@ mod tests {
         operation_ids.sort_unstable();
         operation_ids.dedup();
         assert_eq!(operation_ids.len(), count, "operation ids are unique");
-        assert_eq!(count, 35, "every operation has an id");
+        assert_eq!(count, 38, "every operation has an id");
     }
 }

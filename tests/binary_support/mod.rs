@@ -146,6 +146,11 @@ impl Warden {
         panic!("warden did not become healthy");
     }
 
+    /// The server process's id (for a script that signals it itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` to the server process.
     pub fn signal(&self, signal: i32) {
         let pid = i32::try_from(self.child.id()).unwrap();

@@ -5,6 +5,7 @@
 pub mod activities;
 pub mod approvals;
 pub mod change_requests;
+pub mod console;
 pub mod events;
 pub mod ops;
 pub mod policies;
@@ -39,6 +40,9 @@ pub const PATTERNS: &[&str] = &[
     "/openapi.json",
     "/auth/action/init",
     "/auth/action",
+    "/console",
+    "/console/",
+    "/console/{file}",
 ];
 
 /// Registers every route. A path with no route for the method answers 405
@@ -71,7 +75,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/healthz/leader").route(web::get().to(ops::leader)))
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
-        .service(web::resource("/openapi.json").route(web::get().to(ops::openapi)));
+        .service(web::resource("/openapi.json").route(web::get().to(ops::openapi)))
+        // The console's files answer HEAD too, as static files do.
+        .service(
+            web::resource("/console").route(web::get().to(console::redirect)).route(web::head().to(console::redirect)),
+        )
+        .service(web::resource("/console/").route(web::get().to(console::index)).route(web::head().to(console::index)))
+        .service(
+            web::resource("/console/{file}").route(web::get().to(console::file)).route(web::head().to(console::file)),
+        );
 }
 
 /// Runs a read that reads the journal (activities, resolved approvals: a
