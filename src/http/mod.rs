@@ -27,6 +27,7 @@ mod reload;
 mod routes;
 mod schemas;
 mod tls;
+mod unread_body;
 mod user_action;
 
 use std::future::Future;
@@ -176,6 +177,7 @@ impl Server {
                 .wrap(from_fn(forward::to_leader))
                 .wrap(ErrorHandlers::new().default_handler(problem::rewrite_bare_error))
                 .wrap(from_fn(observe::observe))
+                .wrap(from_fn(unread_body::hold_body))
                 .configure(routes::configure)
                 .configure(|config| user_action::configure(config, body_limit))
                 .default_service(web::to(not_found))
