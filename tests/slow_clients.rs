@@ -74,6 +74,8 @@ struct Outcome {
     kind: Slow,
     /// The status line's code, or `closed` for a close without an answer.
     status: String,
+    /// Whether the answer was a problem document.
+    problem: bool,
     /// Whether the server closed it (EOF or reset) before [`DEADLINE`].
     closed: bool,
     open_for: Duration,
@@ -90,7 +92,8 @@ async fn watch(kind: Slow, mut socket: TcpStream, opened: Instant) -> Outcome {
     };
     let text = String::from_utf8_lossy(&answer);
     let status = text.split(' ').nth(1).unwrap_or("closed").to_owned();
-    Outcome { kind, status, closed, open_for: opened.elapsed() }
+    let problem = text.to_ascii_lowercase().contains("content-type: application/problem+json");
+    Outcome { kind, status, problem, closed, open_for: opened.elapsed() }
 }
 
 /// This process opens a thousand sockets: make sure its own limit allows it.
@@ -207,6 +210,7 @@ async fn a_thousand_unfinished_bodies_are_cut_and_normal_clients_keep_being_serv
             outcome.kind,
             outcome.open_for
         );
+        assert!(outcome.problem, "the {} of a {:?} socket is a problem document", outcome.status, outcome.kind);
     }
 
     let answer = awc::Client::default().get(format!("http://{address}/healthz")).send().await.unwrap();

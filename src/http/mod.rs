@@ -18,6 +18,8 @@
 mod auth;
 mod body;
 pub mod forward;
+mod framing;
+mod listen;
 mod metrics;
 mod observe;
 mod openapi;
@@ -35,7 +37,7 @@ use std::io;
 use std::net::TcpListener;
 
 use actix_web::middleware::{from_fn, ErrorHandlers};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 pub use self::auth::{Credentials, LiveCredentials, PrincipalsReloader};
 pub use self::metrics::install as install_metrics;
@@ -183,26 +185,14 @@ impl Server {
                 .default_service(web::to(not_found))
         };
         let https = self.tls.is_some();
-        let started = match self.tls {
-            Some(tls) => {
-                let settings = tls::Settings {
-                    workers: Some(workers),
-                    shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS,
-                    max_connections_per_worker: per_worker,
-                };
-                tls::server(listener, tls, app, settings)
-            }
-            None => {
-                // Signals are the caller's `shutdown` future: the server then
-                // always stops the same way, and the engine shuts down after it.
-                let server = HttpServer::new(app)
-                    .disable_signals()
-                    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-                    .workers(workers)
-                    .max_connections(per_worker);
-                server.listen(listener).map(HttpServer::run)
-            }
+        let settings = listen::Settings {
+            workers: Some(workers),
+            shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS,
+            max_connections_per_worker: per_worker,
         };
+        // Signals are the caller's `shutdown` future: the server then always
+        // stops the same way, and the engine shuts down after it.
+        let started = listen::server(listener, self.tls, app, settings);
         let server = match started {
             Ok(server) => server,
             Err(error) => {
