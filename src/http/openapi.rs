@@ -2,7 +2,8 @@
 //! at `GET /openapi.json`. The error answers, common to every route, are
 //! added here once rather than repeated on each route.
 
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -11,6 +12,7 @@ use super::problem::{Problem, PROBLEM_JSON};
 use super::routes::{activities, approvals, change_requests, events, ops, policies, webhooks};
 use super::schemas::*;
 use super::user_action;
+use crate::engine::MAX_PAGE_LIMIT;
 
 /// The document's derivation.
 #[derive(OpenApi)]
@@ -27,7 +29,7 @@ use super::user_action;
         user_action::init, user_action::sign,
     ),
     components(schemas(
-        Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
+        Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, ActivityBodyDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
         ApprovalGroupSpecDoc, PolicySpecDoc, PolicyDoc, PolicyListDoc, ChangeRequestDoc, DecisionDoc, ApprovalDoc,
         ApprovalListDoc, DecisionRequestDoc, WebhookSpecDoc, WebhookDoc, WebhookListDoc, WebhookEventDoc,
         WebhookEventListDoc, HealthDoc, WebhookUpdateDoc, WebhookDeletedDoc, WebhookPingDoc, SignedActionDoc, UserActionInitDoc, UserActionChallengeDoc, UserActionSignDoc,
@@ -140,7 +142,22 @@ enum Method {
     Delete,
 }
 
+/// `limit` as the server takes it: an integer from 1 to [`MAX_PAGE_LIMIT`].
+fn bound_limit(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.name == "limit" && parameter.parameter_in == ParameterIn::Query {
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(MAX_PAGE_LIMIT as u64))
+                .build();
+            parameter.schema = Some(RefOr::T(Schema::Object(schema)));
+        }
+    }
+}
+
 fn add_problems(operation: &mut Operation, method: Method, has_id: bool) {
+    bound_limit(operation);
     // Operations marked `security(())` need no token and have no common errors.
     let public = operation.security.as_ref().is_some_and(|s| s.iter().all(|r| r == &SecurityRequirement::default()));
     if public {
@@ -148,7 +165,9 @@ fn add_problems(operation: &mut Operation, method: Method, has_id: bool) {
     }
     let writes = matches!(method, Method::Post | Method::Put | Method::Delete);
     let has_body = matches!(method, Method::Post | Method::Put);
-    let list = method == Method::Get && !has_id;
+    // Every query parameter is checked: a bad one is a 400 naming it.
+    let has_query = operation.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
+    let list = method == Method::Get && (!has_id || has_query);
     let statuses = PROBLEMS.iter().filter(|(status, ..)| match status {
         400 => has_body || list,
         404 => has_id,

@@ -16,6 +16,13 @@ fn string() -> Value {
     json!({ "type": "string" })
 }
 
+/// A caller's id, name, tag, symbol or address: the server refuses more than
+/// `MAX_TEXT_BYTES` bytes of UTF-8 (400 naming the field).
+fn text() -> Value {
+    json!({ "type": "string", "maxLength": crate::policy::limits::MAX_TEXT_BYTES,
+            "description": "at most 256 bytes of UTF-8" })
+}
+
 fn date() -> Value {
     json!({ "type": "string", "format": "date-time" })
 }
@@ -87,6 +94,27 @@ macro_rules! doc_schemas {
     };
 }
 
+/// An activity's fields, with these kinds.
+fn activity_body(kinds: &[&str]) -> Value {
+    object(
+        &["kind"],
+        json!({
+            "kind": one_of(kinds),
+            "initiator": r("Initiator"),
+            "wallet": object(&["id"], json!({ "id": text(), "tags": array(text()) })),
+            "transaction": object(&["type"], json!({
+                "type": one_of(TRANSACTION_TYPES),
+                "network": text(),
+                "recipient": text(),
+                "assets": array(r("Asset"))
+            })),
+            "externalId": { "type": "string", "maxLength": crate::policy::limits::MAX_TEXT_BYTES, "description": "idempotency key" },
+            "policyId": string(),
+            "operationKind": one_of(&["Create", "Update", "Delete"])
+        }),
+    )
+}
+
 const ACTIVITY_STATUSES: &[&str] = &["Allowed", "Blocked", "PendingApproval", "Approved", "Denied", "Expired"];
 const TRANSACTION_TYPES: &[&str] = &["Transfer", "ContractCall", "Allowance", "MessageSignature", "BlackBoxSignature"];
 const RULE_KINDS: &[&str] = &[
@@ -101,30 +129,21 @@ const RULE_KINDS: &[&str] = &[
 doc_schemas! {
     /// Who started an activity.
     InitiatorDoc = "Initiator" => object(&["id"], json!({
-        "id": string(), "kind": one_of(&["User", "ServiceAccount"])
+        "id": text(), "kind": one_of(&["User", "ServiceAccount"])
     }));
     /// One outgoing asset.
     AssetDoc = "Asset" => object(&["symbol", "decimals", "amount"], json!({
-        "symbol": string(),
+        "symbol": text(),
         "decimals": { "type": "integer", "minimum": 0, "maximum": 77 },
         "amount": { "type": "string", "description": "integer in the asset's smallest unit, up to 2^256 - 1" },
         "valueUsd": decimal("USD value of the amount")
     }));
-    /// The body of `POST /v2/activities`.
-    ActivityRequestDoc = "ActivityRequest" => object(&["kind"], json!({
-        "kind": one_of(&["Wallets:Sign", "Policies:Modify"]),
-        "initiator": r("Initiator"),
-        "wallet": object(&["id"], json!({ "id": string(), "tags": array(string()) })),
-        "transaction": object(&["type"], json!({
-            "type": one_of(TRANSACTION_TYPES),
-            "network": string(),
-            "recipient": string(),
-            "assets": array(r("Asset"))
-        })),
-        "externalId": { "type": "string", "description": "idempotency key" },
-        "policyId": string(),
-        "operationKind": one_of(&["Create", "Update", "Delete"])
-    }));
+    /// The body of `POST /v2/activities`: a signer asks about `Wallets:Sign`
+    /// only (policy changes make their own `Policies:Modify` activities).
+    ActivityRequestDoc = "ActivityRequest" => activity_body(&["Wallets:Sign"]);
+    /// An activity as the server shows it: a submitted one, or the
+    /// `Policies:Modify` activity of a governed policy change.
+    ActivityBodyDoc = "ActivityBody" => activity_body(&["Wallets:Sign", "Policies:Modify"]);
     /// One policy's evaluation.
     PolicyEvaluationDoc = "PolicyEvaluation" => object(&["policyId", "triggered", "reason"], json!({
         "policyId": string(), "name": string(), "triggered": { "type": "boolean" }, "reason": string()
@@ -135,7 +154,7 @@ doc_schemas! {
         "status": one_of(ACTIVITY_STATUSES),
         "approvalId": string(),
         "policyEvaluations": array(r("PolicyEvaluation")),
-        "activity": r("ActivityRequest"),
+        "activity": r("ActivityBody"),
         "dateCreated": date(),
         "dateUpdated": date()
     }));
@@ -230,7 +249,7 @@ doc_schemas! {
         "id": string(),
         "status": one_of(&["Pending", "Approved", "Denied", "Expired"]),
         "initiatorId": string(),
-        "activity": { "allOf": [r("ActivityRequest"), object(&["id"], json!({
+        "activity": { "allOf": [r("ActivityBody"), object(&["id"], json!({
             "id": string(),
             "changeRequest": r("ChangeRequest")
         }))] },

@@ -19,6 +19,9 @@ pub fn bounded(field: impl FnOnce() -> String, value: &str) -> Result<(), Valida
 /// Every text of an activity request (checked field by field: this runs on
 /// every evaluation).
 pub fn check_activity(request: &ActivityRequest) -> Result<(), ValidationError> {
+    if let Some(external_id) = &request.external_id {
+        bounded(|| "externalId".into(), external_id)?;
+    }
     if let Some(initiator) = &request.initiator {
         bounded(|| "initiator.id".into(), &initiator.id)?;
     }
