@@ -23,6 +23,7 @@ mod listen;
 mod metrics;
 mod observe;
 mod openapi;
+mod openapi_limits;
 mod problem;
 mod query;
 mod reload;

@@ -9,10 +9,17 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::problem::{Problem, PROBLEM_JSON};
+use super::routes::approvals::DecisionRequest;
+use super::routes::webhooks::DeliveryLogEntry;
 use super::routes::{activities, approvals, change_requests, events, ops, policies, webhooks};
 use super::schemas::*;
 use super::user_action;
 use crate::engine::MAX_PAGE_LIMIT;
+use crate::model::activity::{Activity, ActivityRequest};
+use crate::model::approval::Approval;
+use crate::model::change_request::ChangeRequest;
+use crate::model::policy::{Policy, PolicySpec};
+use crate::model::webhook::{Webhook, WebhookSpec, WebhookUpdate};
 
 /// The document's derivation.
 #[derive(OpenApi)]
@@ -29,11 +36,10 @@ use crate::engine::MAX_PAGE_LIMIT;
         user_action::init, user_action::sign,
     ),
     components(schemas(
-        Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, ActivityBodyDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
-        ApprovalGroupSpecDoc, PolicySpecDoc, PolicyDoc, PolicyListDoc, ChangeRequestDoc, DecisionDoc, ApprovalDoc,
-        ApprovalListDoc, DecisionRequestDoc, WebhookSpecDoc, WebhookDoc, WebhookListDoc, WebhookEventDoc,
-        WebhookEventListDoc, HealthDoc, WebhookUpdateDoc, WebhookDeletedDoc, WebhookPingDoc, SignedActionDoc, UserActionInitDoc, UserActionChallengeDoc, UserActionSignDoc,
-        UserActionTokenDoc,
+        Problem, Activity, ActivityRequest, ActivityListDoc, PolicySpec, Policy, PolicyViewDoc, PolicyListDoc,
+        ChangeRequest, Approval, ApprovalListDoc, DecisionRequest, Webhook, WebhookSpec, WebhookUpdate,
+        WebhookListDoc, DeliveryLogEntry, WebhookEventListDoc, WebhookDeletedDoc, WebhookPingDoc, HealthDoc,
+        UserActionInitDoc, UserActionChallengeDoc, UserActionSignDoc, UserActionTokenDoc,
     )),
     modifiers(&Conventions),
     tags(
@@ -88,6 +94,7 @@ impl Modify for Conventions {
         }
         openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
         serve_webhooks_unversioned(openapi);
+        super::openapi_limits::tighten(openapi);
 
         for (path, item) in openapi.paths.paths.iter_mut() {
             let has_id = path.contains('{');

@@ -8,7 +8,7 @@ use super::policy::ActivityKind;
 use super::principal::PrincipalKind;
 
 /// Who started an activity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Initiator {
     /// Principal id.
     pub id: String,
@@ -18,7 +18,7 @@ pub struct Initiator {
 }
 
 /// The wallet the signature is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Wallet {
     /// Wallet id.
     pub id: String,
@@ -28,7 +28,7 @@ pub struct Wallet {
 }
 
 /// The transaction types of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TransactionType {
     /// A transfer of assets.
     Transfer,
@@ -56,22 +56,25 @@ impl TransactionType {
 }
 
 /// One outgoing asset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Asset {
     /// Asset symbol, e.g. `ETH`.
     pub symbol: String,
     /// Decimals of the smallest unit.
+    #[schema(maximum = 77)]
     pub decimals: u8,
     /// Amount in the smallest unit, as an integer string.
+    #[schema(value_type = String, example = "1500000000000000000")]
     pub amount: NumberText,
     /// USD value of the amount, when the caller knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "4500.00")]
     pub value_usd: Option<NumberText>,
 }
 
 /// The transaction to be signed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Transaction {
     /// Transaction type.
@@ -89,7 +92,7 @@ pub struct Transaction {
 }
 
 /// How a policy change touches its policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OperationKind {
     /// A new policy.
     Create,
@@ -100,7 +103,7 @@ pub enum OperationKind {
 }
 
 /// The body of an activity, as submitted and as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivityRequest {
     /// `Wallets:Sign` (policy changes make their own `Policies:Modify`).
@@ -126,7 +129,7 @@ pub struct ActivityRequest {
 }
 
 /// Where an activity stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ActivityStatus {
     /// No policy stands in the way: the signer may sign.
     Allowed,
@@ -167,7 +170,7 @@ impl ActivityStatus {
 }
 
 /// The result of one policy's evaluation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyEvaluation {
     /// The policy.
@@ -181,7 +184,7 @@ pub struct PolicyEvaluation {
 }
 
 /// A stored activity: the answer to the signer and the audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Activity {
     /// `ac-...`
