@@ -132,8 +132,17 @@ impl Default for HeadRequests {
 impl HeadRequests {
     const METHOD: &'static [u8] = b"HEAD ";
 
-    fn scan(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+    fn scan(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.matched.is_none() {
+                // Only what follows a line feed can start a request line.
+                let Some(at) = bytes.iter().position(|&b| b == b'\n') else { return };
+                bytes = &bytes[at + 1..];
+                self.matched = Some(0);
+                continue;
+            }
+            let b = bytes[0];
+            bytes = &bytes[1..];
             self.matched = match self.matched {
                 _ if b == b'\n' => Some(0),
                 Some(k) if Self::METHOD[k] == b => Some(k + 1),
