@@ -1,8 +1,12 @@
 //! Schemathesis against the real binary's own `/openapi.json`: examples,
-//! coverage, fuzzing and stateful phases, a bounded number of examples per
-//! operation, and the checks that the document and the server agree: no 5xx,
-//! every status documented, every answer valid against its documented
-//! schema and content type.
+//! coverage, fuzzing and stateful phases (following the document's links),
+//! a bounded number of examples per operation, and every check but one: no
+//! 5xx, every status documented, every answer valid against its documented
+//! schema, content type and headers, schema-violating requests refused,
+//! deleted resources gone, authentication not ignored. The one left out,
+//! `positive_data_acceptance` (every schema-valid request accepted), cannot
+//! hold for Warden: rules across fields (a velocity rule needs a window, a
+//! pagination token must come from the same list) are beyond JSON Schema.
 //!
 //! `scripts/schemathesis.sh` installs the pinned Schemathesis into a virtual
 //! environment under `target/` (once). The server and Schemathesis run in a
@@ -55,7 +59,7 @@ fn schemathesis_finds_no_disagreement_between_the_document_and_the_server() {
         server=$!
         "$ST" run http://127.0.0.1:8080/openapi.json --wait-for-schema 60 \
             -H "Authorization: Bearer $TOKEN" \
-            --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
+            --checks all --exclude-checks positive_data_acceptance \
             --phases examples,coverage,fuzzing,stateful --max-examples "$MAX_EXAMPLES" --seed 1 \
             --exclude-path /v2/events --request-timeout 10 --no-color --report-dir "$DIR/report"
         status=$?

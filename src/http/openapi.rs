@@ -57,7 +57,9 @@ pub struct ApiDoc;
 pub fn render() -> String {
     // Serializing the generated document cannot fail: it holds only maps,
     // strings and numbers.
-    ApiDoc::openapi().to_json().unwrap_or_else(|_| String::from("{}"))
+    let Ok(mut document) = serde_json::to_value(ApiDoc::openapi()) else { return String::from("{}") };
+    super::openapi_links::name_link_fields(&mut document);
+    document.to_string()
 }
 
 /// Bearer authentication and the problem answers of every route.
@@ -95,6 +97,7 @@ impl Modify for Conventions {
         openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
         serve_webhooks_unversioned(openapi);
         super::openapi_limits::tighten(openapi);
+        super::openapi_links::link(openapi);
 
         for (path, item) in openapi.paths.paths.iter_mut() {
             let has_id = path.contains('{');

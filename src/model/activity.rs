@@ -65,11 +65,9 @@ pub struct Asset {
     #[schema(maximum = 77)]
     pub decimals: u8,
     /// Amount in the smallest unit, as an integer string.
-    #[schema(value_type = String, example = "1500000000000000000")]
     pub amount: NumberText,
     /// USD value of the amount, when the caller knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "4500.00")]
     pub value_usd: Option<NumberText>,
 }
 
@@ -105,6 +103,13 @@ pub enum OperationKind {
 /// The body of an activity, as submitted and as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "kind": "Wallets:Sign",
+    "initiator": {"id": "us-bob", "kind": "User"},
+    "wallet": {"id": "wa-1", "tags": ["treasury"]},
+    "transaction": {"type": "Transfer", "network": "Ethereum", "recipient": "0x76d1b7f9b3F69C435eeF76a98A415332084A856F",
+        "assets": [{"symbol": "ETH", "decimals": 18, "amount": "1500000000000000000", "valueUsd": "4500.00"}]}
+}))]
 pub struct ActivityRequest {
     /// `Wallets:Sign` (policy changes make their own `Policies:Modify`).
     pub kind: ActivityKind,

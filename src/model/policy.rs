@@ -39,6 +39,11 @@ pub enum PolicyStatus {
 /// The request body of a policy create or update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "name": "Block large transfers", "activityKind": "Wallets:Sign",
+    "rule": {"kind": "TransactionAmountLimit", "configuration": {"limit": "100000", "currency": "USD"}},
+    "action": {"kind": "Block"}
+}))]
 pub struct PolicySpec {
     /// Human name.
     pub name: String,
@@ -107,7 +112,6 @@ pub struct Rule {
 pub struct RuleConfiguration {
     /// USD limit, count limit, or smallest-unit limit with `asset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "100000")]
     pub limit: Option<NumberText>,
     /// `"USD"` for USD limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,7 +147,6 @@ pub struct NominalLimit {
     /// Asset symbol.
     pub symbol: String,
     /// Limit in the asset's smallest unit.
-    #[schema(value_type = String, example = "100000")]
     pub limit: NumberText,
 }
 

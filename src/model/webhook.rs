@@ -18,6 +18,9 @@ pub enum WebhookStatus {
 
 /// The body of `POST /v2/webhooks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "url": "https://receiver.example.invalid/warden", "events": ["*"], "description": "audit trail"
+}))]
 pub struct WebhookSpec {
     /// Where events are POSTed.
     pub url: String,
