@@ -96,6 +96,16 @@ async fn watch(kind: Slow, mut socket: TcpStream, opened: Instant) -> Outcome {
     Outcome { kind, status, problem, closed, open_for: opened.elapsed() }
 }
 
+/// The server process, killed however the test ends (a failed assertion included).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// This process opens a thousand sockets: make sure its own limit allows it.
 fn raise_own_fd_limit() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -133,9 +143,9 @@ async fn a_thousand_unfinished_bodies_are_cut_and_normal_clients_keep_being_serv
             Ok(())
         });
     }
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = KillOnDrop(command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
     let mut lines =
-        BufReader::new(tokio::process::ChildStdout::from_std(child.stdout.take().unwrap()).unwrap()).lines();
+        BufReader::new(tokio::process::ChildStdout::from_std(child.0.stdout.take().unwrap()).unwrap()).lines();
     let address = loop {
         let line = lines.next_line().await.unwrap().expect("warden prints where it listens");
         if let Some(base) = line.strip_prefix("warden listening on http://") {
@@ -215,6 +225,5 @@ async fn a_thousand_unfinished_bodies_are_cut_and_normal_clients_keep_being_serv
 
     let answer = awc::Client::default().get(format!("http://{address}/healthz")).send().await.unwrap();
     assert_eq!(answer.status(), 200);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
