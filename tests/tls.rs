@@ -153,6 +153,21 @@ async fn https_answers_over_tls_1_2_and_1_3_with_the_configured_certificate() {
 }
 
 #[actix_rt::test]
+async fn a_request_that_is_not_http_gets_a_problem_document_over_tls_too() {
+    let pki = Pki::new();
+    let server = Running::start(&pki, ClientAuth::Optional).await;
+    let mut connection = pki.client(None).connect(server.address).await.expect("TLS handshake");
+    let answer = connection.raw(b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n").await.expect("an answer, then the close");
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a complete answer");
+    assert!(head.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/problem+json"), "{answer}");
+    let problem: serde_json::Value = serde_json::from_str(body).expect("a JSON problem document");
+    assert_eq!(problem["status"], 400);
+    server.stop().await;
+}
+
+#[actix_rt::test]
 async fn plain_http_on_the_tls_port_is_refused() {
     let pki = Pki::new();
     let server = Running::start(&pki, ClientAuth::Optional).await;

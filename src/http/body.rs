@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
+use super::strict_json::{parse_unique, Strict};
 use crate::config::DEFAULT_BODY_LIMIT;
 
 /// The body size limit in force (app data; the default applies without it).
@@ -104,34 +105,35 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             Err(e) => Problem::bad_request(format!("body: is not valid JSON: {e}")),
         });
     }
+    // Parsed whole first, then read strictly (no struct from an array, see
+    // `strict_json`); the streaming reader runs again only to name where a
+    // document that is not JSON breaks.
+    match parse_unique(bytes) {
+        Ok(value) => serde_path_to_error::deserialize(Strict(&value)).map_err(|error| mismatch(&error)),
+        Err(_) => Err(syntax_problem::<T>(bytes)),
+    }
+}
+
+/// The problem of a body that is not valid JSON, naming where it breaks.
+fn syntax_problem<T: DeserializeOwned>(bytes: &[u8]) -> Problem {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let error = match serde_path_to_error::deserialize(&mut deserializer) {
-        Ok(value) => {
-            return deserializer
-                .end()
-                .map(|()| value)
-                .map_err(|e| Problem::bad_request(format!("body: is not valid JSON: {e}")))
+    let error = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(_) => {
+            return match deserializer.end() {
+                Ok(()) => Problem::bad_request("body: is not valid JSON"),
+                Err(e) => Problem::bad_request(format!("body: is not valid JSON: {e}")),
+            }
         }
         Err(error) => error,
     };
     if !error.inner().is_syntax() && !error.inner().is_eof() {
-        return Err(mismatch(&error));
+        // A type mismatch before the syntax error: name the mismatch.
+        return mismatch(&error);
     }
-    // serde_json reports some type mismatches (a number where a name is
-    // expected) as syntax errors; when the document is valid JSON, reading
-    // it again from a `Value` gives the real message.
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Err(_) => {
-            let path = error.path().to_string();
-            // `.` is the root; `?` marks a position serde could not name.
-            let at = if path == "." || path.starts_with('?') { "body" } else { path.as_str() };
-            Err(Problem::bad_request(format!("{at}: is not valid JSON: {}", error.inner())))
-        }
-        Ok(value) => match serde_path_to_error::deserialize::<_, T>(value) {
-            Err(error) => Err(mismatch(&error)),
-            Ok(_) => Err(mismatch(&error)),
-        },
-    }
+    let path = error.path().to_string();
+    // `.` is the root; `?` marks a position serde could not name.
+    let at = if path == "." || path.starts_with('?') { "body" } else { path.as_str() };
+    Problem::bad_request(format!("{at}: is not valid JSON: {}", error.inner()))
 }
 
 fn mismatch(error: &serde_path_to_error::Error<serde_json::Error>) -> Problem {

@@ -18,15 +18,21 @@
 mod auth;
 mod body;
 pub mod forward;
+mod framing;
+mod listen;
 mod metrics;
 mod observe;
 mod openapi;
+mod openapi_limits;
+mod openapi_links;
 mod problem;
 mod query;
 mod reload;
 mod routes;
 mod schemas;
+mod strict_json;
 mod tls;
+mod unread_body;
 mod user_action;
 
 use std::future::Future;
@@ -34,7 +40,7 @@ use std::io;
 use std::net::TcpListener;
 
 use actix_web::middleware::{from_fn, ErrorHandlers};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 pub use self::auth::{Credentials, LiveCredentials, PrincipalsReloader};
 pub use self::metrics::install as install_metrics;
@@ -176,31 +182,20 @@ impl Server {
                 .wrap(from_fn(forward::to_leader))
                 .wrap(ErrorHandlers::new().default_handler(problem::rewrite_bare_error))
                 .wrap(from_fn(observe::observe))
+                .wrap(from_fn(unread_body::hold_body))
                 .configure(routes::configure)
                 .configure(|config| user_action::configure(config, body_limit))
                 .default_service(web::to(not_found))
         };
         let https = self.tls.is_some();
-        let started = match self.tls {
-            Some(tls) => {
-                let settings = tls::Settings {
-                    workers: Some(workers),
-                    shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS,
-                    max_connections_per_worker: per_worker,
-                };
-                tls::server(listener, tls, app, settings)
-            }
-            None => {
-                // Signals are the caller's `shutdown` future: the server then
-                // always stops the same way, and the engine shuts down after it.
-                let server = HttpServer::new(app)
-                    .disable_signals()
-                    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-                    .workers(workers)
-                    .max_connections(per_worker);
-                server.listen(listener).map(HttpServer::run)
-            }
+        let settings = listen::Settings {
+            workers: Some(workers),
+            shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS,
+            max_connections_per_worker: per_worker,
         };
+        // Signals are the caller's `shutdown` future: the server then always
+        // stops the same way, and the engine shuts down after it.
+        let started = listen::server(listener, self.tls, app, settings);
         let server = match started {
             Ok(server) => server,
             Err(error) => {

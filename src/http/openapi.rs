@@ -2,15 +2,24 @@
 //! at `GET /openapi.json`. The error answers, common to every route, are
 //! added here once rather than repeated on each route.
 
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::problem::{Problem, PROBLEM_JSON};
+use super::routes::approvals::DecisionRequest;
+use super::routes::webhooks::DeliveryLogEntry;
 use super::routes::{activities, approvals, change_requests, console, events, ops, policies, webhooks};
 use super::schemas::*;
 use super::user_action;
+use crate::engine::MAX_PAGE_LIMIT;
+use crate::model::activity::{Activity, ActivityRequest};
+use crate::model::approval::Approval;
+use crate::model::change_request::ChangeRequest;
+use crate::model::policy::{Policy, PolicySpec};
+use crate::model::webhook::{Webhook, WebhookSpec, WebhookUpdate};
 
 /// The document's derivation.
 #[derive(OpenApi)]
@@ -28,11 +37,10 @@ use super::user_action;
         console::redirect, console::index, console::file,
     ),
     components(schemas(
-        Problem, InitiatorDoc, AssetDoc, ActivityRequestDoc, PolicyEvaluationDoc, ActivityDoc, ActivityListDoc,
-        ApprovalGroupSpecDoc, PolicySpecDoc, PolicyDoc, PolicyListDoc, ChangeRequestDoc, DecisionDoc, ApprovalDoc,
-        ApprovalListDoc, DecisionRequestDoc, WebhookSpecDoc, WebhookDoc, WebhookListDoc, WebhookEventDoc,
-        WebhookEventListDoc, HealthDoc, WebhookUpdateDoc, WebhookDeletedDoc, WebhookPingDoc, SignedActionDoc, UserActionInitDoc, UserActionChallengeDoc, UserActionSignDoc,
-        UserActionTokenDoc,
+        Problem, Activity, ActivityRequest, ActivityListDoc, PolicySpec, Policy, PolicyViewDoc, PolicyListDoc,
+        ChangeRequest, Approval, ApprovalListDoc, DecisionRequest, Webhook, WebhookSpec, WebhookUpdate,
+        WebhookListDoc, DeliveryLogEntry, WebhookEventListDoc, WebhookDeletedDoc, WebhookPingDoc, HealthDoc,
+        UserActionInitDoc, UserActionChallengeDoc, UserActionSignDoc, UserActionTokenDoc,
     )),
     modifiers(&Conventions),
     tags(
@@ -51,7 +59,9 @@ pub struct ApiDoc;
 pub fn render() -> String {
     // Serializing the generated document cannot fail: it holds only maps,
     // strings and numbers.
-    ApiDoc::openapi().to_json().unwrap_or_else(|_| String::from("{}"))
+    let Ok(mut document) = serde_json::to_value(ApiDoc::openapi()) else { return String::from("{}") };
+    super::openapi_links::name_link_fields(&mut document);
+    document.to_string()
 }
 
 /// Bearer authentication and the problem answers of every route.
@@ -88,6 +98,8 @@ impl Modify for Conventions {
         }
         openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
         serve_webhooks_unversioned(openapi);
+        super::openapi_limits::tighten(openapi);
+        super::openapi_links::link(openapi);
 
         for (path, item) in openapi.paths.paths.iter_mut() {
             let has_id = path.contains('{');
@@ -142,7 +154,22 @@ enum Method {
     Delete,
 }
 
+/// `limit` as the server takes it: an integer from 1 to [`MAX_PAGE_LIMIT`].
+fn bound_limit(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.name == "limit" && parameter.parameter_in == ParameterIn::Query {
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(MAX_PAGE_LIMIT as u64))
+                .build();
+            parameter.schema = Some(RefOr::T(Schema::Object(schema)));
+        }
+    }
+}
+
 fn add_problems(operation: &mut Operation, method: Method, has_id: bool) {
+    bound_limit(operation);
     // Operations marked `security(())` need no token and have no common errors.
     let public = operation.security.as_ref().is_some_and(|s| s.iter().all(|r| r == &SecurityRequirement::default()));
     if public {
@@ -150,7 +177,9 @@ fn add_problems(operation: &mut Operation, method: Method, has_id: bool) {
     }
     let writes = matches!(method, Method::Post | Method::Put | Method::Delete);
     let has_body = matches!(method, Method::Post | Method::Put);
-    let list = method == Method::Get && !has_id;
+    // Every query parameter is checked: a bad one is a 400 naming it.
+    let has_query = operation.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
+    let list = method == Method::Get && (!has_id || has_query);
     let statuses = PROBLEMS.iter().filter(|(status, ..)| match status {
         400 => has_body || list,
         404 => has_id,

@@ -8,7 +8,7 @@ use super::policy::ActivityKind;
 use super::principal::PrincipalKind;
 
 /// Who started an activity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Initiator {
     /// Principal id.
     pub id: String,
@@ -18,7 +18,7 @@ pub struct Initiator {
 }
 
 /// The wallet the signature is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Wallet {
     /// Wallet id.
     pub id: String,
@@ -28,7 +28,7 @@ pub struct Wallet {
 }
 
 /// The transaction types of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TransactionType {
     /// A transfer of assets.
     Transfer,
@@ -56,12 +56,13 @@ impl TransactionType {
 }
 
 /// One outgoing asset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Asset {
     /// Asset symbol, e.g. `ETH`.
     pub symbol: String,
     /// Decimals of the smallest unit.
+    #[schema(maximum = 77)]
     pub decimals: u8,
     /// Amount in the smallest unit, as an integer string.
     pub amount: NumberText,
@@ -71,7 +72,7 @@ pub struct Asset {
 }
 
 /// The transaction to be signed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Transaction {
     /// Transaction type.
@@ -89,7 +90,7 @@ pub struct Transaction {
 }
 
 /// How a policy change touches its policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OperationKind {
     /// A new policy.
     Create,
@@ -100,8 +101,15 @@ pub enum OperationKind {
 }
 
 /// The body of an activity, as submitted and as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "kind": "Wallets:Sign",
+    "initiator": {"id": "us-bob", "kind": "User"},
+    "wallet": {"id": "wa-1", "tags": ["treasury"]},
+    "transaction": {"type": "Transfer", "network": "Ethereum", "recipient": "0x76d1b7f9b3F69C435eeF76a98A415332084A856F",
+        "assets": [{"symbol": "ETH", "decimals": 18, "amount": "1500000000000000000", "valueUsd": "4500.00"}]}
+}))]
 pub struct ActivityRequest {
     /// `Wallets:Sign` (policy changes make their own `Policies:Modify`).
     pub kind: ActivityKind,
@@ -126,7 +134,7 @@ pub struct ActivityRequest {
 }
 
 /// Where an activity stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ActivityStatus {
     /// No policy stands in the way: the signer may sign.
     Allowed,
@@ -167,7 +175,7 @@ impl ActivityStatus {
 }
 
 /// The result of one policy's evaluation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyEvaluation {
     /// The policy.
@@ -181,7 +189,7 @@ pub struct PolicyEvaluation {
 }
 
 /// A stored activity: the answer to the signer and the audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Activity {
     /// `ac-...`

@@ -74,6 +74,21 @@ pub fn units_to_decimal(amount: TokenAmount, decimals: u8) -> Option<Decimal> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NumberText(pub String);
 
+/// Documented as it is read: a decimal string, or a JSON number while exact;
+/// always written back as a string.
+impl utoipa::PartialSchema for NumberText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Array(vec![Type::String, Type::Number]))
+            .description(Some("A decimal as a string (or a JSON number below 2^53); always answered as a string."))
+            .examples(["100000"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for NumberText {}
+
 impl Serialize for NumberText {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)

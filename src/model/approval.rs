@@ -10,7 +10,7 @@ use super::principal::PrincipalKind;
 use super::signed_action::SignedAction;
 
 /// Where an approval stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ApprovalStatus {
     /// Waiting for decisions.
     Pending,
@@ -35,7 +35,7 @@ impl ApprovalStatus {
 }
 
 /// A decision's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum DecisionValue {
     /// Approve.
     Approved,
@@ -45,7 +45,7 @@ pub enum DecisionValue {
 }
 
 /// One principal's decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     /// Who decided.
@@ -71,7 +71,7 @@ pub struct Decision {
 }
 
 /// A group of an approval, with who approved in it so far.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalGroup {
     /// The policy the group comes from.
@@ -91,7 +91,7 @@ pub struct ApprovalGroup {
 }
 
 /// The activity an approval holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalActivity {
     /// `ac-...`
@@ -106,7 +106,7 @@ pub struct ApprovalActivity {
 }
 
 /// An approval.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
     /// `ap-...`

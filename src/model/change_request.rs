@@ -7,7 +7,7 @@ use super::activity::OperationKind;
 use super::policy::PolicySpec;
 
 /// Where a change request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ChangeRequestStatus {
     /// Waiting for its approval.
     Pending,
@@ -18,7 +18,7 @@ pub enum ChangeRequestStatus {
 }
 
 /// Who asked for a change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Requester {
     /// Principal id.
@@ -26,7 +26,7 @@ pub struct Requester {
 }
 
 /// A held policy change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeRequest {
     /// `cr-...`

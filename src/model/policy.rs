@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::amount::NumberText;
 
 /// What kind of activity a policy governs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ActivityKind {
     /// A signature the signer is about to produce.
     #[serde(rename = "Wallets:Sign")]
@@ -27,7 +27,7 @@ impl ActivityKind {
 }
 
 /// `Active` policies are evaluated; `Archived` ones never trigger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub enum PolicyStatus {
     /// Evaluated.
     #[default]
@@ -37,8 +37,13 @@ pub enum PolicyStatus {
 }
 
 /// The request body of a policy create or update.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "name": "Block large transfers", "activityKind": "Wallets:Sign",
+    "rule": {"kind": "TransactionAmountLimit", "configuration": {"limit": "100000", "currency": "USD"}},
+    "action": {"kind": "Block"}
+}))]
 pub struct PolicySpec {
     /// Human name.
     pub name: String,
@@ -60,7 +65,7 @@ pub struct PolicySpec {
 }
 
 /// A stored policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
     /// `pl-...`
@@ -75,7 +80,7 @@ pub struct Policy {
 }
 
 /// The rule kinds of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum RuleKind {
     /// Triggers always.
     AlwaysTrigger,
@@ -92,7 +97,7 @@ pub enum RuleKind {
 }
 
 /// A rule: its kind and its configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rule {
     /// Which rule.
     pub kind: RuleKind,
@@ -102,7 +107,7 @@ pub struct Rule {
 }
 
 /// Parameters of every rule kind; validation checks which apply.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleConfiguration {
     /// USD limit, count limit, or smallest-unit limit with `asset`.
@@ -116,9 +121,11 @@ pub struct RuleConfiguration {
     pub asset: Option<String>,
     /// Rolling window length in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub time_window: Option<u64>,
     /// Dfns' alias of `timeWindow`, in minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 525_600)]
     pub timeframe: Option<u64>,
     /// Fixed UTC calendar window instead of a rolling one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,7 +142,7 @@ pub struct RuleConfiguration {
 }
 
 /// One asset's limit in smallest units.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NominalLimit {
     /// Asset symbol.
     pub symbol: String,
@@ -144,7 +151,7 @@ pub struct NominalLimit {
 }
 
 /// Fixed UTC calendar windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum CalendarPeriod {
     /// From 00:00 UTC.
     Day,
@@ -155,7 +162,7 @@ pub enum CalendarPeriod {
 }
 
 /// Whose spending a velocity window sums.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub enum VelocityScope {
     /// Per wallet (default).
     #[default]
@@ -169,7 +176,7 @@ pub enum VelocityScope {
 }
 
 /// The action kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ActionKind {
     /// Refuse the activity.
     Block,
@@ -180,7 +187,7 @@ pub enum ActionKind {
 }
 
 /// What a triggered policy does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Action {
     /// Which action.
@@ -190,17 +197,19 @@ pub struct Action {
     pub approval_groups: Vec<ApprovalGroupSpec>,
     /// Seconds after which a pending approval expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub auto_reject_timeout: Option<u64>,
 }
 
 /// A group of approvers and how many of them must approve.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalGroupSpec {
     /// Group name.
     #[serde(default)]
     pub name: String,
     /// Approvals needed, at least 1.
+    #[schema(minimum = 1)]
     pub quorum: u32,
     /// Who may approve; `{}` means any User (and any ServiceAccount when
     /// `serviceAccountsCanApprove`).
@@ -215,7 +224,7 @@ pub struct ApprovalGroupSpec {
 }
 
 /// Approver selection; `{}` lists everyone.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Approvers {
     /// Explicit list; absent means everyone eligible by kind.
@@ -224,7 +233,7 @@ pub struct Approvers {
 }
 
 /// `{"in": [...]}`
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InList {
     /// The accepted values.
     #[serde(rename = "in")]
@@ -232,7 +241,7 @@ pub struct InList {
 }
 
 /// `{"hasAny": [...], "hasAll": [...]}`
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagFilter {
     /// At least one of these tags.
@@ -244,7 +253,7 @@ pub struct TagFilter {
 }
 
 /// Which activities a policy applies to; each present filter must hold.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Filters {
     /// Wallet ids.

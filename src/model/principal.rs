@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A person or an automated system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub enum PrincipalKind {
     /// A person.
     #[default]

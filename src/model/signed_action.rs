@@ -26,7 +26,7 @@ pub const KEY_GET: &str = "key.get";
 const BINDING_DOMAIN: &[u8] = b"warden-user-action/1";
 
 /// A signed assertion and the request it was bound to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedAction {
     /// Who signed (the authenticated principal).

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const EVENT_KINDS: [&str; 3] = ["policy.triggered", "policy.approval.pending", "policy.approval.resolved"];
 
 /// Whether a webhook receives events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub enum WebhookStatus {
     /// Receives events.
     #[default]
@@ -17,7 +17,10 @@ pub enum WebhookStatus {
 }
 
 /// The body of `POST /v2/webhooks`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "url": "https://receiver.example.invalid/warden", "events": ["*"], "description": "audit trail"
+}))]
 pub struct WebhookSpec {
     /// Where events are POSTed.
     pub url: String,
@@ -28,12 +31,13 @@ pub struct WebhookSpec {
     pub status: WebhookStatus,
     /// What the webhook is for (Dfns' field); at most 4096 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096)]
     pub description: Option<String>,
 }
 
 /// The body of `PUT /webhooks/{id}`: each field given replaces the stored
 /// one, each absent keeps it (Dfns' `UpdateWebhookBody`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookUpdate {
     /// Where events are POSTed.
@@ -47,11 +51,12 @@ pub struct WebhookUpdate {
     pub status: Option<WebhookStatus>,
     /// What the webhook is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096)]
     pub description: Option<String>,
 }
 
 /// A registered webhook.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     /// `wh-...`
@@ -86,7 +91,7 @@ impl Webhook {
 }
 
 /// Delivery state of one event to one webhook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum DeliveryStatus {
     /// Not delivered yet; will be tried (again).
     Pending,

@@ -216,6 +216,20 @@ impl Answer {
 }
 
 impl Connection {
+    /// Sends `bytes` as they are and reads everything until the server closes
+    /// (with or without a TLS close_notify: a server giving up on a broken
+    /// request may just close).
+    pub async fn raw(&mut self, bytes: &[u8]) -> io::Result<Vec<u8>> {
+        self.stream.get_mut().write_all(bytes).await?;
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, self.stream.read_to_end(&mut received)).await;
+        match read.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))? {
+            Ok(_) => Ok(received),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(received),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Sends one HTTP/1.1 request on this connection and reads its answer.
     pub async fn request(
         &mut self,

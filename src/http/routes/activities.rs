@@ -7,7 +7,7 @@ use crate::http::auth::{Authorized, Caller, SignerRole};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
-use crate::http::schemas::{ActivityDoc, ActivityListDoc, ActivityRequestDoc};
+use crate::http::schemas::ActivityListDoc;
 use crate::http::user_action::UserAction;
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus, Initiator};
 
@@ -17,8 +17,8 @@ const STATUSES: &[&str] = &["Allowed", "Blocked", "PendingApproval", "Approved",
 /// Evaluates a `Wallets:Sign` activity; the initiator defaults to the caller.
 #[utoipa::path(
     post, path = "/v2/activities", operation_id = "submitActivity", tag = "activities",
-    request_body = ActivityRequestDoc,
-    responses((status = 200, description = "Allowed, Blocked or PendingApproval", body = ActivityDoc))
+    request_body = crate::model::activity::ActivityRequest,
+    responses((status = 200, description = "Allowed, Blocked or PendingApproval", body = crate::model::activity::Activity))
 )]
 pub async fn submit(
     engine: Data<Engine>,
@@ -44,7 +44,7 @@ pub async fn submit(
 #[utoipa::path(
     get, path = "/v2/activities/{id}", operation_id = "getActivity", tag = "activities",
     params(("id" = String, Path, description = "`ac-...`")),
-    responses((status = 200, body = ActivityDoc))
+    responses((status = 200, body = crate::model::activity::Activity))
 )]
 pub async fn get(engine: Data<Engine>, _caller: Caller, id: Path<String>) -> Result<Json<Activity>, Problem> {
     let engine = engine.get_ref().clone();

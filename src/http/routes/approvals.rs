@@ -8,12 +8,12 @@ use crate::http::auth::Caller;
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
-use crate::http::schemas::{ApprovalDoc, ApprovalListDoc, DecisionRequestDoc};
+use crate::http::schemas::ApprovalListDoc;
 use crate::http::user_action::UserAction;
 use crate::model::approval::{Approval, ApprovalStatus, DecisionValue};
 
 /// The body of a decision.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct DecisionRequest {
     /// `Approved` or `Denied` (`Rejected` reads as `Denied`).
     pub value: DecisionValue,
@@ -48,7 +48,7 @@ pub async fn list(engine: Data<Engine>, _caller: Caller, query: ListQuery) -> Re
 #[utoipa::path(
     get, path = "/v2/policy-approvals/{id}", operation_id = "getApproval", tag = "approvals",
     params(("id" = String, Path, description = "`ap-...`")),
-    responses((status = 200, body = ApprovalDoc))
+    responses((status = 200, body = Approval))
 )]
 pub async fn get(engine: Data<Engine>, _caller: Caller, id: Path<String>) -> Result<Json<Approval>, Problem> {
     Ok(Json(super::reading_the_journal(move || engine.approval(&id)).await?))
@@ -59,8 +59,8 @@ pub async fn get(engine: Data<Engine>, _caller: Caller, id: Path<String>) -> Res
 #[utoipa::path(
     post, path = "/v2/policy-approvals/{id}/decisions", operation_id = "createApprovalDecision", tag = "approvals",
     params(("id" = String, Path, description = "`ap-...`")),
-    request_body = DecisionRequestDoc,
-    responses((status = 200, description = "the updated approval", body = ApprovalDoc))
+    request_body = DecisionRequest,
+    responses((status = 200, description = "the updated approval", body = Approval))
 )]
 pub async fn decide(
     engine: Data<Engine>,

@@ -10,17 +10,18 @@ use crate::http::auth::{AdminRole, Authorized, Caller};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
-use crate::http::schemas::{ChangeRequestDoc, PolicyDoc, PolicyListDoc, PolicySpecDoc};
+use crate::http::schemas::{PolicyListDoc, PolicyViewDoc};
 use crate::http::user_action::UserAction;
+use crate::model::change_request::ChangeRequest;
 use crate::model::policy::{PolicySpec, PolicyStatus};
 
 /// Creates a policy.
 #[utoipa::path(
     post, path = "/v2/policies", operation_id = "createPolicy", tag = "policies",
-    request_body = PolicySpecDoc,
+    request_body = crate::model::policy::PolicySpec,
     responses(
-        (status = 200, description = "applied", body = PolicyDoc),
-        (status = 202, description = "held for approval", body = ChangeRequestDoc),
+        (status = 200, description = "applied", body = PolicyViewDoc),
+        (status = 202, description = "held for approval", body = ChangeRequest),
     )
 )]
 pub async fn create(
@@ -36,10 +37,10 @@ pub async fn create(
 #[utoipa::path(
     put, path = "/v2/policies/{id}", operation_id = "updatePolicy", tag = "policies",
     params(("id" = String, Path, description = "`pl-...`")),
-    request_body = PolicySpecDoc,
+    request_body = crate::model::policy::PolicySpec,
     responses(
-        (status = 200, description = "applied", body = PolicyDoc),
-        (status = 202, description = "held for approval", body = ChangeRequestDoc),
+        (status = 200, description = "applied", body = PolicyViewDoc),
+        (status = 202, description = "held for approval", body = ChangeRequest),
     )
 )]
 pub async fn update(
@@ -57,8 +58,8 @@ pub async fn update(
     delete, path = "/v2/policies/{id}", operation_id = "archivePolicy", tag = "policies",
     params(("id" = String, Path, description = "`pl-...`")),
     responses(
-        (status = 200, description = "archived", body = PolicyDoc),
-        (status = 202, description = "held for approval", body = ChangeRequestDoc),
+        (status = 200, description = "archived", body = PolicyViewDoc),
+        (status = 202, description = "held for approval", body = ChangeRequest),
     )
 )]
 pub async fn archive(
@@ -74,7 +75,7 @@ pub async fn archive(
 #[utoipa::path(
     get, path = "/v2/policies/{id}", operation_id = "getPolicy", tag = "policies",
     params(("id" = String, Path, description = "`pl-...`")),
-    responses((status = 200, body = PolicyDoc))
+    responses((status = 200, body = PolicyViewDoc))
 )]
 pub async fn get(engine: Data<Engine>, _caller: Caller, id: Path<String>) -> Result<Json<PolicyView>, Problem> {
     Ok(Json(engine.policy(&id)?))

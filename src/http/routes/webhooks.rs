@@ -11,18 +11,15 @@ use crate::http::auth::{AdminRole, Authorized};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
-use crate::http::schemas::{
-    WebhookDeletedDoc, WebhookDoc, WebhookEventDoc, WebhookEventListDoc, WebhookListDoc, WebhookPingDoc,
-    WebhookSpecDoc, WebhookUpdateDoc,
-};
+use crate::http::schemas::{WebhookDeletedDoc, WebhookEventListDoc, WebhookListDoc, WebhookPingDoc};
 use crate::http::user_action::UserAction;
 use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec, WebhookUpdate};
 
 /// Registers a webhook; the answer carries its secret, shown only here.
 #[utoipa::path(
     post, path = "/v2/webhooks", operation_id = "createWebhook", tag = "webhooks",
-    request_body = WebhookSpecDoc,
-    responses((status = 200, description = "registered; `secret` is shown only here", body = WebhookDoc))
+    request_body = WebhookSpec,
+    responses((status = 200, description = "registered; `secret` is shown only here", body = Webhook))
 )]
 pub async fn create(
     engine: Data<Engine>,
@@ -56,7 +53,7 @@ pub async fn list(
 #[utoipa::path(
     get, path = "/v2/webhooks/{id}", operation_id = "getWebhook", tag = "webhooks",
     params(("id" = String, Path, description = "`wh-...`")),
-    responses((status = 200, body = WebhookDoc))
+    responses((status = 200, body = Webhook))
 )]
 pub async fn get(
     engine: Data<Engine>,
@@ -70,8 +67,8 @@ pub async fn get(
 #[utoipa::path(
     put, path = "/v2/webhooks/{id}", operation_id = "updateWebhook", tag = "webhooks",
     params(("id" = String, Path, description = "`wh-...`")),
-    request_body = WebhookUpdateDoc,
-    responses((status = 200, description = "the updated webhook (without its secret)", body = WebhookDoc))
+    request_body = WebhookUpdate,
+    responses((status = 200, description = "the updated webhook (without its secret)", body = Webhook))
 )]
 pub async fn update(
     engine: Data<Engine>,
@@ -156,7 +153,7 @@ pub async fn events(
         ("id" = String, Path, description = "`wh-...`"),
         ("eventId" = String, Path, description = "`ev-...`"),
     ),
-    responses((status = 200, body = WebhookEventDoc))
+    responses((status = 200, body = DeliveryLogEntry))
 )]
 pub async fn event(
     engine: Data<Engine>,
@@ -167,10 +164,11 @@ pub async fn event(
     Ok(Json(DeliveryLogEntry::from(engine.webhook_event(&id, &event_id)?)))
 }
 
-/// One line of the delivery log as the contract shows it, with the event's
-/// `data`. The retry schedule is the engine's own business, not the log's.
-#[derive(Debug, Serialize)]
+/// One event of a webhook's delivery log: its kind, data and delivery
+/// status. (The retry schedule is the engine's own business, not shown.)
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = WebhookEvent)]
 pub struct DeliveryLogEntry {
     id: String,
     kind: String,
@@ -179,7 +177,9 @@ pub struct DeliveryLogEntry {
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+    /// The last try failed.
     delivery_failed: bool,
+    /// The event's data, as delivered (null when the event has none).
     data: serde_json::Value,
 }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 
-pub(crate) use self::accept::{server, Settings};
+pub(crate) use self::accept::{handshake, remember_client_certificate};
 pub use self::failure::{HandshakeFailure, HANDSHAKE_FAILURES};
 use super::reload::Reload;
 use crate::config::{Config, TlsConfig};
