@@ -90,7 +90,11 @@ pub async fn index() -> HttpResponse {
 #[utoipa::path(
     get, path = "/console/{file}", operation_id = "getConsoleFile", tag = "console", security(()),
     params(("file" = String, Path, description = "`app.js`, `console.css`, ...")),
-    responses((status = 200, description = "a file of the console", body = String))
+    responses(
+        (status = 200, description = "a file of the console", body = String),
+        (status = 404, description = "no console file of that name", body = Problem,
+         content_type = "application/problem+json"),
+    )
 )]
 pub async fn file(name: Path<String>) -> Result<HttpResponse, Problem> {
     ASSETS
