@@ -1,0 +1,312 @@
+//! Warden side by side with its peers, in one run (issue 13). Prints, on
+//! standard output and nothing else:
+//!
+//! ```text
+//! compare K=<k> warden_ns=<n> cedar_ns=<n> speedup=<x>               K = 1, 10, 100, 1000
+//! durable callers=<n> warden_per_s=<n> postgres_per_s=<n> ratio=<x>  1, 16, 64, 256 callers
+//! ```
+//!
+//! - `compare`: the time of one pure decision, `warden::PolicyEvaluator::evaluate`
+//!   against Cedar's `Authorizer::is_authorized`, on the scenario of the
+//!   library (K amount-limit `Block` policies filtered by wallet tag, one of
+//!   which matches); `speedup` = cedar / warden. The request is built before
+//!   timing on both sides. Before timing, both sides are checked to give the
+//!   same decisions (allowed under the limit, blocked over it, policies of
+//!   other tags never blocking).
+//! - `durable`: durable velocity decisions per second with N concurrent
+//!   callers, each sending its next activity when the previous one is
+//!   answered: Warden's `Engine::evaluate` on a redb journal in a temp dir
+//!   (an answer is committed before it is given) against PostgreSQL's
+//!   `decide` function, one round trip per decision, on a throwaway server
+//!   with `fsync` on (`warden_postgres::testing::TempPostgres`, from the
+//!   machine's packages through `scripts/postgres.sh`). `ratio` = warden /
+//!   postgres. When PostgreSQL cannot be started, one line says so instead.
+//!
+//! Each figure is the median of [`RUNS`] timed runs after a warm-up. Progress
+//! notes go to standard error. `WARDEN_COMPARE_USD` sets the timed transfer's
+//! value (default 4500.00: under the limit, allowed; 150000.00 times the
+//! blocked decision instead).
+//!
+//! Run with `cargo bench -p warden-compare` (about a minute and a half).
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::rc::Rc;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
+use futures_util::future::join_all;
+use warden::{ActivityRequest, ActivityStatus, Engine, PolicyEvaluator, Settings};
+use warden_compare::{
+    cedar_policies, median, other_tag, stream_wallet, transfer, velocity_policy, warden_policies, MATCHING_TAG,
+    POSTGRES_SCHEMA, VELOCITY_LIMIT, WINDOW_SECONDS,
+};
+use warden_postgres::testing::TempPostgres;
+use warden_redb::RedbJournal;
+
+/// Policy counts of the evaluation comparison.
+const KS: [usize; 4] = [1, 10, 100, 1000];
+/// Concurrent callers of the durable comparison.
+const CALLERS: [usize; 4] = [1, 16, 64, 256];
+/// Timed runs per figure; the median is kept.
+const RUNS: usize = 5;
+/// Length of one timed evaluation run, and of the warm-up before them.
+const EVALUATION_RUN: Duration = Duration::from_millis(150);
+/// Length of one timed durable run.
+const DURABLE_RUN: Duration = Duration::from_millis(1200);
+/// Warm-up before the durable runs of one side and caller count.
+const DURABLE_WARM_UP: Duration = Duration::from_millis(600);
+/// Connections PostgreSQL must accept: one per caller, and a few spare.
+const POSTGRES_CONNECTIONS: usize = 300;
+
+fn main() {
+    // `cargo bench` passes `--bench`; this main takes no options.
+    let usd = std::env::var("WARDEN_COMPARE_USD").unwrap_or_else(|_| "4500.00".to_owned());
+    eprintln!("compare: timed transfer of {usd} USD tagged `{MATCHING_TAG}`; {RUNS} runs per figure, median kept");
+    eprintln!("compare: load average at start {}", load_average());
+    // The first case is timed once untold: the first timings of a process
+    // (page faults, cold caches, a vCPU still clocking up) are not its cost.
+    compare(KS[0], &usd, false);
+    for k in KS {
+        compare(k, &usd, true);
+    }
+    eprintln!("compare: load average after the evaluation cases {}", load_average());
+    durable();
+    eprintln!("compare: load average at the end {}", load_average());
+}
+
+/// Mean nanoseconds per call of `a` and of `b`: the median of [`RUNS`]
+/// runs of about [`EVALUATION_RUN`] each, the runs of the two interleaved so
+/// that a change in the machine's load touches both alike, after a warm-up
+/// of each that also sizes its runs.
+fn time_per_call(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    fn calls_in_a_run(call: &mut impl FnMut()) -> u64 {
+        let started = Instant::now();
+        let mut calls = 0u64;
+        while started.elapsed() < EVALUATION_RUN {
+            call();
+            calls += 1;
+        }
+        calls.max(10)
+    }
+    fn run(call: &mut impl FnMut(), calls: u64) -> f64 {
+        let started = Instant::now();
+        for _ in 0..calls {
+            call();
+        }
+        started.elapsed().as_nanos() as f64 / calls as f64
+    }
+    let (a_calls, b_calls) = (calls_in_a_run(&mut a), calls_in_a_run(&mut b));
+    let (mut a_samples, mut b_samples) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
+    for _ in 0..RUNS {
+        a_samples.push(run(&mut a, a_calls));
+        b_samples.push(run(&mut b, b_calls));
+    }
+    (median(&mut a_samples), median(&mut b_samples))
+}
+
+/// The machine's load averages, for the notes on standard error.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".to_owned(), |l| l.trim().to_owned())
+}
+
+/// The Cedar request of a transfer of `usd` USD from a wallet tagged `tag`.
+fn cedar_request(tag: &str, usd: &str) -> Request {
+    let uid = |text: &str| EntityUid::from_str(text).expect("entity uid parses");
+    let context = Context::from_pairs([
+        ("walletTags".to_owned(), RestrictedExpression::new_set([RestrictedExpression::new_string(tag.to_owned())])),
+        ("valueUsd".to_owned(), RestrictedExpression::new_decimal(usd)),
+    ])
+    .expect("context is valid");
+    Request::new(uid("User::\"us-bob\""), uid("Action::\"Wallets:Sign\""), uid("Wallet::\"wa-1\""), context, None)
+        .expect("request is valid")
+}
+
+/// Both sides give the same decision on `tag` and `usd`, or the bench stops.
+fn check_same_decision(evaluator: &PolicyEvaluator, cedar: &PolicySet, tag: &str, usd: &str, expected_blocked: bool) {
+    let warden = evaluator.evaluate(&transfer("wa-1", tag, usd)).expect("warden evaluates");
+    let cedar = Authorizer::new().is_authorized(&cedar_request(tag, usd), cedar, &Entities::empty());
+    assert!(cedar.diagnostics().errors().next().is_none(), "cedar evaluation errors for {tag} {usd}");
+    let warden_blocked = warden.status == ActivityStatus::Blocked;
+    let cedar_blocked = cedar.decision() == Decision::Deny;
+    assert_eq!(
+        (warden_blocked, cedar_blocked),
+        (expected_blocked, expected_blocked),
+        "warden and cedar disagree on a transfer of {usd} USD tagged {tag}"
+    );
+}
+
+fn compare(k: usize, usd: &str, print: bool) {
+    let evaluator = PolicyEvaluator::new(warden_policies(k), Settings::default()).expect("warden policies compile");
+    let cedar: PolicySet = cedar_policies(k).parse().expect("cedar policies parse");
+    for (tag, usd, blocked) in [
+        (MATCHING_TAG.to_owned(), "4500.00", false),
+        (MATCHING_TAG.to_owned(), "150000.00", true),
+        (other_tag(k.max(2) - 1), "150000.00", k > 1),
+        ("unrelated".to_owned(), "150000.00", false),
+    ] {
+        check_same_decision(&evaluator, &cedar, &tag, usd, blocked);
+    }
+
+    let request = transfer("wa-1", MATCHING_TAG, usd);
+    let cedar_request = cedar_request(MATCHING_TAG, usd);
+    let (authorizer, entities) = (Authorizer::new(), Entities::empty());
+    let (warden_ns, cedar_ns) = time_per_call(
+        || {
+            black_box(evaluator.evaluate(black_box(&request)).expect("warden evaluates"));
+        },
+        || {
+            black_box(authorizer.is_authorized(black_box(&cedar_request), &cedar, &entities));
+        },
+    );
+    if print {
+        println!("compare K={k} warden_ns={warden_ns:.0} cedar_ns={cedar_ns:.0} speedup={:.1}", cedar_ns / warden_ns);
+    }
+}
+
+fn durable() {
+    let mut server = match TempPostgres::start() {
+        Ok(server) => server,
+        Err(e) => {
+            println!("durable skipped: PostgreSQL could not be started from the machine's packages ({e})");
+            return;
+        }
+    };
+    let url = match allow_connections(&mut server) {
+        Ok(url) => url,
+        Err(e) => {
+            println!("durable skipped: PostgreSQL started but could not be prepared ({e})");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for callers in CALLERS {
+        let warden = warden_rate(&dir.path().join(format!("callers-{callers}.redb")), callers);
+        let postgres = postgres_rate(&url, callers);
+        println!(
+            "durable callers={callers} warden_per_s={warden:.0} postgres_per_s={postgres:.0} ratio={:.2}",
+            warden / postgres
+        );
+    }
+}
+
+/// Raises the server's connection limit to [`POSTGRES_CONNECTIONS`] (it is
+/// read at start only: a restart applies it), creates the scenario's schema,
+/// and returns the database's URL.
+fn allow_connections(server: &mut TempPostgres) -> Result<String, Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = connect(&server.url("postgres")).await?;
+        client.batch_execute(&format!("ALTER SYSTEM SET max_connections = {POSTGRES_CONNECTIONS}")).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    server.crash_and_restart()?;
+    let url = server.create_database("compare")?;
+    runtime.block_on(async {
+        let client = connect(&url).await?;
+        client.batch_execute(POSTGRES_SCHEMA).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(url)
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The activity `i` of the durable stream: a small transfer from its wallet.
+fn stream_activity(template: &ActivityRequest, i: u64) -> ActivityRequest {
+    let mut request = template.clone();
+    request.wallet.as_mut().expect("template has a wallet").id = stream_wallet(i);
+    request
+}
+
+/// Decisions per second with `callers` callers: median of [`RUNS`] runs of
+/// [`DURABLE_RUN`] after [`DURABLE_WARM_UP`]. `decide(caller, i)` makes
+/// decision `i` for caller `caller` and answers whether it was allowed; every
+/// one must be.
+async fn rate<F, D>(callers: usize, decide: D) -> f64
+where
+    D: Fn(usize, u64) -> F,
+    F: std::future::Future<Output = bool>,
+{
+    let next = Cell::new(0u64);
+    let run = |length: Duration| {
+        let (next, decide) = (&next, &decide);
+        async move {
+            let started = Instant::now();
+            let done = Cell::new(0u64);
+            let counted = &done;
+            join_all((0..callers).map(|caller| async move {
+                while started.elapsed() < length {
+                    let i = next.get();
+                    next.set(i + 1);
+                    assert!(decide(caller, i).await, "decision {i} was blocked: the window limit is far above the run");
+                    counted.set(counted.get() + 1);
+                }
+            }))
+            .await;
+            done.get() as f64 / started.elapsed().as_secs_f64()
+        }
+    };
+    run(DURABLE_WARM_UP).await;
+    let mut samples = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        samples.push(run(DURABLE_RUN).await);
+    }
+    median(&mut samples)
+}
+
+fn warden_rate(path: &std::path::Path, callers: usize) -> f64 {
+    let sys = actix::System::new();
+    let engine = sys.block_on(async {
+        let journal = RedbJournal::open(path).expect("redb journal opens");
+        let engine = Engine::builder().journal(journal).build().await.expect("engine builds");
+        let admin = warden::Principal::user("us-alice", &[warden::Role::Admin]);
+        engine.create_policy(&admin, velocity_policy()).await.expect("velocity policy is created");
+        engine
+    });
+    let template = transfer("wa-0", MATCHING_TAG, "4500.00");
+    let per_s = sys.block_on(rate(callers, |_, i| {
+        let (engine, request) = (engine.clone(), stream_activity(&template, i));
+        async move { engine.evaluate(request).await.expect("activity is evaluated").status == ActivityStatus::Allowed }
+    }));
+    engine.shutdown();
+    per_s
+}
+
+fn postgres_rate(url: &str, callers: usize) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut clients = Vec::with_capacity(callers);
+        for _ in 0..callers {
+            let client = connect(url).await.expect("postgres connection");
+            let decide = client.prepare("SELECT decide($1, $2, $3, $4)").await.expect("decide prepares");
+            clients.push((client, decide));
+        }
+        // Caller c has connection c: one session per caller, as a signer's
+        // workers would each hold one.
+        let clients = Rc::new(clients);
+        let template = transfer("wa-0", MATCHING_TAG, "4500.00");
+        rate(callers, |connection, i| {
+            let clients = clients.clone();
+            let request = stream_activity(&template, i);
+            async move {
+                let (client, decide) = &clients[connection];
+                let wallet = request.wallet.as_ref().expect("wallet").id.clone();
+                let body = serde_json::to_string(&request).expect("request encodes");
+                let row = client
+                    .query_one(decide, &[&wallet, &body, &(VELOCITY_LIMIT as i64), &(WINDOW_SECONDS as i64)])
+                    .await
+                    .expect("decide runs");
+                row.get::<_, bool>(0)
+            }
+        })
+        .await
+    })
+}
