@@ -39,8 +39,10 @@ pub(super) async fn evaluate(
         .into());
     }
     let subject = wallet_subject(&request, &hub.settings().prices)?;
+    // The evaluation's future is boxed: unboxed, its ~6 KB would be copied
+    // on every move of this future (into its task, into each caller's own).
     let Some(external_id) = request.external_id.clone() else {
-        return evaluate_once(&hub, request, subject, user_action).await;
+        return Box::pin(evaluate_once(&hub, request, subject, user_action)).await;
     };
     let slot = hub.state().external_id(&external_id, hub.now());
     // INVARIANT (idempotency): the slot is filled only by a journaled
@@ -49,7 +51,7 @@ pub(super) async fn evaluate(
     let id = slot
         .activity
         .get_or_try_init(|| async {
-            let activity = evaluate_once(&hub, request, subject, user_action).await?;
+            let activity = Box::pin(evaluate_once(&hub, request, subject, user_action)).await?;
             Ok::<_, Error>(evaluated.insert(activity).id.clone())
         })
         .await?;
@@ -116,7 +118,8 @@ async fn evaluate_once(
         });
         now = now.max(answer.at);
         checked_at.push(answer.at);
-        judged[*i] = Some(Judged { policy: matching[*i].clone(), triggered: answer.triggered, reason: answer.reason });
+        judged[*i] =
+            Some(Judged { policy: matching[*i].clone(), triggered: answer.triggered, reason: answer.reason.into() });
     }
     let judged: Vec<Judged> = judged.into_iter().flatten().collect();
     let settings = hub.settings();

@@ -299,7 +299,8 @@ impl Engine {
     /// Evaluates a `Wallets:Sign` activity and answers once the answer is
     /// durable: `Allowed`, `Blocked` or `PendingApproval`.
     pub async fn evaluate(&self, request: ActivityRequest) -> Result<Activity, Error> {
-        self.change(activities::evaluate(self.hub.clone(), request, None)).await
+        // Boxed: a few kilobytes, which every move would copy otherwise.
+        self.change(Box::pin(activities::evaluate(self.hub.clone(), request, None))).await
     }
 
     /// One activity (read from the journal).

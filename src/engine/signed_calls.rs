@@ -22,7 +22,8 @@ impl Engine {
         request: ActivityRequest,
         user_action: Option<SignedAction>,
     ) -> Result<Activity, Error> {
-        self.change(activities::evaluate(self.hub.clone(), request, user_action)).await
+        // Boxed: a few kilobytes, which every move would copy otherwise.
+        self.change(Box::pin(activities::evaluate(self.hub.clone(), request, user_action))).await
     }
 
     /// [`Engine::create_policy`], signed by `caller`.

@@ -18,6 +18,13 @@ impl TokenAmount {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("`{text}` is not a non-negative integer in the asset's smallest unit"));
         }
+        // Amounts of up to 38 digits (10^38 < 2^128: every token amount seen
+        // in practice) parse as a u128, several times faster than a U256.
+        if text.len() <= 38 {
+            if let Ok(small) = text.parse::<u128>() {
+                return Ok(TokenAmount(U256::from(small)));
+            }
+        }
         U256::from_str_radix(text, 10).map(TokenAmount).map_err(|_| format!("`{text}` exceeds 2^256 - 1"))
     }
 
@@ -160,6 +167,21 @@ mod tests {
         assert!(TokenAmount::parse("").is_err());
         let max = TokenAmount::parse(max).unwrap();
         assert!(max.checked_add(TokenAmount(U256::from(1u8))).is_none());
+    }
+
+    #[test]
+    fn amounts_parse_alike_on_both_sides_of_the_u128_fast_path() {
+        for text in [
+            "0",
+            "007",
+            "99999999999999999999999999999999999999",  // 38 digits: u128
+            "100000000000000000000000000000000000000", // 39 digits: U256
+            "340282366920938463463374607431768211455", // u128::MAX, 39 digits
+            "340282366920938463463374607431768211456", // u128::MAX + 1
+        ] {
+            let exact = U256::from_str_radix(text, 10).unwrap();
+            assert_eq!(TokenAmount::parse(text).unwrap(), TokenAmount(exact), "{text}");
+        }
     }
 
     #[test]

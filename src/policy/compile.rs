@@ -1,7 +1,11 @@
 //! Validation of a policy body and its compilation into typed rules and filters.
 
-use std::collections::HashSet;
 use std::sync::Arc;
+
+// Seeded fast hashing: filter and whitelist sets are probed on every
+// evaluation, with caller-chosen strings (SipHash cost more than the rest of
+// a filter check).
+use foldhash::HashSet;
 
 use rust_decimal::Decimal;
 

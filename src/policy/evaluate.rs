@@ -2,6 +2,7 @@
 //! velocity rules hand back a [`WindowCheck`] that the engine asks the
 //! window's actor about.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -67,6 +68,11 @@ pub struct WindowCheck {
     pub quantity: Option<Quantity>,
 }
 
+/// Why a rule triggered or did not: fixed text for the outcomes whose reason
+/// names no value (most of them, and every rule that does not trigger, whose
+/// reason is never shown), formatted only when it names one.
+pub type Reason = Cow<'static, str>;
+
 /// The outcome of one policy's rule, before velocity answers.
 #[derive(Debug, Clone)]
 pub enum RuleOutcome {
@@ -75,7 +81,7 @@ pub enum RuleOutcome {
         /// Whether it triggered.
         triggered: bool,
         /// Why.
-        reason: String,
+        reason: Reason,
     },
     /// Needs the window's answer.
     Window(WindowCheck),
@@ -83,31 +89,33 @@ pub enum RuleOutcome {
 
 /// Evaluates the stateless part of `policy`'s rule for `subject`.
 pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject) -> RuleOutcome {
-    let decided = |triggered, reason: String| RuleOutcome::Decided { triggered, reason };
+    let decided = |triggered, reason: Reason| RuleOutcome::Decided { triggered, reason };
     match &policy.rule {
-        CompiledRule::Always => decided(true, "policy triggers on every activity".to_owned()),
+        CompiledRule::Always => decided(true, "policy triggers on every activity".into()),
         CompiledRule::AmountLimit(limit) => match subject.usd_value {
-            None => decided(true, format!("value is unpriced; limit {limit} USD fails closed")),
-            Some(value) if value > *limit => decided(true, format!("value {value} USD exceeds limit {limit} USD")),
+            None => decided(true, format!("value is unpriced; limit {limit} USD fails closed").into()),
+            Some(value) if value > *limit => {
+                decided(true, format!("value {value} USD exceeds limit {limit} USD").into())
+            }
             // Reasons of rules that did not trigger are never shown: keep them cheap.
-            Some(_) => decided(false, "value is within the limit".to_owned()),
+            Some(_) => decided(false, "value is within the limit".into()),
         },
         CompiledRule::Nominal(limits) => {
             for (symbol, limit) in limits {
                 match subject.amount_of(symbol) {
-                    None => return decided(true, format!("amount of {symbol} overflows; fails closed")),
+                    None => return decided(true, format!("amount of {symbol} overflows; fails closed").into()),
                     Some(amount) if amount > *limit => {
-                        return decided(true, format!("amount {amount} {symbol} exceeds limit {limit} {symbol}"))
+                        return decided(true, format!("amount {amount} {symbol} exceeds limit {limit} {symbol}").into())
                     }
                     Some(_) => {}
                 }
             }
-            decided(false, "every listed asset is within its limit".to_owned())
+            decided(false, "every listed asset is within its limit".into())
         }
         CompiledRule::Whitelist(addresses) => match &subject.recipient {
-            None => decided(true, "recipient is absent; whitelist fails closed".to_owned()),
-            Some(r) if addresses.contains(r) => decided(false, "recipient is whitelisted".to_owned()),
-            Some(r) => decided(true, format!("recipient {r} is not whitelisted")),
+            None => decided(true, "recipient is absent; whitelist fails closed".into()),
+            Some(r) if addresses.contains(r) => decided(false, "recipient is whitelisted".into()),
+            Some(r) => decided(true, format!("recipient {r} is not whitelisted").into()),
         },
         CompiledRule::Velocity(velocity) => RuleOutcome::Window(window_check(policy, velocity, subject)),
     }
@@ -149,7 +157,7 @@ pub struct Judged {
     /// Whether its rule triggered.
     pub triggered: bool,
     /// Why.
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// The decision on an activity.
@@ -168,7 +176,7 @@ fn evaluation(j: &Judged) -> PolicyEvaluation {
         policy_id: j.policy.policy.id.clone(),
         name: j.policy.policy.spec.name.clone(),
         triggered: j.triggered,
-        reason: j.reason.clone(),
+        reason: j.reason.to_string(),
     }
 }
 

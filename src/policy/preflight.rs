@@ -66,7 +66,7 @@ impl PolicyEvaluator {
                     RuleOutcome::Window(check) => {
                         let answer =
                             Ledger::default().reserve(&check.velocity, 0, check.quantity, DateTime::UNIX_EPOCH);
-                        (answer.triggered, answer.reason)
+                        (answer.triggered, answer.reason.into())
                     }
                 };
                 Judged { policy, triggered, reason }

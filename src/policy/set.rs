@@ -1,13 +1,20 @@
 //! The compiled, indexed set of active policies: an immutable snapshot that
 //! the registry swaps atomically when policies change, so readers never lock.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+// Seeded fast hashing: the index is probed with caller-chosen wallet ids,
+// initiators and tags on every evaluation.
+use foldhash::{HashMap, HashSet};
 
 use crate::model::policy::{ActivityKind, PolicyStatus};
 
 use super::compile::{CompiledPolicy, CompiledRule, Measure};
 use super::subject::Subject;
+
+/// Most wallet tags deduplicated by a scan rather than a set (quadratic, so
+/// only for a few).
+const TAGS_SCANNED: usize = 8;
 
 /// Positions (into [`PolicySet::policies`]) of one activity kind's policies,
 /// bucketed by the most selective filter each has, so that evaluation only
@@ -35,7 +42,7 @@ impl PolicySet {
     pub fn new(all: impl IntoIterator<Item = Arc<CompiledPolicy>>) -> Self {
         let mut policies: Vec<_> = all.into_iter().filter(|p| p.policy.spec.status == PolicyStatus::Active).collect();
         policies.sort_by_key(|p| (p.policy.spec.priority.is_none(), p.policy.spec.priority, p.ordinal));
-        let mut kinds: HashMap<ActivityKind, KindIndex> = HashMap::new();
+        let mut kinds: HashMap<ActivityKind, KindIndex> = HashMap::default();
         for (position, compiled) in policies.iter().enumerate() {
             let index = kinds.entry(compiled.policy.spec.activity_kind).or_default();
             let filters = &compiled.filters;
@@ -82,10 +89,17 @@ impl PolicySet {
             extend(index.by_policy.get(policy));
         }
         extend(index.by_initiator.get(&subject.initiator_id));
-        let mut seen_tags = HashSet::new();
-        for tag in &subject.wallet_tags {
-            if seen_tags.insert(tag) {
-                extend(index.by_tag.get(tag));
+        if !index.by_tag.is_empty() {
+            // A tag given twice is looked up once. A wallet has a few tags:
+            // a scan of the ones before beats a set, which allocates; past
+            // `TAGS_SCANNED` a set keeps the check linear.
+            let tags = &subject.wallet_tags;
+            let mut seen: HashSet<&String> = HashSet::default();
+            for (i, tag) in tags.iter().enumerate() {
+                let repeated = if tags.len() <= TAGS_SCANNED { tags[..i].contains(tag) } else { !seen.insert(tag) };
+                if !repeated {
+                    extend(index.by_tag.get(tag));
+                }
             }
         }
         positions.sort_unstable();

@@ -62,7 +62,7 @@ fn merge(base: &mut Value, patch: Value) {
 
 fn triggered(spec: PolicySpec, subject: &Subject) -> (bool, String) {
     match rule_outcome(&compiled(spec, 1), subject) {
-        RuleOutcome::Decided { triggered, reason } => (triggered, reason),
+        RuleOutcome::Decided { triggered, reason } => (triggered, reason.into_owned()),
         RuleOutcome::Window(_) => panic!("stateless rule expected"),
     }
 }
@@ -412,4 +412,18 @@ fn ledger_reserves_commits_and_expires_rolling_entries() {
     assert!(!ledger.reserve(&velocity, 5, usd(1), t0 + chrono::Duration::seconds(60)).triggered);
     // Unpriced fails closed.
     assert!(ledger.reserve(&velocity, 6, None, t0).triggered);
+}
+
+#[test]
+fn a_repeated_wallet_tag_matches_its_policy_once() {
+    let filters = json!({"walletTags": {"hasAny": ["treasury"]}});
+    let set = PolicySet::new([compiled(policy(json!({"kind": "AlwaysTrigger"}), block(), filters), 1)]);
+    // Few tags are deduplicated by a scan, many by a set: both ways.
+    for count in [2, 3, 9, 40] {
+        let mut tags: Vec<String> = (0..count).map(|i| format!("desk-{i}")).collect();
+        tags[0] = "treasury".into();
+        tags[count - 1] = "treasury".into();
+        let found = set.matching(&activity(json!({"wallet": {"tags": tags}})));
+        assert_eq!(found.len(), 1, "{count} tags, `treasury` twice");
+    }
 }

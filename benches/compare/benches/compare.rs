@@ -67,12 +67,23 @@ fn main() {
     eprintln!("compare: load average at start {}", load_average());
     // The first case is timed once untold: the first timings of a process
     // (page faults, cold caches, a vCPU still clocking up) are not its cost.
-    compare(KS[0], &usd, false);
-    for k in KS {
-        compare(k, &usd, true);
+    let only = std::env::var("WARDEN_COMPARE_ONLY").unwrap_or_default();
+    if only == "engine" {
+        for k in [1, 100] {
+            engine_cost(k);
+        }
+        return;
     }
-    eprintln!("compare: load average after the evaluation cases {}", load_average());
-    durable();
+    if only != "durable" {
+        compare(KS[0], &usd, false);
+        for k in KS {
+            compare(k, &usd, true);
+        }
+        eprintln!("compare: load average after the evaluation cases {}", load_average());
+    }
+    if only != "evaluation" {
+        durable();
+    }
     eprintln!("compare: load average at the end {}", load_average());
 }
 
@@ -309,4 +320,61 @@ fn postgres_rate(url: &str, callers: usize) -> f64 {
         })
         .await
     })
+}
+
+/// CPU time of this process so far (user and system, every thread).
+fn process_cpu() -> Duration {
+    // SAFETY: `getrusage` writes only into the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// CPU and wall time per `Engine::evaluate` on a memory journal, with the
+/// scenario's `k` policies, one at a time and [`ENGINE_IN_FLIGHT`] in flight.
+fn engine_cost(k: usize) {
+    const ENGINE_IN_FLIGHT: usize = 64;
+    const ACTIVITIES: u64 = 20_000;
+    let sys = actix::System::new();
+    let engine = sys.block_on(async {
+        let engine = Engine::builder().journal(warden::MemoryJournal::new()).build().await.expect("engine builds");
+        let admin = warden::Principal::user("us-alice", &[warden::Role::Admin]);
+        for policy in warden_policies(k) {
+            engine.create_policy(&admin, policy.spec).await.expect("policy is created");
+        }
+        engine
+    });
+    let request = transfer("wa-1", MATCHING_TAG, "4500.00");
+    // Every move of a future copies all of it: into its task, into each
+    // caller's own future.
+    eprintln!(
+        "engine: the future of Engine::evaluate is {} bytes",
+        std::mem::size_of_val(&engine.evaluate(request.clone()))
+    );
+    for in_flight in [1, ENGINE_IN_FLIGHT] {
+        let run = |activities: u64| {
+            sys.block_on(async {
+                let left = Cell::new(activities);
+                let (cpu, wall) = (process_cpu(), Instant::now());
+                join_all((0..in_flight).map(|_| async {
+                    while left.get() > 0 {
+                        left.set(left.get() - 1);
+                        let activity = engine.evaluate(request.clone()).await.expect("activity is evaluated");
+                        assert_eq!(activity.status, ActivityStatus::Allowed);
+                    }
+                }))
+                .await;
+                let per = |d: Duration| d.as_nanos() as f64 / activities as f64;
+                (per(process_cpu() - cpu), per(wall.elapsed()))
+            })
+        };
+        run(ACTIVITIES / 4);
+        let (mut cpu, mut wall): (Vec<f64>, Vec<f64>) = (0..RUNS).map(|_| run(ACTIVITIES)).unzip();
+        println!("engine K={k} in_flight={in_flight} cpu_ns={:.0} wall_ns={:.0}", median(&mut cpu), median(&mut wall));
+    }
+    engine.shutdown();
 }
