@@ -27,32 +27,29 @@
 //! value (default 4500.00: under the limit, allowed; 150000.00 times the
 //! blocked decision instead).
 //!
-//! Run with `cargo bench -p warden-compare` (about a minute and a half).
+//! Run with `cargo bench -p warden-compare --features cedar` (about 70 s;
+//! the first build compiles Cedar). Without the feature the `compare` lines
+//! are replaced by one line saying so: Cedar turns on serde_json's
+//! `preserve_order`, and as a dependency of a workspace member it would do so
+//! for Warden's own tests too (see `Cargo.toml`).
 
 use std::cell::Cell;
-use std::hint::black_box;
 use std::rc::Rc;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
 use futures_util::future::join_all;
-use warden::{ActivityRequest, ActivityStatus, Engine, PolicyEvaluator, Settings};
+use warden::{ActivityRequest, ActivityStatus, Engine};
 use warden_compare::{
-    cedar_policies, median, other_tag, stream_wallet, transfer, velocity_policy, warden_policies, MATCHING_TAG,
-    POSTGRES_SCHEMA, VELOCITY_LIMIT, WINDOW_SECONDS,
+    median, stream_wallet, transfer, velocity_policy, warden_policies, MATCHING_TAG, POSTGRES_SCHEMA, VELOCITY_LIMIT,
+    WINDOW_SECONDS,
 };
 use warden_postgres::testing::TempPostgres;
 use warden_redb::RedbJournal;
 
-/// Policy counts of the evaluation comparison.
-const KS: [usize; 4] = [1, 10, 100, 1000];
 /// Concurrent callers of the durable comparison.
 const CALLERS: [usize; 4] = [1, 16, 64, 256];
 /// Timed runs per figure; the median is kept.
 const RUNS: usize = 5;
-/// Length of one timed evaluation run, and of the warm-up before them.
-const EVALUATION_RUN: Duration = Duration::from_millis(150);
 /// Length of one timed durable run.
 const DURABLE_RUN: Duration = Duration::from_millis(1200);
 /// Warm-up before the durable runs of one side and caller count.
@@ -75,11 +72,18 @@ fn main() {
         return;
     }
     if only != "durable" {
-        compare(KS[0], &usd, false);
-        for k in KS {
-            compare(k, &usd, true);
+        #[cfg(feature = "cedar")]
+        {
+            evaluation::compare(evaluation::KS[0], &usd, false);
+            for k in evaluation::KS {
+                evaluation::compare(k, &usd, true);
+            }
+            eprintln!("compare: load average after the evaluation cases {}", load_average());
         }
-        eprintln!("compare: load average after the evaluation cases {}", load_average());
+        #[cfg(not(feature = "cedar"))]
+        println!(
+            "compare skipped: Cedar is built only with the feature `cedar`: cargo bench -p warden-compare --features cedar"
+        );
     }
     if only != "evaluation" {
         durable();
@@ -87,93 +91,9 @@ fn main() {
     eprintln!("compare: load average at the end {}", load_average());
 }
 
-/// Mean nanoseconds per call of `a` and of `b`: the median of [`RUNS`]
-/// runs of about [`EVALUATION_RUN`] each, the runs of the two interleaved so
-/// that a change in the machine's load touches both alike, after a warm-up
-/// of each that also sizes its runs.
-fn time_per_call(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
-    fn calls_in_a_run(call: &mut impl FnMut()) -> u64 {
-        let started = Instant::now();
-        let mut calls = 0u64;
-        while started.elapsed() < EVALUATION_RUN {
-            call();
-            calls += 1;
-        }
-        calls.max(10)
-    }
-    fn run(call: &mut impl FnMut(), calls: u64) -> f64 {
-        let started = Instant::now();
-        for _ in 0..calls {
-            call();
-        }
-        started.elapsed().as_nanos() as f64 / calls as f64
-    }
-    let (a_calls, b_calls) = (calls_in_a_run(&mut a), calls_in_a_run(&mut b));
-    let (mut a_samples, mut b_samples) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
-    for _ in 0..RUNS {
-        a_samples.push(run(&mut a, a_calls));
-        b_samples.push(run(&mut b, b_calls));
-    }
-    (median(&mut a_samples), median(&mut b_samples))
-}
-
 /// The machine's load averages, for the notes on standard error.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".to_owned(), |l| l.trim().to_owned())
-}
-
-/// The Cedar request of a transfer of `usd` USD from a wallet tagged `tag`.
-fn cedar_request(tag: &str, usd: &str) -> Request {
-    let uid = |text: &str| EntityUid::from_str(text).expect("entity uid parses");
-    let context = Context::from_pairs([
-        ("walletTags".to_owned(), RestrictedExpression::new_set([RestrictedExpression::new_string(tag.to_owned())])),
-        ("valueUsd".to_owned(), RestrictedExpression::new_decimal(usd)),
-    ])
-    .expect("context is valid");
-    Request::new(uid("User::\"us-bob\""), uid("Action::\"Wallets:Sign\""), uid("Wallet::\"wa-1\""), context, None)
-        .expect("request is valid")
-}
-
-/// Both sides give the same decision on `tag` and `usd`, or the bench stops.
-fn check_same_decision(evaluator: &PolicyEvaluator, cedar: &PolicySet, tag: &str, usd: &str, expected_blocked: bool) {
-    let warden = evaluator.evaluate(&transfer("wa-1", tag, usd)).expect("warden evaluates");
-    let cedar = Authorizer::new().is_authorized(&cedar_request(tag, usd), cedar, &Entities::empty());
-    assert!(cedar.diagnostics().errors().next().is_none(), "cedar evaluation errors for {tag} {usd}");
-    let warden_blocked = warden.status == ActivityStatus::Blocked;
-    let cedar_blocked = cedar.decision() == Decision::Deny;
-    assert_eq!(
-        (warden_blocked, cedar_blocked),
-        (expected_blocked, expected_blocked),
-        "warden and cedar disagree on a transfer of {usd} USD tagged {tag}"
-    );
-}
-
-fn compare(k: usize, usd: &str, print: bool) {
-    let evaluator = PolicyEvaluator::new(warden_policies(k), Settings::default()).expect("warden policies compile");
-    let cedar: PolicySet = cedar_policies(k).parse().expect("cedar policies parse");
-    for (tag, usd, blocked) in [
-        (MATCHING_TAG.to_owned(), "4500.00", false),
-        (MATCHING_TAG.to_owned(), "150000.00", true),
-        (other_tag(k.max(2) - 1), "150000.00", k > 1),
-        ("unrelated".to_owned(), "150000.00", false),
-    ] {
-        check_same_decision(&evaluator, &cedar, &tag, usd, blocked);
-    }
-
-    let request = transfer("wa-1", MATCHING_TAG, usd);
-    let cedar_request = cedar_request(MATCHING_TAG, usd);
-    let (authorizer, entities) = (Authorizer::new(), Entities::empty());
-    let (warden_ns, cedar_ns) = time_per_call(
-        || {
-            black_box(evaluator.evaluate(black_box(&request)).expect("warden evaluates"));
-        },
-        || {
-            black_box(authorizer.is_authorized(black_box(&cedar_request), &cedar, &entities));
-        },
-    );
-    if print {
-        println!("compare K={k} warden_ns={warden_ns:.0} cedar_ns={cedar_ns:.0} speedup={:.1}", cedar_ns / warden_ns);
-    }
 }
 
 fn durable() {
@@ -377,4 +297,119 @@ fn engine_cost(k: usize) {
         println!("engine K={k} in_flight={in_flight} cpu_ns={:.0} wall_ns={:.0}", median(&mut cpu), median(&mut wall));
     }
     engine.shutdown();
+}
+
+/// The pure evaluation, Warden against Cedar (feature `cedar`).
+#[cfg(feature = "cedar")]
+mod evaluation {
+    use std::hint::black_box;
+    use std::str::FromStr;
+    use std::time::{Duration, Instant};
+
+    use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
+    use warden::{ActivityStatus, PolicyEvaluator, Settings};
+    use warden_compare::{cedar_policies, median, other_tag, transfer, warden_policies, MATCHING_TAG};
+
+    use super::RUNS;
+
+    /// Policy counts of the evaluation comparison.
+    pub const KS: [usize; 4] = [1, 10, 100, 1000];
+    /// Length of one timed evaluation run, and of the warm-up before them.
+    const EVALUATION_RUN: Duration = Duration::from_millis(150);
+
+    /// Mean nanoseconds per call of `a` and of `b`: the median of [`RUNS`]
+    /// runs of about [`EVALUATION_RUN`] each, the runs of the two interleaved so
+    /// that a change in the machine's load touches both alike, after a warm-up
+    /// of each that also sizes its runs.
+    fn time_per_call(mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+        fn calls_in_a_run(call: &mut impl FnMut()) -> u64 {
+            let started = Instant::now();
+            let mut calls = 0u64;
+            while started.elapsed() < EVALUATION_RUN {
+                call();
+                calls += 1;
+            }
+            calls.max(10)
+        }
+        fn run(call: &mut impl FnMut(), calls: u64) -> f64 {
+            let started = Instant::now();
+            for _ in 0..calls {
+                call();
+            }
+            started.elapsed().as_nanos() as f64 / calls as f64
+        }
+        let (a_calls, b_calls) = (calls_in_a_run(&mut a), calls_in_a_run(&mut b));
+        let (mut a_samples, mut b_samples) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
+        for _ in 0..RUNS {
+            a_samples.push(run(&mut a, a_calls));
+            b_samples.push(run(&mut b, b_calls));
+        }
+        (median(&mut a_samples), median(&mut b_samples))
+    }
+
+    /// The Cedar request of a transfer of `usd` USD from a wallet tagged `tag`.
+    fn cedar_request(tag: &str, usd: &str) -> Request {
+        let uid = |text: &str| EntityUid::from_str(text).expect("entity uid parses");
+        let context = Context::from_pairs([
+            (
+                "walletTags".to_owned(),
+                RestrictedExpression::new_set([RestrictedExpression::new_string(tag.to_owned())]),
+            ),
+            ("valueUsd".to_owned(), RestrictedExpression::new_decimal(usd)),
+        ])
+        .expect("context is valid");
+        Request::new(uid("User::\"us-bob\""), uid("Action::\"Wallets:Sign\""), uid("Wallet::\"wa-1\""), context, None)
+            .expect("request is valid")
+    }
+
+    /// Both sides give the same decision on `tag` and `usd`, or the bench stops.
+    fn check_same_decision(
+        evaluator: &PolicyEvaluator,
+        cedar: &PolicySet,
+        tag: &str,
+        usd: &str,
+        expected_blocked: bool,
+    ) {
+        let warden = evaluator.evaluate(&transfer("wa-1", tag, usd)).expect("warden evaluates");
+        let cedar = Authorizer::new().is_authorized(&cedar_request(tag, usd), cedar, &Entities::empty());
+        assert!(cedar.diagnostics().errors().next().is_none(), "cedar evaluation errors for {tag} {usd}");
+        let warden_blocked = warden.status == ActivityStatus::Blocked;
+        let cedar_blocked = cedar.decision() == Decision::Deny;
+        assert_eq!(
+            (warden_blocked, cedar_blocked),
+            (expected_blocked, expected_blocked),
+            "warden and cedar disagree on a transfer of {usd} USD tagged {tag}"
+        );
+    }
+
+    pub fn compare(k: usize, usd: &str, print: bool) {
+        let evaluator = PolicyEvaluator::new(warden_policies(k), Settings::default()).expect("warden policies compile");
+        let cedar: PolicySet = cedar_policies(k).parse().expect("cedar policies parse");
+        for (tag, usd, blocked) in [
+            (MATCHING_TAG.to_owned(), "4500.00", false),
+            (MATCHING_TAG.to_owned(), "150000.00", true),
+            (other_tag(k.max(2) - 1), "150000.00", k > 1),
+            ("unrelated".to_owned(), "150000.00", false),
+        ] {
+            check_same_decision(&evaluator, &cedar, &tag, usd, blocked);
+        }
+
+        let request = transfer("wa-1", MATCHING_TAG, usd);
+        let cedar_request = cedar_request(MATCHING_TAG, usd);
+        let (authorizer, entities) = (Authorizer::new(), Entities::empty());
+        let (warden_ns, cedar_ns) = time_per_call(
+            || {
+                black_box(evaluator.evaluate(black_box(&request)).expect("warden evaluates"));
+            },
+            || {
+                black_box(authorizer.is_authorized(black_box(&cedar_request), &cedar, &entities));
+            },
+        );
+        if print {
+            println!(
+                "compare K={k} warden_ns={warden_ns:.0} cedar_ns={cedar_ns:.0} speedup={:.1}",
+                cedar_ns / warden_ns
+            );
+        }
+    }
 }
