@@ -11,6 +11,9 @@
 //!     --seed-policies --concurrency 64 --duration 20
 //! ```
 //!
+//! With `--healthz` it sends `GET /healthz` instead (no token needed): the
+//! same server's rate with nothing evaluated, to compare activities with.
+//!
 //! The token needs the Signer role (and Admin for `--seed-policies`, which
 //! first creates the seed's large-transaction and daily-velocity policies so
 //! the activities really evaluate and count).
@@ -98,6 +101,10 @@ struct Args {
     /// Per-request timeout, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Send `GET /healthz` instead of activities: the server's rate with
+    /// nothing evaluated nor journaled, the yardstick of the activities' rate.
+    #[arg(long, conflicts_with = "seed_policies")]
+    healthz: bool,
 }
 
 /// The kinds of activity the generator sends.
@@ -271,13 +278,17 @@ async fn caller(
     while Instant::now() < deadline && next.get() < args.requests {
         let i = next.get();
         next.set(i + 1);
-        let body = mix[(i % mix.len() as u64) as usize].body(i, args.wallets, run);
         let sent = Instant::now();
-        let mut request = client.post(url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let result = request.send_json(&body).await;
+        let result = if args.healthz {
+            client.get(url).send().await
+        } else {
+            let body = mix[(i % mix.len() as u64) as usize].body(i, args.wallets, run);
+            let mut request = client.post(url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send_json(&body).await
+        };
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -292,7 +303,7 @@ async fn caller(
         let mut tally = tally.borrow_mut();
         tally.latencies.push(latency);
         *tally.http.entry(status.as_u16()).or_default() += 1;
-        if status == StatusCode::OK {
+        if status == StatusCode::OK && !args.healthz {
             let outcome = body
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -346,7 +357,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let base = loopback_base(&args.url)?;
     let token = args.token.clone().or_else(|| std::env::var("WARDEN_TOKEN").ok());
-    if token.is_none() && args.cert.is_none() {
+    if token.is_none() && args.cert.is_none() && !args.healthz {
         return Err("no token: pass --token, set WARDEN_TOKEN, or present a client certificate with --cert".into());
     }
     if !(1..=MAX_CONCURRENCY).contains(&args.concurrency) {
@@ -378,7 +389,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // External ids unique to this run: a repeated id would be a replay.
     let run = format!("lg-{}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis());
-    let url = format!("{base}/v2/activities");
+    let url = format!("{base}{}", if args.healthz { "/healthz" } else { "/v2/activities" });
     println!(
         "{} callers for at most {} s / {} requests against {url} (mix {})",
         args.concurrency, args.duration, args.requests, args.mix
