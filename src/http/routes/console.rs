@@ -30,42 +30,27 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// A file of the console, built into the binary from `src/http/console/`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset { name: $name, content_type: $content_type, body: include_bytes!(concat!("../console/", $name)) }
+    };
+}
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
 /// Every file of the console; `index.html` is also `/console/` itself.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../console/index.html"),
-    },
-    Asset {
-        name: "console.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../console/console.css"),
-    },
-    Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../console/icon.svg") },
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/app.js") },
-    Asset { name: "api.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/api.js") },
-    Asset {
-        name: "approval.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/approval.js"),
-    },
-    Asset {
-        name: "views.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/views.js"),
-    },
-    Asset {
-        name: "keys.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/keys.js"),
-    },
-    Asset {
-        name: "format.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/format.js"),
-    },
-    Asset { name: "dom.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/dom.js") },
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("console.css", "text/css; charset=utf-8"),
+    asset!("icon.svg", "image/svg+xml"),
+    asset!("app.js", JAVASCRIPT),
+    asset!("api.js", JAVASCRIPT),
+    asset!("approval.js", JAVASCRIPT),
+    asset!("views.js", JAVASCRIPT),
+    asset!("keys.js", JAVASCRIPT),
+    asset!("format.js", JAVASCRIPT),
+    asset!("dom.js", JAVASCRIPT),
 ];
 
 /// `/console` without the slash: the page's relative links need it.
