@@ -37,17 +37,8 @@ if ! browser="$(find_chromium)"; then
         exit 77
     fi
     # Two test runs at once must not both run apt-get (dpkg's own lock would fail one).
-    lock="${TMPDIR:-/tmp}/warden-chromium-install.lock"
-    i=0
-    until mkdir "$lock" 2>/dev/null; do
-        i=$((i + 1))
-        if [ "$i" -gt 900 ]; then
-            echo "chromium.sh: $lock has been held for 15 minutes; remove it if no install is running" >&2
-            exit 1
-        fi
-        sleep 1
-    done
-    trap 'rmdir "$lock"' EXIT INT TERM
+    . "$(dirname "$0")/lock.sh"
+    take_lock "${TMPDIR:-/tmp}/warden-chromium-install.lock" 900 chromium.sh
     if ! browser="$(find_chromium)"; then
         export DEBIAN_FRONTEND=noninteractive
         # The package lists may be absent (a fresh image) or stale.
@@ -63,7 +54,7 @@ if ! browser="$(find_chromium)"; then
         fi
         browser="$(find_chromium)"
     fi
-    rmdir "$lock"
+    rmdir "$_lock"
     trap - EXIT INT TERM
 fi
 

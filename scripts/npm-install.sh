@@ -24,17 +24,8 @@ if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
 fi
 
 # Concurrent test runs must not install into one directory at once.
-lock="$dir/.npm-install.lock"
-i=0
-until mkdir "$lock" 2>/dev/null; do
-    i=$((i + 1))
-    if [ "$i" -gt 600 ]; then
-        echo "npm-install: $lock has been held for 10 minutes; remove it if no install is running" >&2
-        exit 1
-    fi
-    sleep 1
-done
-trap 'rmdir "$lock"' EXIT INT TERM
+. "$(dirname "$0")/lock.sh"
+take_lock "$dir/.npm-install.lock" 600 npm-install
 
 if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
     exit 0

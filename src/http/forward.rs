@@ -31,6 +31,14 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("x-warden-forwarded");
 /// How long the leader may take to answer a forwarded change.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
+thread_local! {
+    /// One client per worker thread (an `awc` client is not `Send`), so its
+    /// pool keeps connections to the leader open across forwarded changes
+    /// instead of opening one per change.
+    static LEADER_CLIENT: awc::Client =
+        awc::Client::builder().timeout(LEADER_TIMEOUT).disable_redirects().finish();
+}
+
 /// Request headers sent on to the leader (the others are about the hop).
 const KEPT: [&str; 4] = ["authorization", "content-type", "accept", "x-dfns-useraction"];
 
@@ -73,7 +81,7 @@ pub async fn to_leader(
 
 /// Sends the change to the leader; its answer, or 503 if it gave none.
 async fn send(request: &actix_web::HttpRequest, target: &str, body: actix_web::web::Bytes) -> HttpResponse {
-    let client = awc::Client::builder().timeout(LEADER_TIMEOUT).disable_redirects().finish();
+    let client = LEADER_CLIENT.with(awc::Client::clone);
     let mut forwarded = client.request(request.method().clone(), target).insert_header((FORWARDED, "1"));
     for name in KEPT {
         for value in request.headers().get_all(name) {

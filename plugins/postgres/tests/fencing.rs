@@ -5,24 +5,9 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use support::{database, wait_until_expired, LONG, SHORT};
-use warden_journal::{Journal, JournalError, Record, Seq};
+use support::{all, database, payloads, wait_until_expired, LONG, SHORT};
+use warden_journal::{Journal, JournalError, Seq};
 use warden_postgres::{Leases, PostgresJournal};
-
-fn payloads(tag: &str, count: usize) -> Vec<Vec<u8>> {
-    (0..count).map(|i| format!("{tag}-{i}").into_bytes()).collect()
-}
-
-fn all(journal: &dyn Journal) -> Vec<Record> {
-    let mut records = Vec::new();
-    journal
-        .scan(1, &mut |record| {
-            records.push(record);
-            Ok(())
-        })
-        .expect("scan");
-    records
-}
 
 #[test]
 fn an_append_under_a_superseded_epoch_fails_and_writes_nothing() {

@@ -5,13 +5,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::database;
+use support::{database, payloads};
 use warden_journal::{Journal, JournalError, Record};
 use warden_postgres::PostgresJournal;
-
-fn payloads(tag: &str, count: usize) -> Vec<Vec<u8>> {
-    (0..count).map(|i| format!("{tag}-{i}").into_bytes()).collect()
-}
 
 /// Polls until `count` records were visited, failing after `limit` polls.
 fn poll_until(follower: &mut warden_postgres::Follower, count: usize) -> Vec<Record> {

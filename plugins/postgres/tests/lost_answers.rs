@@ -12,7 +12,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use support::database;
+use support::{all, database, payloads};
 use warden_journal::{Journal, JournalError, Record};
 use warden_postgres::PostgresJournal;
 
@@ -100,21 +100,6 @@ fn relay(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
         }
         let _ = to_client.shutdown(Shutdown::Both);
     });
-}
-
-fn payloads(tag: &str, count: usize) -> Vec<Vec<u8>> {
-    (0..count).map(|i| format!("{tag}-{i}").into_bytes()).collect()
-}
-
-fn all(journal: &dyn Journal) -> Vec<Record> {
-    let mut records = Vec::new();
-    journal
-        .scan(1, &mut |record| {
-            records.push(record);
-            Ok(())
-        })
-        .expect("scan");
-    records
 }
 
 fn tags(records: &[Record]) -> Vec<String> {

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use warden_journal::{Journal, Record};
 use warden_postgres::testing::TempPostgres;
 use warden_postgres::Leases;
 
@@ -29,3 +30,20 @@ pub fn wait_until_expired(leases: &Leases) {
 pub const SHORT: Duration = Duration::from_millis(300);
 /// A lease no test outlives.
 pub const LONG: Duration = Duration::from_secs(600);
+
+/// `count` distinct payloads `tag-0`, `tag-1`, ...
+pub fn payloads(tag: &str, count: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|i| format!("{tag}-{i}").into_bytes()).collect()
+}
+
+/// Every record of `journal`, in order.
+pub fn all(journal: &dyn Journal) -> Vec<Record> {
+    let mut records = Vec::new();
+    journal
+        .scan(1, &mut |record| {
+            records.push(record);
+            Ok(())
+        })
+        .expect("scan");
+    records
+}
