@@ -118,7 +118,7 @@ impl RedbJournal {
             next
         };
         // INVARIANT (answered means durable): `commit` returns only after
-        // the fsyncs of an immediate-durability commit; only then is the
+        // the fsync of an immediate-durability commit; only then is the
         // batch acknowledged.
         *committing = Some(next);
         txn.commit().map_err(storage("commit"))?;
@@ -197,7 +197,7 @@ impl Journal for RedbJournal {
 /// The commit settings of every write; the crate docs say why.
 fn configure_commit(txn: &mut WriteTransaction) -> Result<(), JournalError> {
     txn.set_durability(Durability::Immediate).map_err(storage("set durability"))?;
-    txn.set_two_phase_commit(true);
+    txn.set_two_phase_commit(false);
     txn.set_quick_repair(false);
     Ok(())
 }

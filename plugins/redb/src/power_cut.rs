@@ -1,0 +1,400 @@
+//! Power cuts, which a `SIGKILL` cannot show: the operating system keeps a
+//! killed process's writes, a machine that loses power does not.
+//!
+//! The journal runs on a disk model (a redb [`StorageBackend`]) that keeps
+//! what has been fsynced apart from the writes since. At a chosen write or
+//! fsync the power goes: that call and every later one fail, and the image
+//! left on disk is what was fsynced plus a random part of the writes since,
+//! torn at 512-byte sectors and landed in random order, as a disk cache may
+//! leave them. The image is then opened as a real redb file, and must hold
+//! every batch whose `append` returned `Ok`, whole and in place, and at most
+//! the one batch under way besides.
+//!
+//! A control runs the same cuts on commits that do not fsync, and must see
+//! acknowledged batches lost: the check can fail.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use redb::{Database, Durability, StorageBackend, TableDefinition};
+use warden_journal::{Journal, Seq};
+
+use crate::RedbJournal;
+
+/// The unit a disk writes whole: a torn write keeps some of them.
+const SECTOR: usize = 512;
+/// Where redb's file format keeps the god byte (after its 9-byte magic
+/// number), and its bit naming the primary commit slot.
+const GOD_BYTE: usize = 9;
+const PRIMARY_SLOT: u8 = 1;
+/// Cut points tried, each on a fresh journal.
+const TRIALS: u64 = 300;
+/// Batches appended in each trial after the first, large one.
+const BATCHES: u64 = 24;
+/// Records of the first batch: enough that the tree has several levels.
+const FIRST_BATCH: u64 = 600;
+
+/// A small deterministic generator (xorshift64*), so a failing trial can be
+/// replayed from its number.
+struct Random(u64);
+
+impl Random {
+    fn new(seed: u64) -> Self {
+        Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A write the disk has accepted but not yet been told to keep.
+struct Unsynced {
+    offset: usize,
+    data: Vec<u8>,
+}
+
+/// What the disk holds: `synced` survives a power cut; `cache` is what reads
+/// see (`synced` with every write since applied).
+struct Disk {
+    synced: Vec<u8>,
+    cache: Vec<u8>,
+    unsynced: Vec<Unsynced>,
+    /// Writes, length changes and fsyncs so far.
+    operations: u64,
+    /// The operation at which the power goes (0: never).
+    cut_at: u64,
+    cut: bool,
+}
+
+impl Disk {
+    /// Counts one mutating operation; fails it, and all after it, from the cut.
+    fn operate(&mut self) -> io::Result<()> {
+        self.operations += 1;
+        if self.cut_at != 0 && self.operations >= self.cut_at {
+            self.cut = true;
+        }
+        if self.cut {
+            return Err(io::Error::other("power cut"));
+        }
+        Ok(())
+    }
+
+    /// The image after the cut: the synced bytes, then a random subset of the
+    /// sectors written since, in random order.
+    fn image(&self, random: &mut Random) -> Vec<u8> {
+        let mut image = self.synced.clone();
+        // The file's length is metadata: either the old or the new one.
+        if random.below(2) == 0 {
+            image.resize(self.cache.len(), 0);
+        }
+        let mut sectors: Vec<(usize, &[u8])> = Vec::new();
+        for write in &self.unsynced {
+            for (i, chunk) in write.data.chunks(SECTOR).enumerate() {
+                if random.below(2) == 0 {
+                    sectors.push((write.offset + i * SECTOR, chunk));
+                }
+            }
+        }
+        // Fisher-Yates: the disk may land them in any order.
+        for i in (1..sectors.len()).rev() {
+            sectors.swap(i, random.below(i as u64 + 1) as usize);
+        }
+        for (offset, chunk) in sectors {
+            let end = offset + chunk.len();
+            if image.len() < end {
+                image.resize(end, 0);
+            }
+            image[offset..end].copy_from_slice(chunk);
+        }
+        image
+    }
+}
+
+/// The redb backend over a shared [`Disk`].
+#[derive(Clone)]
+struct PowerCutBackend(Arc<Mutex<Disk>>);
+
+impl std::fmt::Debug for PowerCutBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PowerCutBackend")
+    }
+}
+
+impl PowerCutBackend {
+    fn new(cut_at: u64) -> Self {
+        PowerCutBackend(Arc::new(Mutex::new(Disk {
+            synced: Vec::new(),
+            cache: Vec::new(),
+            unsynced: Vec::new(),
+            operations: 0,
+            cut_at,
+            cut: false,
+        })))
+    }
+
+    fn disk(&self) -> MutexGuard<'_, Disk> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl StorageBackend for PowerCutBackend {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.disk().cache.len() as u64)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let disk = self.disk();
+        let start = offset as usize;
+        let bytes = disk.cache.get(start..start + out.len()).ok_or_else(|| io::Error::other("read past the end"))?;
+        out.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut disk = self.disk();
+        disk.operate()?;
+        disk.cache.resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut disk = self.disk();
+        disk.operate()?;
+        disk.synced = disk.cache.clone();
+        disk.unsynced.clear();
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut disk = self.disk();
+        disk.operate()?;
+        let (start, end) = (offset as usize, offset as usize + data.len());
+        if disk.cache.len() < end {
+            disk.cache.resize(end, 0);
+        }
+        disk.cache[start..end].copy_from_slice(data);
+        disk.unsynced.push(Unsynced { offset: start, data: data.to_vec() });
+        Ok(())
+    }
+}
+
+/// The payload of record `index` of batch `batch`, of `size` records.
+fn payload(batch: u64, size: u64, index: u64) -> Vec<u8> {
+    format!("batch={batch};size={size};index={index};padding-to-about-a-hundred-bytes-like-a-small-fact").into_bytes()
+}
+
+/// `(batch, size, index)` of a payload written by [`payload`].
+fn parse(payload: &[u8]) -> Option<(u64, u64, u64)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut fields = text.split(';').map(|f| f.split_once('=').and_then(|(_, v)| v.parse().ok()));
+    let parsed = (fields.next()??, fields.next()??, fields.next()??);
+    (payload == self::payload(parsed.0, parsed.1, parsed.2).as_slice()).then_some(parsed)
+}
+
+/// Records in batch `batch`.
+fn batch_size(batch: u64) -> u64 {
+    if batch == 0 {
+        FIRST_BATCH
+    } else {
+        1 + (batch * 7919) % 40
+    }
+}
+
+fn batch(batch: u64) -> Vec<Vec<u8>> {
+    let size = batch_size(batch);
+    (0..size).map(|i| payload(batch, size, i)).collect()
+}
+
+/// Checks a journal reopened after a cut: records contiguous from seq 1,
+/// whole batches in order, every acknowledged one there, at most one more.
+fn check(journal: &RedbJournal, acknowledged: u64) -> Result<u64, String> {
+    let mut expected_seq: Seq = 1;
+    let mut batches = 0_u64;
+    let mut in_batch = 0_u64;
+    journal
+        .scan(1, &mut |record| {
+            assert_eq!(record.seq, expected_seq, "scan reports a gap itself");
+            expected_seq += 1;
+            let (batch, size, index) =
+                parse(&record.payload).ok_or_else(|| corrupt(record.seq, "not a payload of this test"))?;
+            if batch != batches || index != in_batch || size != batch_size(batch) {
+                return Err(corrupt(record.seq, &format!("batch {batch} record {index} out of place")));
+            }
+            in_batch += 1;
+            if in_batch == size {
+                batches += 1;
+                in_batch = 0;
+            }
+            Ok(())
+        })
+        .map_err(|e| format!("scan after the cut: {e}"))?;
+    if in_batch != 0 {
+        return Err(format!("batch {batches} is partly there ({in_batch} records)"));
+    }
+    if batches < acknowledged {
+        return Err(format!("{acknowledged} batches were acknowledged, {batches} survived"));
+    }
+    if batches > acknowledged + 1 {
+        return Err(format!("{batches} batches survived, but only {acknowledged} (and one under way) were appended"));
+    }
+    Ok(batches)
+}
+
+fn corrupt(seq: Seq, reason: &str) -> warden_journal::JournalError {
+    warden_journal::JournalError::Corrupt { seq, reason: reason.to_owned() }
+}
+
+/// How batches are committed in a trial.
+#[derive(Clone, Copy)]
+enum Committer {
+    /// Through [`RedbJournal::append`], as Warden does.
+    Journal,
+    /// Raw redb commits that never fsync: the control.
+    Unsynced,
+}
+
+/// Appends batches on a disk that loses power at operation `cut_at`; answers
+/// the disk and how many batches were acknowledged.
+fn run(committer: Committer, cut_at: u64) -> (PowerCutBackend, u64) {
+    let backend = PowerCutBackend::new(cut_at);
+    let Ok(db) = Database::builder().create_with_backend(backend.clone()) else {
+        // The power went while the file was being created: nothing acknowledged.
+        return (backend, 0);
+    };
+    let mut acknowledged = 0;
+    match committer {
+        Committer::Journal => {
+            let journal = RedbJournal::from_database("power-cut.redb".into(), db);
+            for n in 0..=BATCHES {
+                if journal.append(&batch(n)).is_err() {
+                    break;
+                }
+                acknowledged += 1;
+            }
+        }
+        Committer::Unsynced => {
+            const RECORDS: TableDefinition<u64, &[u8]> = crate::journal::RECORDS;
+            let mut seq = 1;
+            for n in 0..=BATCHES {
+                let committed = (|| -> Result<(), redb::Error> {
+                    let mut txn = db.begin_write()?;
+                    txn.set_durability(Durability::None)?;
+                    {
+                        let mut table = txn.open_table(RECORDS)?;
+                        let mut stored = Vec::new();
+                        for (payload, s) in batch(n).iter().zip(seq..) {
+                            crate::record::encode_into(s, payload, &mut stored);
+                            table.insert(s, stored.as_slice())?;
+                        }
+                    }
+                    txn.commit()?;
+                    Ok(())
+                })();
+                if committed.is_err() {
+                    break;
+                }
+                seq += batch_size(n);
+                acknowledged += 1;
+            }
+        }
+    }
+    (backend, acknowledged)
+}
+
+/// The writes, length changes and fsyncs of a whole run without a cut (the
+/// runs are deterministic: every cut falls among them).
+fn operations(committer: Committer) -> u64 {
+    let (whole_run, _) = run(committer, 0);
+    let operations = whole_run.disk().operations;
+    operations
+}
+
+/// What a cut left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The batch under way survived whole.
+    KeptUnderWay,
+    /// The image's god byte names the other commit slot than at the last
+    /// fsync (the switch to the new commit landed), yet the batch under way
+    /// is gone: its pages were torn, and redb's checksums rolled it back.
+    RolledBackTorn,
+    /// Anything else: the cut fell between commits, or before a switch.
+    Other,
+}
+
+/// One trial: a cut at a point chosen by `trial`, then the image reopened as a
+/// real redb file and checked.
+fn trial(committer: Committer, operations: u64, trial: u64) -> Result<Outcome, String> {
+    let mut random = Random::new(trial);
+    let cut_at = 1 + random.below(operations);
+    let (backend, acknowledged) = run(committer, cut_at);
+    let image = backend.disk().image(&mut random);
+    let switched = {
+        let disk = backend.disk();
+        disk.synced.len() > GOD_BYTE && (image[GOD_BYTE] ^ disk.synced[GOD_BYTE]) & PRIMARY_SLOT != 0
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("after-the-cut.redb");
+    std::fs::write(&path, &image).expect("write the image");
+    let journal = match RedbJournal::open(&path) {
+        Ok(journal) => journal,
+        // A cut before the file's first commit leaves nothing redb would open.
+        Err(_) if acknowledged == 0 => return Ok(Outcome::Other),
+        Err(e) => return Err(format!("cut at operation {cut_at} of {operations}: the image does not open: {e}")),
+    };
+    let survived =
+        check(&journal, acknowledged).map_err(|e| format!("cut at operation {cut_at} of {operations}: {e}"))?;
+    Ok(match (survived > acknowledged, switched) {
+        (true, _) => Outcome::KeptUnderWay,
+        (false, true) => Outcome::RolledBackTorn,
+        (false, false) => Outcome::Other,
+    })
+}
+
+#[test]
+fn a_power_cut_keeps_every_acknowledged_batch_and_no_half_batch() {
+    let outcomes: Vec<Result<Outcome, String>> = {
+        let operations = operations(Committer::Journal);
+        (0..TRIALS).map(|n| trial(Committer::Journal, operations, n)).collect()
+    };
+    let failures: Vec<String> =
+        outcomes.iter().enumerate().filter_map(|(n, o)| o.as_ref().err().map(|e| format!("trial {n}: {e}"))).collect();
+    assert!(failures.is_empty(), "{} of {TRIALS} cuts failed:\n{}", failures.len(), failures.join("\n"));
+    // The cuts reached the cases that matter: a commit whose switch landed
+    // with its pages torn (rolled back), and a whole unacknowledged commit
+    // (kept).
+    let count = |wanted| outcomes.iter().filter(|o| o.as_ref().is_ok_and(|o| *o == wanted)).count();
+    let (kept, torn) = (count(Outcome::KeptUnderWay), count(Outcome::RolledBackTorn));
+    eprintln!("{TRIALS} cuts: {kept} kept the batch under way, {torn} rolled back a torn commit");
+    assert!(kept > 0, "no cut kept the batch under way: none landed after a switch");
+    assert!(torn > 0, "no cut tore a commit whose switch had landed");
+}
+
+#[test]
+fn the_power_cut_check_sees_acknowledged_batches_lost_without_fsync() {
+    let operations = operations(Committer::Unsynced);
+    let lost = (0..40).filter(|&n| trial(Committer::Unsynced, operations, n).is_err()).count();
+    assert!(lost > 0, "commits that never fsync lost nothing in 40 cuts: the disk model keeps unsynced writes");
+}
+
+#[test]
+fn the_disk_model_loses_unsynced_writes_and_keeps_synced_ones() {
+    let backend = PowerCutBackend::new(4);
+    backend.write(0, &[1; SECTOR]).expect("write");
+    backend.sync_data().expect("sync");
+    backend.write(0, &[2; SECTOR * 64]).expect("write");
+    assert!(backend.sync_data().is_err(), "the fourth operation is the cut");
+    assert!(backend.write(0, &[3; 1]).is_err(), "nothing is written after the cut");
+    let disk = backend.disk();
+    let images: Vec<Vec<u8>> = (0..8).map(|seed| disk.image(&mut Random::new(seed))).collect();
+    assert!(images.iter().all(|image| image[..SECTOR].iter().all(|&b| b == 1 || b == 2)));
+    assert!(images.iter().any(|image| image.iter().any(|&b| b == 1)), "some image lost a sector");
+    assert!(images.iter().any(|image| image.iter().any(|&b| b == 2)), "some image kept a sector");
+}
