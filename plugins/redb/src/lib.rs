@@ -61,6 +61,7 @@
 //!     chosen by the server in it, so the page bytes are not the
 //!     requester's to choose. The records' own CRC32 and the seq check of
 //!     every scan (see *Corruption*) are a second, independent check.
+//!
 //!   The earlier choice of two-phase commit took redb's advice for input that
 //!   may be malicious; the argument above is why the advice buys nothing
 //!   here. Turning it back on is one line in `configure_commit`; the
