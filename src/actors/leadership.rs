@@ -6,8 +6,8 @@
 //! A single node installs its writer at build and has no lease end: it leads
 //! for as long as it runs.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -20,15 +20,20 @@ use crate::journal::JournalWriter;
 /// before the database lets another node take over.
 pub(crate) const LEASE_MARGIN: Duration = Duration::from_millis(250);
 
+/// [`Leadership::lease_end`] of a node without a lease.
+const NO_LEASE: u64 = u64::MAX;
+
 /// A node's right to write.
-#[derive(Default)]
 pub(crate) struct Leadership {
     writer: ArcSwapOption<JournalWriter>,
     /// Set once the actors and timers run from the state: only then does the
     /// node answer as leader.
     leading: AtomicBool,
-    /// When the lease ends (minus [`LEASE_MARGIN`]); `None`: no lease, a single node.
-    lease_end: Mutex<Option<Instant>>,
+    /// When the lease ends (minus [`LEASE_MARGIN`]), in nanoseconds after
+    /// `started`; [`NO_LEASE`]: a single node. An atomic, not a lock: every
+    /// commit reads it.
+    lease_end: AtomicU64,
+    started: Instant,
     /// Where the leader is, as last read from the lease (standbys forward there).
     leader_url: ArcSwapOption<String>,
     in_flight: Arc<AtomicUsize>,
@@ -40,6 +45,19 @@ pub(crate) struct InFlight(Arc<AtomicUsize>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Default for Leadership {
+    fn default() -> Self {
+        Leadership {
+            writer: ArcSwapOption::empty(),
+            leading: AtomicBool::new(false),
+            lease_end: AtomicU64::new(NO_LEASE),
+            started: Instant::now(),
+            leader_url: ArcSwapOption::empty(),
+            in_flight: Arc::default(),
+        }
     }
 }
 
@@ -88,12 +106,19 @@ impl Leadership {
 
     /// The lease now ends at `end` (`None`: no lease).
     pub(crate) fn set_lease_end(&self, end: Option<Instant>) {
-        *self.lease_end.lock().unwrap_or_else(|p| p.into_inner()) =
-            end.map(|end| end.checked_sub(LEASE_MARGIN).unwrap_or(end));
+        let nanos = end.map_or(NO_LEASE, |end| {
+            let end = end.checked_sub(LEASE_MARGIN).unwrap_or(end);
+            // A lease that ended before this node started has ended: 0.
+            end.saturating_duration_since(self.started).as_nanos().min(u128::from(NO_LEASE - 1)) as u64
+        });
+        self.lease_end.store(nanos, Ordering::Release);
     }
 
     fn lease_holds(&self) -> bool {
-        self.lease_end.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|end| Instant::now() < end)
+        match self.lease_end.load(Ordering::Acquire) {
+            NO_LEASE => true,
+            end => (self.started.elapsed().as_nanos() as u64) < end,
+        }
     }
 
     /// Where the leader is.

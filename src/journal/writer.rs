@@ -7,7 +7,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use warden_journal::{Journal, JournalError, Seq};
@@ -69,8 +69,29 @@ impl JournalWriter {
     }
 }
 
+/// How long the writer keeps looking for the next job after a commit before
+/// it sleeps. A caller answered by one commit often sends its next records
+/// within tens of microseconds; finding them awake saves the wake-up of a
+/// sleeping thread (~20 us on a VM), a tenth of a one-caller decision. The
+/// look yields the core between tries, so a busy machine loses little.
+const STAY_AWAKE: Duration = Duration::from_micros(60);
+
+/// The next job: at once if one waits, else after a short look while awake,
+/// else asleep until one comes. `None` once every sender is gone.
+fn next_job(inbox: &mpsc::Receiver<Job>) -> Option<Job> {
+    let looking_since = Instant::now();
+    loop {
+        match inbox.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if looking_since.elapsed() < STAY_AWAKE => std::thread::yield_now(),
+            Err(mpsc::TryRecvError::Empty) => return inbox.recv().ok(),
+        }
+    }
+}
+
 fn write_batches(journal: &dyn Journal, inbox: &mpsc::Receiver<Job>) {
-    while let Ok(first) = inbox.recv() {
+    while let Some(first) = next_job(inbox) {
         let mut jobs = vec![first];
         let mut records = jobs[0].payloads.len();
         while records < MAX_BATCH_RECORDS {

@@ -15,12 +15,16 @@
 //!   other tags never blocking).
 //! - `durable`: durable velocity decisions per second with N concurrent
 //!   callers, each sending its next activity when the previous one is
-//!   answered: Warden's `Engine::evaluate` on a redb journal in a temp dir
+//!   answered, spread over one thread per core (at most one per caller) on
+//!   both sides, as an HTTP server's workers would be: Warden's `Engine::evaluate` on a redb journal in a temp dir
 //!   (an answer is committed before it is given) against PostgreSQL's
 //!   `decide` function, one round trip per decision, on a throwaway server
 //!   with `fsync` on (`warden_postgres::testing::TempPostgres`, from the
 //!   machine's packages through `scripts/postgres.sh`). `ratio` = warden /
 //!   postgres. When PostgreSQL cannot be started, one line says so instead.
+//!
+//! `WARDEN_COMPARE_CALLERS=1,16` limits the durable part to those caller
+//! counts.
 //!
 //! Each figure is the median of [`RUNS`] timed runs after a warm-up. Progress
 //! notes go to standard error. `WARDEN_COMPARE_USD` sets the timed transfer's
@@ -35,6 +39,8 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -112,13 +118,22 @@ fn durable() {
         }
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    for callers in CALLERS {
+    for callers in callers() {
         let warden = warden_rate(&dir.path().join(format!("callers-{callers}.redb")), callers);
         let postgres = postgres_rate(&url, callers);
         println!(
             "durable callers={callers} warden_per_s={warden:.0} postgres_per_s={postgres:.0} ratio={:.2}",
             warden / postgres
         );
+    }
+}
+
+/// The caller counts of the durable part: [`CALLERS`], or those listed in
+/// `WARDEN_COMPARE_CALLERS` (comma-separated), for a quicker look at one.
+fn callers() -> Vec<usize> {
+    match std::env::var("WARDEN_COMPARE_CALLERS") {
+        Ok(list) => list.split(',').map(|n| n.trim().parse().expect("WARDEN_COMPARE_CALLERS lists numbers")).collect(),
+        Err(_) => CALLERS.to_vec(),
     }
 }
 
@@ -157,26 +172,63 @@ fn stream_activity(template: &ActivityRequest, i: u64) -> ActivityRequest {
     request
 }
 
-/// Decisions per second with `callers` callers: median of [`RUNS`] runs of
-/// [`DURABLE_RUN`] after [`DURABLE_WARM_UP`]. `decide(caller, i)` makes
-/// decision `i` for caller `caller` and answers whether it was allowed; every
-/// one must be.
-async fn rate<F, D>(callers: usize, decide: D) -> f64
+/// Threads the callers of one side run on: one per core, as an HTTP
+/// server's workers would be, never more than there are callers.
+fn caller_threads(callers: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    callers.clamp(1, cores)
+}
+
+/// Decisions per second with `callers` callers spread over
+/// [`caller_threads`] threads: the median of [`RUNS`] runs of
+/// [`DURABLE_RUN`] after [`DURABLE_WARM_UP`], each run's rate the sum of its
+/// threads'. `thread(share, start)` runs on its own thread with `share`
+/// callers and answers that thread's rate of each run, the warm-up first,
+/// starting every run at `start` (so that the threads run together).
+fn spread<T>(callers: usize, thread: T) -> f64
+where
+    T: Fn(usize, &Barrier) -> Vec<f64> + Sync,
+{
+    let threads = caller_threads(callers);
+    let start = Barrier::new(threads);
+    let per_thread: Vec<Vec<f64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                // Callers are dealt out as evenly as they go.
+                let share = callers / threads + usize::from(t < callers % threads);
+                let (thread, start) = (&thread, &start);
+                scope.spawn(move || thread(share, start))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("caller thread")).collect()
+    });
+    // Run r's rate is the sum of every thread's run r; the warm-up is left out.
+    let mut samples: Vec<f64> = (1..=RUNS).map(|r| per_thread.iter().map(|runs| runs[r]).sum()).collect();
+    median(&mut samples)
+}
+
+/// One thread's part of [`spread`]: `callers` callers, each sending its next
+/// activity when the previous one is answered. `decide(caller, i)` makes
+/// decision `i` (numbered across every thread by `next`) for the thread's
+/// caller `caller` and answers whether it was allowed; every one must be.
+/// Answers the warm-up's rate, then each timed run's.
+async fn rate<F, D>(callers: usize, start: &Barrier, next: &AtomicU64, decide: D) -> Vec<f64>
 where
     D: Fn(usize, u64) -> F,
     F: std::future::Future<Output = bool>,
 {
-    let next = Cell::new(0u64);
     let run = |length: Duration| {
-        let (next, decide) = (&next, &decide);
+        let decide = &decide;
         async move {
+            // The thread has nothing else to run between runs: waiting here
+            // blocks no one.
+            start.wait();
             let started = Instant::now();
             let done = Cell::new(0u64);
             let counted = &done;
             join_all((0..callers).map(|caller| async move {
                 while started.elapsed() < length {
-                    let i = next.get();
-                    next.set(i + 1);
+                    let i = next.fetch_add(1, Ordering::Relaxed);
                     assert!(decide(caller, i).await, "decision {i} was blocked: the window limit is far above the run");
                     counted.set(counted.get() + 1);
                 }
@@ -185,12 +237,11 @@ where
             done.get() as f64 / started.elapsed().as_secs_f64()
         }
     };
-    run(DURABLE_WARM_UP).await;
-    let mut samples = Vec::with_capacity(RUNS);
+    let mut rates = vec![run(DURABLE_WARM_UP).await];
     for _ in 0..RUNS {
-        samples.push(run(DURABLE_RUN).await);
+        rates.push(run(DURABLE_RUN).await);
     }
-    median(&mut samples)
+    rates
 }
 
 fn warden_rate(path: &std::path::Path, callers: usize) -> f64 {
@@ -203,42 +254,54 @@ fn warden_rate(path: &std::path::Path, callers: usize) -> f64 {
         engine
     });
     let template = transfer("wa-0", MATCHING_TAG, "4500.00");
-    let per_s = sys.block_on(rate(callers, |_, i| {
-        let (engine, request) = (engine.clone(), stream_activity(&template, i));
-        async move { engine.evaluate(request).await.expect("activity is evaluated").status == ActivityStatus::Allowed }
-    }));
+    let next = AtomicU64::new(0);
+    // Each caller thread runs its callers in a system of its own, as each
+    // worker of Warden's HTTP server does; the engine's actors run on its
+    // own arbiters.
+    let per_s = spread(callers, |share, start| {
+        actix::System::new().block_on(rate(share, start, &next, |_, i| {
+            let (engine, request) = (engine.clone(), stream_activity(&template, i));
+            async move {
+                engine.evaluate(request).await.expect("activity is evaluated").status == ActivityStatus::Allowed
+            }
+        }))
+    });
     engine.shutdown();
+    drop(sys);
     per_s
 }
 
 fn postgres_rate(url: &str, callers: usize) -> f64 {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        let mut clients = Vec::with_capacity(callers);
-        for _ in 0..callers {
-            let client = connect(url).await.expect("postgres connection");
-            let decide = client.prepare("SELECT decide($1, $2, $3, $4)").await.expect("decide prepares");
-            clients.push((client, decide));
-        }
-        // Caller c has connection c: one session per caller, as a signer's
-        // workers would each hold one.
-        let clients = Rc::new(clients);
-        let template = transfer("wa-0", MATCHING_TAG, "4500.00");
-        rate(callers, |connection, i| {
-            let clients = clients.clone();
-            let request = stream_activity(&template, i);
-            async move {
-                let (client, decide) = &clients[connection];
-                let wallet = request.wallet.as_ref().expect("wallet").id.clone();
-                let body = serde_json::to_string(&request).expect("request encodes");
-                let row = client
-                    .query_one(decide, &[&wallet, &body, &(VELOCITY_LIMIT as i64), &(WINDOW_SECONDS as i64)])
-                    .await
-                    .expect("decide runs");
-                row.get::<_, bool>(0)
+    let template = transfer("wa-0", MATCHING_TAG, "4500.00");
+    let next = AtomicU64::new(0);
+    spread(callers, |share, start| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let mut clients = Vec::with_capacity(share);
+            for _ in 0..share {
+                let client = connect(url).await.expect("postgres connection");
+                let decide = client.prepare("SELECT decide($1, $2, $3, $4)").await.expect("decide prepares");
+                clients.push((client, decide));
             }
+            // Caller c has connection c: one session per caller, as a
+            // signer's workers would each hold one.
+            let clients = Rc::new(clients);
+            rate(share, start, &next, |connection, i| {
+                let clients = clients.clone();
+                let request = stream_activity(&template, i);
+                async move {
+                    let (client, decide) = &clients[connection];
+                    let wallet = request.wallet.as_ref().expect("wallet").id.clone();
+                    let body = serde_json::to_string(&request).expect("request encodes");
+                    let row = client
+                        .query_one(decide, &[&wallet, &body, &(VELOCITY_LIMIT as i64), &(WINDOW_SECONDS as i64)])
+                        .await
+                        .expect("decide runs");
+                    row.get::<_, bool>(0)
+                }
+            })
+            .await
         })
-        .await
     })
 }
 
