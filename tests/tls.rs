@@ -4,6 +4,7 @@
 //! and, on the real binary, certificate rotation by SIGHUP without dropping
 //! a connection and bad `[tls]` files refused at start.
 
+mod binary_support;
 mod http_support;
 mod tls_support;
 
@@ -364,17 +365,13 @@ fn bad_tls_files_are_refused_naming_their_key() {
 /// The real binary, for what only a process shows: SIGHUP and start-up refusals.
 #[cfg(unix)]
 mod binary {
-    use std::io::{BufRead, BufReader};
     use std::net::SocketAddr;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Output, Stdio};
-    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
+    use super::binary_support::{self, PATIENCE};
     use super::*;
-
-    /// How long the binary may take to start, stop, or act on a signal.
-    const PATIENCE: Duration = Duration::from_secs(60);
 
     /// A config file with `[tls]` over `pki`'s files and `sa-signer-1` by certificate.
     fn write_config(pki: &Pki, tls: &TlsConfig) -> PathBuf {
@@ -397,9 +394,9 @@ mod binary {
         command
     }
 
-    /// A running `warden serve`; killed if the test ends without stopping it.
+    /// A running `warden serve` over https, with the file its log goes to.
     struct Warden {
-        child: Child,
+        process: binary_support::Warden,
         address: SocketAddr,
         log: PathBuf,
     }
@@ -407,36 +404,15 @@ mod binary {
     impl Warden {
         fn start(config: &Path, dir: &Path) -> Warden {
             let log = dir.join("warden.log");
-            let mut child = command(config, &dir.join("data"))
-                .stdout(Stdio::piped())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("warden starts");
-            let stdout = child.stdout.take().unwrap();
-            let (lines, received) = mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if lines.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            let deadline = Instant::now() + PATIENCE;
-            let address = loop {
-                let line = received
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .expect("warden prints where it listens");
-                if let Some(address) = line.strip_prefix("warden listening on https://") {
-                    break address.trim().parse().expect("an address");
-                }
-            };
-            Warden { child, address, log }
+            let mut command = command(config, &dir.join("data"));
+            command.stderr(std::fs::File::create(&log).unwrap());
+            let (process, _) = binary_support::Warden::spawn_listening(command);
+            let address = process.base.strip_prefix("https://").expect("warden listens on https").parse().unwrap();
+            Warden { process, address, log }
         }
 
         fn signal(&self, signal: i32) {
-            let pid = i32::try_from(self.child.id()).unwrap();
-            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-            assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+            self.process.signal(signal);
         }
 
         /// Waits until the log holds a line containing every one of `parts`, and returns it.
@@ -453,19 +429,8 @@ mod binary {
         }
 
         /// SIGTERM, then waits for a clean exit.
-        fn terminate(mut self) {
-            self.signal(libc::SIGTERM);
-            let status = wait(&mut self.child).expect("warden stops on SIGTERM");
-            assert!(status.success(), "warden exited with {status}");
-        }
-    }
-
-    impl Drop for Warden {
-        fn drop(&mut self) {
-            if let Ok(None) = self.child.try_wait() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
+        fn terminate(self) {
+            self.process.terminate();
         }
     }
 

@@ -106,7 +106,16 @@ impl Warden {
     /// Runs `command` (a `warden serve` listening on a free port), waits until
     /// it is healthy, and answers it with the lines it printed before it
     /// said where it listens.
-    pub async fn spawn(mut command: Command) -> (Warden, Vec<String>) {
+    pub async fn spawn(command: Command) -> (Warden, Vec<String>) {
+        let (warden, printed) = Warden::spawn_listening(command);
+        warden.wait_healthy().await;
+        (warden, printed)
+    }
+
+    /// Runs `command` and waits only until it says where it listens (an
+    /// https server is asked whether it is healthy by the caller's own
+    /// client); answers it with the lines it printed before.
+    pub fn spawn_listening(mut command: Command) -> (Warden, Vec<String>) {
         let mut child = command.stdout(Stdio::piped()).spawn().expect("warden starts");
         let stdout = child.stdout.take().unwrap();
         let (lines, received) = mpsc::channel();
@@ -128,9 +137,7 @@ impl Warden {
             }
             printed.push(line);
         };
-        let warden = Warden { child, base };
-        warden.wait_healthy().await;
-        (warden, printed)
+        (Warden { child, base }, printed)
     }
 
     async fn wait_healthy(&self) {
