@@ -17,7 +17,7 @@ use crate::model::policy::ActivityKind;
 use crate::model::signed_action::SignedAction;
 use crate::policy::subject::wallet_subject;
 use crate::policy::window_math::ReserveAnswer;
-use crate::policy::{decide, rule_outcome, Judged, RuleOutcome, Subject, WindowCheck};
+use crate::policy::{decide, rule_outcome, Judged, RuleOutcome, WindowCheck};
 use crate::state::Notices;
 use crate::workflow::open_approval;
 
@@ -38,12 +38,14 @@ pub(super) async fn evaluate(
         )
         .into());
     }
-    let subject = wallet_subject(&request, &hub.settings().prices)?;
     // The evaluation's future is boxed: unboxed, its ~6 KB would be copied
     // on every move of this future (into its task, into each caller's own).
     let Some(external_id) = request.external_id.clone() else {
-        return Box::pin(evaluate_once(&hub, request, subject, user_action)).await;
+        return Box::pin(evaluate_once(&hub, request, user_action)).await;
     };
+    // Validated before the slot is taken: an invalid request holds none
+    // (`evaluate_once` builds the view again, from the request it owns).
+    wallet_subject(&request, &hub.settings().prices)?;
     let slot = hub.state().external_id(&external_id, hub.now());
     // INVARIANT (idempotency): the slot is filled only by a journaled
     // evaluation; concurrent repeats wait for it instead of evaluating.
@@ -51,7 +53,7 @@ pub(super) async fn evaluate(
     let id = slot
         .activity
         .get_or_try_init(|| async {
-            let activity = Box::pin(evaluate_once(&hub, request, subject, user_action)).await?;
+            let activity = Box::pin(evaluate_once(&hub, request, user_action)).await?;
             Ok::<_, Error>(evaluated.insert(activity).id.clone())
         })
         .await?;
@@ -74,9 +76,9 @@ pub(super) async fn evaluate(
 async fn evaluate_once(
     hub: &Hub,
     request: ActivityRequest,
-    subject: Subject,
     user_action: Option<SignedAction>,
 ) -> Result<Activity, Error> {
+    let subject = wallet_subject(&request, &hub.settings().prices)?;
     let started = Instant::now();
     let asked_at = hub.now();
     let snapshot = hub.state().snapshot();
@@ -87,9 +89,7 @@ async fn evaluate_once(
     let mut checks: Vec<(usize, WindowCheck)> = Vec::new();
     for (i, policy) in matching.iter().enumerate() {
         match rule_outcome(policy, &subject) {
-            RuleOutcome::Decided { triggered, reason } => {
-                judged.push(Some(Judged { policy: policy.clone(), triggered, reason }))
-            }
+            RuleOutcome::Decided { triggered, reason } => judged.push(Some(Judged { policy, triggered, reason })),
             RuleOutcome::Window(check) => {
                 judged.push(None);
                 checks.push((i, check));
@@ -118,8 +118,7 @@ async fn evaluate_once(
         });
         now = now.max(answer.at);
         checked_at.push(answer.at);
-        judged[*i] =
-            Some(Judged { policy: matching[*i].clone(), triggered: answer.triggered, reason: answer.reason.into() });
+        judged[*i] = Some(Judged { policy: matching[*i], triggered: answer.triggered, reason: answer.reason.into() });
     }
     let judged: Vec<Judged> = judged.into_iter().flatten().collect();
     let settings = hub.settings();
@@ -143,6 +142,7 @@ async fn evaluate_once(
     };
     let approval = (verdict.status == ActivityStatus::PendingApproval)
         .then(|| open_approval(&activity_id, &request, &subject, &verdict, now));
+    drop(subject); // it borrows the request, which the activity takes
     let activity = Activity {
         id: activity_id,
         status: verdict.status,

@@ -53,8 +53,8 @@ pub(super) async fn propose(
     check_lockout(&target.spec, &hub.settings().principals)?;
 
     let subject = policy_change_subject(&caller.id, caller.kind, &policy_id, operation.kind());
-    let judged: Vec<Judged> = state
-        .snapshot()
+    let snapshot = state.snapshot();
+    let judged: Vec<Judged> = snapshot
         .matching(&subject)
         .into_iter()
         .filter_map(|p| match rule_outcome(&p, &subject) {
@@ -76,6 +76,7 @@ pub(super) async fn propose(
     let activity_id = new_id(IdKind::Activity);
     let held = verdict.status == ActivityStatus::PendingApproval;
     let approval = held.then(|| open_approval(&activity_id, &request, &subject, &verdict, now));
+    drop(subject); // it borrows `policy_id`, which the change request takes
     let activity = Activity {
         id: activity_id,
         status: if held { ActivityStatus::PendingApproval } else { ActivityStatus::Allowed },

@@ -88,7 +88,7 @@ pub enum RuleOutcome {
 }
 
 /// Evaluates the stateless part of `policy`'s rule for `subject`.
-pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject) -> RuleOutcome {
+pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject<'_>) -> RuleOutcome {
     let decided = |triggered, reason: Reason| RuleOutcome::Decided { triggered, reason };
     match &policy.rule {
         CompiledRule::Always => decided(true, "policy triggers on every activity".into()),
@@ -112,7 +112,7 @@ pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject) -> RuleOutcome {
             }
             decided(false, "every listed asset is within its limit".into())
         }
-        CompiledRule::Whitelist(addresses) => match &subject.recipient {
+        CompiledRule::Whitelist(addresses) => match subject.recipient() {
             None => decided(true, "recipient is absent; whitelist fails closed".into()),
             Some(r) if addresses.contains(r) => decided(false, "recipient is whitelisted".into()),
             Some(r) => decided(true, format!("recipient {r} is not whitelisted").into()),
@@ -121,12 +121,13 @@ pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject) -> RuleOutcome {
     }
 }
 
-fn window_check(policy: &CompiledPolicy, velocity: &Velocity, subject: &Subject) -> WindowCheck {
+fn window_check(policy: &CompiledPolicy, velocity: &Velocity, subject: &Subject<'_>) -> WindowCheck {
+    // The key outlives the request (the window's actor keeps it): owned.
     let scope_key = match velocity.scope {
-        VelocityScope::Wallet => subject.wallet_id.clone().unwrap_or_default(),
-        VelocityScope::Initiator => subject.initiator_id.clone(),
+        VelocityScope::Wallet => subject.wallet_id.unwrap_or_default().to_owned(),
+        VelocityScope::Initiator => subject.initiator_id.to_owned(),
         // Activities without a recipient share one window: fail closed.
-        VelocityScope::Recipient => subject.recipient.clone().unwrap_or_else(|| "-".to_owned()),
+        VelocityScope::Recipient => subject.recipient().unwrap_or("-").to_owned(),
         VelocityScope::Organization => "*".to_owned(),
     };
     let quantity = match &velocity.measure {
@@ -151,9 +152,9 @@ pub fn describe_span(span: Span) -> String {
 
 /// One policy with its final rule outcome.
 #[derive(Debug, Clone)]
-pub struct Judged {
-    /// The policy.
-    pub policy: Arc<CompiledPolicy>,
+pub struct Judged<'p> {
+    /// The policy, borrowed from the snapshot it was matched in.
+    pub policy: &'p Arc<CompiledPolicy>,
     /// Whether its rule triggered.
     pub triggered: bool,
     /// Why.
@@ -171,7 +172,7 @@ pub struct Verdict {
     pub approvers_from: Vec<Arc<CompiledPolicy>>,
 }
 
-fn evaluation(j: &Judged) -> PolicyEvaluation {
+fn evaluation(j: &Judged<'_>) -> PolicyEvaluation {
     PolicyEvaluation {
         policy_id: j.policy.policy.id.clone(),
         name: j.policy.policy.spec.name.clone(),
@@ -181,25 +182,31 @@ fn evaluation(j: &Judged) -> PolicyEvaluation {
 }
 
 /// Combines the judged policies (in evaluation order) into a verdict.
-pub fn decide(mode: EvaluationMode, default_action: DefaultAction, subject: &Subject, judged: &[Judged]) -> Verdict {
-    let triggered: Vec<&Judged> = judged.iter().filter(|j| j.triggered).collect();
+pub fn decide(
+    mode: EvaluationMode,
+    default_action: DefaultAction,
+    subject: &Subject<'_>,
+    judged: &[Judged<'_>],
+) -> Verdict {
+    // Walked again for each question rather than collected: most
+    // activities trigger nothing, and then nothing here allocates.
+    let triggered = || judged.iter().filter(|j| j.triggered);
     match mode {
         EvaluationMode::AllTriggered => {
-            let evaluations = triggered.iter().map(|j| evaluation(j)).collect();
-            let action = |j: &&Judged| j.policy.policy.spec.action.kind;
-            if triggered.iter().any(|j| action(j) == ActionKind::Block) {
+            let evaluations = triggered().map(evaluation).collect();
+            let action = |j: &Judged<'_>| j.policy.policy.spec.action.kind;
+            if triggered().any(|j| action(j) == ActionKind::Block) {
                 return Verdict { status: ActivityStatus::Blocked, evaluations, approvers_from: Vec::new() };
             }
-            let approvers_from: Vec<_> = triggered
-                .iter()
+            let approvers_from: Vec<_> = triggered()
                 .filter(|j| action(j) == ActionKind::RequestApproval)
-                .map(|j| j.policy.clone())
+                .map(|j| Arc::clone(j.policy))
                 .collect();
             let status =
                 if approvers_from.is_empty() { ActivityStatus::Allowed } else { ActivityStatus::PendingApproval };
             Verdict { status, evaluations, approvers_from }
         }
-        EvaluationMode::FirstMatch => match triggered.first() {
+        EvaluationMode::FirstMatch => match triggered().next() {
             Some(first) => {
                 let evaluations = vec![evaluation(first)];
                 match first.policy.policy.spec.action.kind {
@@ -212,7 +219,7 @@ pub fn decide(mode: EvaluationMode, default_action: DefaultAction, subject: &Sub
                     ActionKind::RequestApproval => Verdict {
                         status: ActivityStatus::PendingApproval,
                         evaluations,
-                        approvers_from: vec![first.policy.clone()],
+                        approvers_from: vec![Arc::clone(first.policy)],
                     },
                 }
             }

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use chrono::DateTime;
+use smallvec::SmallVec;
 
 use crate::error::ValidationError;
 use crate::model::activity::{ActivityRequest, ActivityStatus, PolicyEvaluation};
@@ -56,22 +57,18 @@ impl PolicyEvaluator {
     /// Evaluates a `Wallets:Sign` activity; the error names an invalid field.
     pub fn evaluate(&self, request: &ActivityRequest) -> Result<Preflight, ValidationError> {
         let subject = wallet_subject(request, &self.settings.prices)?;
-        let judged: Vec<Judged> = self
-            .set
-            .matching(&subject)
-            .into_iter()
-            .map(|policy| {
-                let (triggered, reason) = match rule_outcome(&policy, &subject) {
-                    RuleOutcome::Decided { triggered, reason } => (triggered, reason),
-                    RuleOutcome::Window(check) => {
-                        let answer =
-                            Ledger::default().reserve(&check.velocity, 0, check.quantity, DateTime::UNIX_EPOCH);
-                        (answer.triggered, answer.reason.into())
-                    }
-                };
-                Judged { policy, triggered, reason }
-            })
-            .collect();
+        // A few policies match an activity: judged inline, not on the heap.
+        let mut judged: SmallVec<[Judged; 4]> = SmallVec::new();
+        self.set.visit_matching(&subject, |policy| {
+            let (triggered, reason) = match rule_outcome(policy, &subject) {
+                RuleOutcome::Decided { triggered, reason } => (triggered, reason),
+                RuleOutcome::Window(check) => {
+                    let answer = Ledger::default().reserve(&check.velocity, 0, check.quantity, DateTime::UNIX_EPOCH);
+                    (answer.triggered, answer.reason.into())
+                }
+            };
+            judged.push(Judged { policy, triggered, reason });
+        });
         let verdict = decide(self.settings.mode, self.settings.default_action, &subject, &judged);
         Ok(Preflight { status: verdict.status, evaluations: verdict.evaluations })
     }

@@ -1,9 +1,12 @@
 //! The typed view of an activity that rules and filters read: validated once,
 //! at the edge, with addresses normalized and money parsed exactly.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use rust_decimal::Decimal;
+use smallvec::SmallVec;
 
 use crate::error::ValidationError;
 use crate::model::activity::{ActivityRequest, OperationKind, TransactionType};
@@ -16,41 +19,79 @@ pub type PriceTable = HashMap<String, Decimal>;
 
 /// One outgoing asset, typed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SubjectAsset {
+pub struct SubjectAsset<'a> {
     /// Symbol as given.
-    pub symbol: String,
+    pub symbol: &'a str,
     /// Amount in smallest units.
     pub amount: TokenAmount,
 }
 
-/// An activity as policies see it.
+/// The outgoing assets of an activity: a transfer moves one or two, kept
+/// inline (more spill to the heap).
+pub type SubjectAssets<'a> = SmallVec<[SubjectAsset<'a>; 2]>;
+
+/// A recipient address as given, normalized by [`normalize_address`] the
+/// first time a filter or rule compares it: most policy sets never look at
+/// the recipient, and a checksummed (mixed-case) hex address would otherwise
+/// be lowercased into a new string on every evaluation.
+#[derive(Debug, Clone)]
+pub struct Recipient<'a> {
+    given: &'a str,
+    normalized: OnceLock<Cow<'a, str>>,
+}
+
+impl<'a> Recipient<'a> {
+    /// The recipient `given` in the request.
+    pub fn new(given: &'a str) -> Self {
+        Recipient { given, normalized: OnceLock::new() }
+    }
+
+    /// The address as policies compare it.
+    pub fn normalized(&self) -> &str {
+        self.normalized.get_or_init(|| normalized_address(self.given))
+    }
+}
+
+impl PartialEq for Recipient<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized() == other.normalized()
+    }
+}
+
+/// An activity as policies see it: a view that borrows its texts from the
+/// request (or the policy change) it was built from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Subject {
+pub struct Subject<'a> {
     /// Its kind.
     pub kind: ActivityKind,
     /// Initiator id.
-    pub initiator_id: String,
+    pub initiator_id: &'a str,
     /// Initiator kind.
     pub initiator_kind: PrincipalKind,
     /// Wallet id (`Wallets:Sign`).
-    pub wallet_id: Option<String>,
+    pub wallet_id: Option<&'a str>,
     /// Wallet tags.
-    pub wallet_tags: Vec<String>,
+    pub wallet_tags: &'a [String],
     /// Transaction type.
     pub transaction_type: Option<TransactionType>,
-    /// Recipient, normalized by [`normalize_address`].
-    pub recipient: Option<String>,
+    /// Recipient; [`Subject::recipient`] gives it normalized.
+    pub recipient: Option<Recipient<'a>>,
     /// Outgoing assets.
-    pub assets: Vec<SubjectAsset>,
+    pub assets: SubjectAssets<'a>,
     /// USD value; `None` when any asset is unpriced (fail closed).
     pub usd_value: Option<Decimal>,
     /// The policy a `Policies:Modify` activity touches.
-    pub policy_id: Option<String>,
+    pub policy_id: Option<&'a str>,
     /// The operation of a `Policies:Modify` activity.
     pub operation_kind: Option<OperationKind>,
 }
 
-impl Subject {
+impl Subject<'_> {
+    /// The recipient, normalized by [`normalize_address`].
+    pub fn recipient(&self) -> Option<&str> {
+        self.recipient.as_ref().map(Recipient::normalized)
+    }
+
     /// The total of `symbol` over the outgoing assets; `None` on overflow
     /// (callers treat it as triggering), `Some(0)` when absent.
     pub fn amount_of(&self, symbol: &str) -> Option<TokenAmount> {
@@ -70,11 +111,17 @@ impl Subject {
 /// case-insensitively (EIP-55 checksums are only a display form); every other
 /// address format (base58, bech32 with its own rules) compares exactly.
 pub fn normalize_address(address: &str) -> String {
+    normalized_address(address).into_owned()
+}
+
+/// [`normalize_address`], borrowing `address` when it is already normal.
+fn normalized_address(address: &str) -> Cow<'_, str> {
     let address = address.trim();
-    if address.len() > 2 && (address.starts_with("0x") || address.starts_with("0X")) {
-        address.to_ascii_lowercase()
+    let hex = address.len() > 2 && (address.starts_with("0x") || address.starts_with("0X"));
+    if hex && address.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(address.to_ascii_lowercase())
     } else {
-        address.to_owned()
+        Cow::Borrowed(address)
     }
 }
 
@@ -82,9 +129,9 @@ pub fn normalize_address(address: &str) -> String {
 /// below 2^256, so more decimals could not describe a whole unit.
 const MAX_DECIMALS: u8 = 77;
 
-/// Validates a `Wallets:Sign` request into a [`Subject`], pricing it with
-/// `prices` where an asset carries no `valueUsd`.
-pub fn wallet_subject(request: &ActivityRequest, prices: &PriceTable) -> Result<Subject, ValidationError> {
+/// Validates a `Wallets:Sign` request into a [`Subject`] that borrows from
+/// it, pricing it with `prices` where an asset carries no `valueUsd`.
+pub fn wallet_subject<'a>(request: &'a ActivityRequest, prices: &PriceTable) -> Result<Subject<'a>, ValidationError> {
     super::limits::check_activity(request)?;
     let initiator = request.initiator.as_ref().ok_or_else(|| ValidationError::new("initiator", "is required"))?;
     if initiator.id.trim().is_empty() {
@@ -104,11 +151,11 @@ pub fn wallet_subject(request: &ActivityRequest, prices: &PriceTable) -> Result<
         Some(r) if r.trim().is_empty() => {
             return Err(ValidationError::new("transaction.recipient", "must not be empty when present"))
         }
-        Some(r) => Some(normalize_address(r)),
+        Some(r) => Some(Recipient::new(r)),
         None => None,
     };
 
-    let mut assets = Vec::with_capacity(transaction.assets.len());
+    let mut assets = SubjectAssets::with_capacity(transaction.assets.len());
     let mut usd_value = Some(Decimal::ZERO);
     for (i, asset) in transaction.assets.iter().enumerate() {
         let field = |name: &str| format!("transaction.assets[{i}].{name}");
@@ -135,15 +182,15 @@ pub fn wallet_subject(request: &ActivityRequest, prices: &PriceTable) -> Result<
             (Some(sum), Some(v)) => sum.checked_add(v),
             _ => None,
         };
-        assets.push(SubjectAsset { symbol: asset.symbol.clone(), amount });
+        assets.push(SubjectAsset { symbol: &asset.symbol, amount });
     }
 
     Ok(Subject {
         kind: ActivityKind::WalletsSign,
-        initiator_id: initiator.id.clone(),
+        initiator_id: &initiator.id,
         initiator_kind: initiator.kind,
-        wallet_id: Some(wallet.id.clone()),
-        wallet_tags: wallet.tags.clone(),
+        wallet_id: Some(&wallet.id),
+        wallet_tags: &wallet.tags,
         transaction_type: Some(transaction.kind),
         recipient,
         assets,
@@ -154,23 +201,23 @@ pub fn wallet_subject(request: &ActivityRequest, prices: &PriceTable) -> Result<
 }
 
 /// The subject of a `Policies:Modify` activity.
-pub fn policy_change_subject(
-    initiator_id: &str,
+pub fn policy_change_subject<'a>(
+    initiator_id: &'a str,
     initiator_kind: PrincipalKind,
-    policy_id: &str,
+    policy_id: &'a str,
     operation: OperationKind,
-) -> Subject {
+) -> Subject<'a> {
     Subject {
         kind: ActivityKind::PoliciesModify,
-        initiator_id: initiator_id.to_owned(),
+        initiator_id,
         initiator_kind,
         wallet_id: None,
-        wallet_tags: Vec::new(),
+        wallet_tags: &[],
         transaction_type: None,
         recipient: None,
-        assets: Vec::new(),
+        assets: SubjectAssets::new(),
         usd_value: Some(Decimal::ZERO),
-        policy_id: Some(policy_id.to_owned()),
+        policy_id: Some(policy_id),
         operation_kind: Some(operation),
     }
 }

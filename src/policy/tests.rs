@@ -33,7 +33,10 @@ fn compiled(spec: PolicySpec, ordinal: u64) -> Arc<super::CompiledPolicy> {
     Arc::new(compile(Arc::new(policy), ordinal).expect("test policy compiles"))
 }
 
-fn activity(value: Value) -> Subject {
+/// The view of a test activity. The view borrows its request: leaked, the
+/// request lives as long as the test's views of it (a few hundred bytes per
+/// call, in a test process).
+fn activity(value: Value) -> Subject<'static> {
     let mut base = json!({
         "kind": "Wallets:Sign",
         "initiator": {"id": "us-bob", "kind": "User"},
@@ -43,10 +46,11 @@ fn activity(value: Value) -> Subject {
             "assets": [{"symbol": "ETH", "decimals": 18, "amount": "1500000000000000000", "valueUsd": "4500.00"}]}
     });
     merge(&mut base, value);
-    let request: ActivityRequest = serde_json::from_value(base).expect("test activity parses");
+    let request: &'static ActivityRequest =
+        Box::leak(Box::new(serde_json::from_value(base).expect("test activity parses")));
     let mut prices = PriceTable::new();
     prices.insert("ETH".into(), Decimal::from(3000));
-    wallet_subject(&request, &prices).expect("test activity is valid")
+    wallet_subject(request, &prices).expect("test activity is valid")
 }
 
 fn merge(base: &mut Value, patch: Value) {
@@ -269,7 +273,8 @@ fn always_trigger_triggers() {
 
 fn matches(filters: Value, subject: &Subject) -> bool {
     let set = PolicySet::new([compiled(policy(json!({"kind": "AlwaysTrigger"}), block(), filters), 1)]);
-    !set.matching(subject).is_empty()
+    let found = !set.matching(subject).is_empty();
+    found
 }
 
 #[test]
@@ -316,8 +321,9 @@ fn the_index_only_returns_policies_that_can_match() {
 
 // ----- actions -----
 
-fn judged(spec: PolicySpec, ordinal: u64, hit: bool) -> Judged {
-    Judged { policy: compiled(spec, ordinal), triggered: hit, reason: "r".into() }
+/// A judged policy; the policy is leaked, as a snapshot would outlive it.
+fn judged(spec: PolicySpec, ordinal: u64, hit: bool) -> Judged<'static> {
+    Judged { policy: Box::leak(Box::new(compiled(spec, ordinal))), triggered: hit, reason: "r".into() }
 }
 
 fn approval_action() -> Value {

@@ -37,7 +37,7 @@ pub(crate) fn open_approval(
     Approval {
         id: new_id(IdKind::Approval),
         status: ApprovalStatus::Pending,
-        initiator_id: subject.initiator_id.clone(),
+        initiator_id: subject.initiator_id.to_owned(),
         initiator_kind: subject.initiator_kind,
         activity: ApprovalActivity { id: activity_id.to_owned(), request: request.clone(), change_request: None },
         policy_evaluations: verdict.evaluations.clone(),
