@@ -14,16 +14,26 @@ pub struct TokenAmount(pub U256);
 impl TokenAmount {
     /// Parses a non-negative integer string of at most 2^256 - 1.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("`{text}` is not a non-negative integer in the asset's smallest unit"));
-        }
+        let text = super::text::trim(text);
+        let not_integer = || format!("`{text}` is not a non-negative integer in the asset's smallest unit");
         // Amounts of up to 38 digits (10^38 < 2^128: every token amount seen
-        // in practice) parse as a u128, several times faster than a U256.
-        if text.len() <= 38 {
-            if let Ok(small) = text.parse::<u128>() {
-                return Ok(TokenAmount(U256::from(small)));
-            }
+        // in practice) are read in machine words, checked and summed in one
+        // pass, several times faster than a U256 (or a checked u128) parse:
+        // up to 19 digits in one u64 (10^19 < 2^64), up to 38 in two.
+        let digits = text.as_bytes();
+        if digits.is_empty() {
+            return Err(not_integer());
+        }
+        if digits.len() <= 19 {
+            return word_of(digits).map(|word| TokenAmount(U256::from(word))).ok_or_else(not_integer);
+        }
+        if digits.len() <= 38 {
+            let (high, low) = digits.split_at(digits.len() - 19);
+            let (Some(high), Some(low)) = (word_of(high), word_of(low)) else { return Err(not_integer()) };
+            return Ok(TokenAmount(U256::from(u128::from(high) * 10_000_000_000_000_000_000 + u128::from(low))));
+        }
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return Err(not_integer());
         }
         U256::from_str_radix(text, 10).map(TokenAmount).map_err(|_| format!("`{text}` exceeds 2^256 - 1"))
     }
@@ -40,9 +50,22 @@ impl fmt::Display for TokenAmount {
     }
 }
 
+/// The value of at most 19 ASCII digits (below 10^19 < 2^64: no step
+/// overflows); `None` when a byte is not a digit.
+fn word_of(digits: &[u8]) -> Option<u64> {
+    debug_assert!(digits.len() <= 19);
+    digits.iter().try_fold(0u64, |value, byte| {
+        let digit = byte.wrapping_sub(b'0');
+        (digit <= 9).then(|| value * 10 + u64::from(digit))
+    })
+}
+
 /// Parses a USD decimal: finite, exact, given as a string or a JSON number.
 pub fn parse_usd(text: &str) -> Result<Decimal, String> {
-    let text = text.trim();
+    let text = super::text::trim(text);
+    if let Some(value) = plain_decimal(text) {
+        return Ok(value);
+    }
     let valid = !text.is_empty()
         && text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
         && text.bytes().filter(|b| *b == b'.').count() <= 1;
@@ -50,6 +73,33 @@ pub fn parse_usd(text: &str) -> Result<Decimal, String> {
         return Err(format!("`{text}` is not a decimal"));
     }
     Decimal::from_str(text).map_err(|_| format!("`{text}` is not a decimal within 28 significant digits"))
+}
+
+/// Most digits [`plain_decimal`] reads: 10^18 < 2^63, so they fit an `i64`.
+const PLAIN_DECIMAL_DIGITS: usize = 18;
+
+/// A decimal written plainly, `digits` or `digits.digits` in at most
+/// [`PLAIN_DECIMAL_DIGITS`] bytes (every USD value seen in practice), read in
+/// one pass into the same value and scale as `Decimal::from_str` gives,
+/// several times faster; `None` for anything else (signs, exponents, a bare
+/// point, more digits), which the general parser then reads or refuses.
+fn plain_decimal(text: &str) -> Option<Decimal> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > PLAIN_DECIMAL_DIGITS {
+        return None;
+    }
+    let (mut mantissa, mut point) = (0i64, None);
+    for (i, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b'0'..=b'9' => mantissa = mantissa * 10 + i64::from(byte - b'0'),
+            // A point between digits only: "5." and ".5" go to the general parser.
+            b'.' if point.is_none() && i > 0 && i + 1 < bytes.len() => point = Some(i),
+            _ => return None,
+        }
+    }
+    // At most 16 fractional digits: within the 28 a `Decimal` scale allows.
+    let scale = point.map_or(0, |point| bytes.len() - point - 1);
+    Some(Decimal::new(mantissa, scale as u32))
 }
 
 /// Converts `amount / 10^decimals` into a decimal, `None` when it does not fit
@@ -170,10 +220,14 @@ mod tests {
     }
 
     #[test]
-    fn amounts_parse_alike_on_both_sides_of_the_u128_fast_path() {
+    fn amounts_parse_alike_on_every_side_of_the_word_fast_paths() {
         for text in [
             "0",
             "007",
+            "1500000000000000000",                     // 19 digits: one word
+            "9999999999999999999",                     // the largest of one word
+            "10000000000000000000",                    // 20 digits: two words
+            "12345678901234567890123456789",           // two words, the high one short
             "99999999999999999999999999999999999999",  // 38 digits: u128
             "100000000000000000000000000000000000000", // 39 digits: U256
             "340282366920938463463374607431768211455", // u128::MAX, 39 digits
@@ -181,6 +235,31 @@ mod tests {
         ] {
             let exact = U256::from_str_radix(text, 10).unwrap();
             assert_eq!(TokenAmount::parse(text).unwrap(), TokenAmount(exact), "{text}");
+        }
+    }
+
+    #[test]
+    fn plain_decimals_read_as_the_general_parser_reads_them() {
+        for text in [
+            "0",
+            "4500.00",
+            "007.50",
+            "0.000",
+            "123456789012345678",  // 18 digits: the most read plainly
+            "1234567890123456789", // 19: the general parser
+            "12345678901234567.8",
+            "0.0000000000000001",
+            "99999999.99999999",
+        ] {
+            let general = Decimal::from_str(text).unwrap();
+            assert_eq!(parse_usd(text).unwrap(), general, "{text}");
+            // The same scale: reasons print the value as it was given.
+            assert_eq!(parse_usd(text).unwrap().to_string(), general.to_string(), "{text}");
+            assert_eq!(parse_usd(text).unwrap().scale(), general.scale(), "{text}");
+        }
+        for text in ["5.", ".5", "-1.5", "1.2.3", "", " ", "1e5", "+1"] {
+            // Left to the general parser, as every decimal was before.
+            assert_eq!(plain_decimal(text), None, "{text}");
         }
     }
 

@@ -9,4 +9,5 @@ pub mod ids;
 pub mod policy;
 pub mod principal;
 pub mod signed_action;
+pub mod text;
 pub mod webhook;

@@ -39,7 +39,24 @@ pub struct PolicySet {
     /// Active policies in evaluation order: `priority` ascending (absent
     /// last), ties by creation.
     policies: Vec<Arc<CompiledPolicy>>,
-    kinds: HashMap<ActivityKind, KindIndex>,
+    /// By position: the filter whose bucket holds the policy, if one proves
+    /// what it checks.
+    indexed_by: Vec<Option<IndexedBy>>,
+    /// `Wallets:Sign` policies (a field per kind, not a map: no hashing).
+    signatures: KindIndex,
+    /// `Policies:Modify` policies.
+    policy_changes: KindIndex,
+}
+
+/// The filter that put a policy in its bucket of the index. A policy found
+/// through that bucket passes that filter: the lookup was its check (the
+/// bucket's key is the subject's own wallet, policy, initiator or tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexedBy {
+    WalletId,
+    PolicyId,
+    InitiatorId,
+    AnyTag,
 }
 
 impl PolicySet {
@@ -47,34 +64,46 @@ impl PolicySet {
     pub fn new(all: impl IntoIterator<Item = Arc<CompiledPolicy>>) -> Self {
         let mut policies: Vec<_> = all.into_iter().filter(|p| p.policy.spec.status == PolicyStatus::Active).collect();
         policies.sort_by_key(|p| (p.policy.spec.priority.is_none(), p.policy.spec.priority, p.ordinal));
-        let mut kinds: HashMap<ActivityKind, KindIndex> = HashMap::default();
+        let (mut signatures, mut policy_changes) = (KindIndex::default(), KindIndex::default());
+        let mut indexed_by = Vec::with_capacity(policies.len());
         for (position, compiled) in policies.iter().enumerate() {
-            let index = kinds.entry(compiled.policy.spec.activity_kind).or_default();
+            let index = match compiled.policy.spec.activity_kind {
+                ActivityKind::WalletsSign => &mut signatures,
+                ActivityKind::PoliciesModify => &mut policy_changes,
+            };
             let filters = &compiled.filters;
             // One bucket per policy: the narrowest filter that must hold.
-            if let Some(ids) = &filters.wallet_id {
+            let by = if let Some(ids) = &filters.wallet_id {
                 for id in ids {
                     index.by_wallet.entry(id.clone()).or_default().push(position);
                 }
+                Some(IndexedBy::WalletId)
             } else if let Some(ids) = &filters.policy_id {
                 for id in ids {
                     index.by_policy.entry(id.clone()).or_default().push(position);
                 }
+                Some(IndexedBy::PolicyId)
             } else if let Some(ids) = &filters.initiator_id {
                 for id in ids {
                     index.by_initiator.entry(id.clone()).or_default().push(position);
                 }
+                Some(IndexedBy::InitiatorId)
             } else if let Some(tags) = filters.tags_any.as_ref() {
                 for tag in tags {
                     index.by_tag.entry(tag.clone()).or_default().push(position);
                 }
+                Some(IndexedBy::AnyTag)
             } else if let Some(tag) = filters.tags_all.as_ref().and_then(|t| t.first()) {
+                // Its first `hasAll` tag proves nothing of the others.
                 index.by_tag.entry(tag.clone()).or_default().push(position);
+                None
             } else {
                 index.unindexed.push(position);
-            }
+                None
+            };
+            indexed_by.push(by);
         }
-        PolicySet { policies, kinds }
+        PolicySet { policies, indexed_by, signatures, policy_changes }
     }
 
     /// The active policies whose activity kind and filters match `subject`,
@@ -89,7 +118,10 @@ impl PolicySet {
     /// match `subject`, in evaluation order: [`PolicySet::matching`] without
     /// collecting them.
     pub fn visit_matching<'s>(&'s self, subject: &Subject<'_>, mut visit: impl FnMut(&'s Arc<CompiledPolicy>)) {
-        let Some(index) = self.kinds.get(&subject.kind) else { return };
+        let index = match subject.kind {
+            ActivityKind::WalletsSign => &self.signatures,
+            ActivityKind::PoliciesModify => &self.policy_changes,
+        };
         // The buckets that can hold a matching policy. Each is in evaluation
         // order (positions ascending): one bucket alone is visited as it is.
         let mut buckets: SmallVec<[&[usize]; 4]> = SmallVec::new();
@@ -118,10 +150,15 @@ impl PolicySet {
             // A tag given twice is looked up once. A wallet has a few tags:
             // a scan of the ones before beats a set, which allocates; past
             // `TAGS_SCANNED` a set keeps the check linear.
+            // (The set is made only when needed: seeding its hasher costs.)
             let tags = subject.wallet_tags;
-            let mut seen: HashSet<&String> = HashSet::default();
+            let mut seen: Option<HashSet<&String>> = None;
             for (i, tag) in tags.iter().enumerate() {
-                let repeated = if tags.len() <= TAGS_SCANNED { tags[..i].contains(tag) } else { !seen.insert(tag) };
+                let repeated = if tags.len() <= TAGS_SCANNED {
+                    tags[..i].contains(tag)
+                } else {
+                    !seen.get_or_insert_with(HashSet::default).insert(tag)
+                };
                 if !repeated {
                     add(index.by_tag.get(tag));
                 }
@@ -129,7 +166,7 @@ impl PolicySet {
         }
         let mut visit_position = |position: usize| {
             let policy = &self.policies[position];
-            if applies_to(policy, subject) {
+            if applies_to(policy, subject, self.indexed_by[position]) {
                 visit(policy);
             }
         };
@@ -150,15 +187,18 @@ impl PolicySet {
 
 /// Whether every filter of `policy` holds for `subject`, and, for a velocity
 /// rule on one asset, whether the activity moves that asset.
-pub fn applies_to(policy: &CompiledPolicy, subject: &Subject<'_>) -> bool {
+/// The policy was found through the index under `known` (if any): that
+/// filter holds already and is not checked again.
+fn applies_to(policy: &CompiledPolicy, subject: &Subject<'_>, known: Option<IndexedBy>) -> bool {
     let f = &policy.filters;
+    let proven = |filter: IndexedBy| known == Some(filter);
     let within = |set: &Option<HashSet<String>>, value: Option<&str>| match set {
         None => true,
         Some(set) => value.is_some_and(|v| set.contains(v)),
     };
-    if !within(&f.wallet_id, subject.wallet_id)
-        || !within(&f.initiator_id, Some(subject.initiator_id))
-        || !within(&f.policy_id, subject.policy_id)
+    if !(proven(IndexedBy::WalletId) || within(&f.wallet_id, subject.wallet_id))
+        || !(proven(IndexedBy::InitiatorId) || within(&f.initiator_id, Some(subject.initiator_id)))
+        || !(proven(IndexedBy::PolicyId) || within(&f.policy_id, subject.policy_id))
     {
         return false;
     }
@@ -166,7 +206,7 @@ pub fn applies_to(policy: &CompiledPolicy, subject: &Subject<'_>) -> bool {
     if f.recipient.is_some() && !within(&f.recipient, subject.recipient()) {
         return false;
     }
-    if let Some(any) = &f.tags_any {
+    if let Some(any) = f.tags_any.as_ref().filter(|_| !proven(IndexedBy::AnyTag)) {
         if !subject.wallet_tags.iter().any(|t| any.contains(t)) {
             return false;
         }

@@ -13,6 +13,7 @@ use crate::model::activity::{ActivityRequest, OperationKind, TransactionType};
 use crate::model::amount::{parse_usd, units_to_decimal, TokenAmount};
 use crate::model::policy::ActivityKind;
 use crate::model::principal::PrincipalKind;
+use crate::model::text::trim;
 
 /// USD per whole unit of each asset symbol.
 pub type PriceTable = HashMap<String, Decimal>;
@@ -116,7 +117,7 @@ pub fn normalize_address(address: &str) -> String {
 
 /// [`normalize_address`], borrowing `address` when it is already normal.
 fn normalized_address(address: &str) -> Cow<'_, str> {
-    let address = address.trim();
+    let address = trim(address);
     let hex = address.len() > 2 && (address.starts_with("0x") || address.starts_with("0X"));
     if hex && address.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(address.to_ascii_lowercase())
@@ -134,11 +135,11 @@ const MAX_DECIMALS: u8 = 77;
 pub fn wallet_subject<'a>(request: &'a ActivityRequest, prices: &PriceTable) -> Result<Subject<'a>, ValidationError> {
     super::limits::check_activity(request)?;
     let initiator = request.initiator.as_ref().ok_or_else(|| ValidationError::new("initiator", "is required"))?;
-    if initiator.id.trim().is_empty() {
+    if trim(&initiator.id).is_empty() {
         return Err(ValidationError::new("initiator.id", "must not be empty"));
     }
     let wallet = request.wallet.as_ref().ok_or_else(|| ValidationError::new("wallet", "is required"))?;
-    if wallet.id.trim().is_empty() {
+    if trim(&wallet.id).is_empty() {
         return Err(ValidationError::new("wallet.id", "must not be empty"));
     }
     let transaction = request.transaction.as_ref().ok_or_else(|| ValidationError::new("transaction", "is required"))?;
@@ -148,7 +149,7 @@ pub fn wallet_subject<'a>(request: &'a ActivityRequest, prices: &PriceTable) -> 
         }
     }
     let recipient = match &transaction.recipient {
-        Some(r) if r.trim().is_empty() => {
+        Some(r) if trim(r).is_empty() => {
             return Err(ValidationError::new("transaction.recipient", "must not be empty when present"))
         }
         Some(r) => Some(Recipient::new(r)),
@@ -159,7 +160,7 @@ pub fn wallet_subject<'a>(request: &'a ActivityRequest, prices: &PriceTable) -> 
     let mut usd_value = Some(Decimal::ZERO);
     for (i, asset) in transaction.assets.iter().enumerate() {
         let field = |name: &str| format!("transaction.assets[{i}].{name}");
-        if asset.symbol.trim().is_empty() {
+        if trim(&asset.symbol).is_empty() {
             return Err(ValidationError::new(field("symbol"), "must not be empty"));
         }
         if asset.decimals > MAX_DECIMALS {

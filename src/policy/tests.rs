@@ -433,3 +433,17 @@ fn a_repeated_wallet_tag_matches_its_policy_once() {
         assert_eq!(found.len(), 1, "{count} tags, `treasury` twice");
     }
 }
+
+#[test]
+fn a_policy_found_through_the_index_is_still_held_to_its_other_filters() {
+    let a = activity(json!({}));
+    // Bucketed by wallet: the tag, the initiator and the recipient still count.
+    assert!(matches(json!({"walletId": {"in": ["wa-1"]}, "walletTags": {"hasAny": ["treasury"]}}), &a));
+    assert!(!matches(json!({"walletId": {"in": ["wa-1"]}, "walletTags": {"hasAny": ["ops"]}}), &a));
+    assert!(!matches(json!({"walletId": {"in": ["wa-1"]}, "initiatorId": {"in": ["us-eve"]}}), &a));
+    // Bucketed by initiator, then by tag: the filters after theirs still count.
+    assert!(!matches(json!({"initiatorId": {"in": ["us-bob"]}, "walletTags": {"hasAll": ["ops"]}}), &a));
+    assert!(!matches(json!({"walletTags": {"hasAny": ["treasury"]}, "recipient": {"in": ["0x01"]}}), &a));
+    assert!(!matches(json!({"walletTags": {"hasAll": ["treasury", "ops"]}}), &a));
+    assert!(matches(json!({"walletTags": {"hasAny": ["treasury"]}, "assetSymbol": {"in": ["ETH"]}}), &a));
+}
