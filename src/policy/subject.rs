@@ -156,7 +156,7 @@ pub fn wallet_subject<'a>(request: &'a ActivityRequest, prices: &PriceTable) -> 
         None => None,
     };
 
-    let mut assets = SubjectAssets::with_capacity(transaction.assets.len());
+    let mut assets = SubjectAssets::new();
     let mut usd_value = Some(Decimal::ZERO);
     for (i, asset) in transaction.assets.iter().enumerate() {
         let field = |name: &str| format!("transaction.assets[{i}].{name}");
@@ -180,6 +180,9 @@ pub fn wallet_subject<'a>(request: &'a ActivityRequest, prices: &PriceTable) -> 
                 .and_then(|price| units_to_decimal(amount, asset.decimals)?.checked_mul(*price)),
         };
         usd_value = match (usd_value, value) {
+            // The first value is the sum: 0 + v is v, scale and all
+            // (`first_value_is_the_sum`), without a decimal addition.
+            (Some(_), Some(v)) if i == 0 => Some(v),
             (Some(sum), Some(v)) => sum.checked_add(v),
             _ => None,
         };
@@ -220,5 +223,22 @@ pub fn policy_change_subject<'a>(
         usd_value: Some(Decimal::ZERO),
         policy_id: Some(policy_id),
         operation_kind: Some(operation),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn first_value_is_the_sum() {
+        let mut negative_zero = Decimal::new(0, 2);
+        negative_zero.set_sign_negative(true);
+        for v in [Decimal::from_str("4500.00").unwrap(), Decimal::new(0, 3), negative_zero, Decimal::new(-15, 1)] {
+            let sum = Decimal::ZERO.checked_add(v).unwrap();
+            assert_eq!((sum, sum.scale(), sum.to_string()), (v, v.scale(), v.to_string()));
+        }
     }
 }
