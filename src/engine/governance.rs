@@ -57,7 +57,7 @@ pub(super) async fn propose(
     let judged: Vec<Judged> = snapshot
         .matching(&subject)
         .into_iter()
-        .filter_map(|p| match rule_outcome(&p, &subject) {
+        .filter_map(|p| match rule_outcome(p, &subject) {
             RuleOutcome::Decided { triggered, reason } => Some(Judged { policy: p, triggered, reason }),
             RuleOutcome::Window(_) => None,
         })
