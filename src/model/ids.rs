@@ -36,6 +36,8 @@ impl IdKind {
 /// 100 bits, enough that two engines never draw the same id.
 const RANDOM_CHARS: usize = 20;
 const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
+// Each character is 5 random bits: the alphabet must have 32 letters.
+const _: () = assert!(ALPHABET.len() == 32);
 
 /// Draws a new id of `kind`.
 pub fn new_id(kind: IdKind) -> String {

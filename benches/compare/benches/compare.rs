@@ -26,6 +26,12 @@
 //! `WARDEN_COMPARE_CALLERS=1,16` limits the durable part to those caller
 //! counts.
 //!
+//! `WARDEN_COMPARE_ONLY=engine` prints instead the cost of the whole
+//! `Engine::evaluate` on a memory journal, `engine <case> in_flight=<n>
+//! recorder=<r> cpu_ns=<n> wall_ns=<n>` (CPU of every thread, per activity),
+//! for the scenario's amount limits (`K=1`, `K=100`), a velocity window
+//! (`velocity`), and `K=1` with the Prometheus recorder installed.
+//!
 //! Each figure is the median of [`RUNS`] timed runs after a warm-up. Progress
 //! notes go to standard error. `WARDEN_COMPARE_USD` sets the timed transfer's
 //! value (default 4500.00: under the limit, allowed; 150000.00 times the
