@@ -66,6 +66,28 @@ async fn a_window_with_counts_in_its_horizon_never_retires() {
 }
 
 #[actix_rt::test]
+async fn an_idle_window_given_an_approved_count_does_not_retire_before_counting_it() {
+    let h = harness(|b| b.window_idle(Duration::from_millis(200))).await;
+    h.add_policy(large_transaction_policy()).await;
+    let policy = h.add_policy(one_per_recipient_per_minute()).await;
+    let scope = "0xbb00000000000000000000000000000000000001";
+    let held = h.submit(transfer_with("150000", json!({"transaction": {"recipient": scope}}))).await;
+    // Held: its reservation was released, and the window holds nothing.
+    assert_eq!(held.status, ActivityStatus::PendingApproval);
+    let id = held.approval_id.unwrap();
+    h.approve(&user("us-1"), &id).await.unwrap();
+    assert_eq!(h.approve(&user("us-2"), &id).await.unwrap().status, ApprovalStatus::Approved);
+
+    // The approval's count waits for the window's next message; past the
+    // idle time the sweep must not retire the window with it.
+    h.clock.advance(chrono::Duration::seconds(30));
+    actix_rt::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.engine.live_actors().0, 1, "the window keeps the approved count inside the minute");
+    assert_eq!(h.engine.window_total(&policy.id, scope).await.as_deref(), Some("1"));
+    assert_eq!(h.submit(to(scope)).await.status, ActivityStatus::Blocked);
+}
+
+#[actix_rt::test]
 async fn external_ids_are_forgotten_after_their_retention() {
     let h = harness(|b| b.external_id_retention(Duration::from_secs(2))).await;
     let first = h.submit(transfer_with("10", json!({"externalId": "order-1"}))).await;

@@ -58,10 +58,16 @@ async fn a_panic_in_reserve_fails_closed_then_the_window_answers_from_the_journa
 #[actix_rt::test]
 async fn a_panic_in_commit_loses_no_count() {
     let (h, policy, key) = window_with_700().await;
+    // A count is applied at the window's next message: the 700's, here.
+    assert_eq!(h.engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("700"));
     faults::inject("window.commit", &key);
 
-    // Allowed and journaled; the window crashed taking the count in memory.
+    // Allowed and journaled; its count waits for the window's next message
+    // (here the read of its total), which crashes taking it in memory: that
+    // call is answered unavailable, the next one from the journal.
     assert_eq!(h.submit(transfer_with("200", json!({}))).await.status, ActivityStatus::Allowed);
+    let in_flight = h.engine.window_total(&policy.id, "wa-1").await.unwrap();
+    assert!(in_flight.starts_with("unavailable"), "{in_flight}");
     assert_eq!(h.engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("900"), "read back from the journal");
     assert_eq!(h.engine.actor_restarts().0, 1);
     assert_eq!(h.submit(transfer_with("200", json!({}))).await.status, ActivityStatus::Blocked);

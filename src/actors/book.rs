@@ -33,7 +33,7 @@ use crate::policy::window_math::Ledger;
 use crate::policy::WindowKey;
 
 use super::approval::{ApprovalActor, ApprovalPort};
-use super::window::{Prune, WindowActor, WindowShared};
+use super::window::{Commit, Prune, WindowActor, WindowShared};
 use crate::state::CountIndex;
 
 struct WindowSlot {
@@ -113,6 +113,20 @@ impl AddressBook {
         let slot = self.windows.entry(key.clone()).or_insert_with(|| self.start_window(key.clone(), Ledger::default()));
         slot.shared.touch(now);
         slot.addr.clone()
+    }
+
+    /// Counts a committed activity in the window of `key`: queued for the
+    /// window's next message when it runs (no hand-off to its arbiter; see
+    /// [`WindowShared`]), sent to a window started now otherwise.
+    pub(crate) fn count(&self, key: &WindowKey, now: DateTime<Utc>, count: Commit) {
+        // Queued under the map entry, which the idle sweep's retirement
+        // excludes: a window never retires with a count queued.
+        if let Some(slot) = self.windows.get(key) {
+            slot.shared.touch(now);
+            slot.shared.queue_count(count);
+            return;
+        }
+        self.window(key, now).do_send(count);
     }
 
     /// Starts a window holding `ledger` (recovery), unless it runs already.

@@ -215,12 +215,11 @@ impl Hub {
         let mut changed_rules = Vec::new();
         for effect in effects {
             match effect {
-                Effect::Count(count) => self.book.window(&count.window, now).do_send(Commit {
-                    reservation,
-                    activity: count.activity_id,
-                    quantity: count.quantity,
-                    at: count.at,
-                }),
+                Effect::Count(count) => self.book.count(
+                    &count.window,
+                    now,
+                    Commit { reservation, activity: count.activity_id, quantity: count.quantity, at: count.at },
+                ),
                 Effect::ApprovalResolved { id, status } => {
                     self.book.forget_approval(&id);
                     metrics::counter!("warden_approvals_resolved_total", "status" => status.as_str()).increment(1);

@@ -8,7 +8,7 @@
 //! again every [`REBUILD_RETRY`]. It never answers from a partial ledger.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -20,7 +20,7 @@ use crate::policy::window_math::{Ledger, ReserveAnswer};
 use crate::policy::{Quantity, WindowKey};
 use crate::state::CountIndex;
 
-use super::guard::guarded;
+use super::guard::{guarded, Crashed};
 
 /// How long a window whose rebuild failed waits before reading again.
 pub const REBUILD_RETRY: Duration = Duration::from_secs(2);
@@ -40,7 +40,7 @@ pub struct Reserve {
 }
 
 /// Count a reservation (or, without one, `quantity`) from `at`.
-#[derive(Message)]
+#[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Commit {
     /// The reservation to count, if any was taken.
@@ -88,23 +88,48 @@ pub struct Prune {
 }
 
 /// What the address book and the window share: whether the window holds
-/// nothing (so it may retire) and when it was last looked up.
+/// nothing (so it may retire), when it was last looked up, and the counts
+/// waiting for its next message.
+///
+/// INVARIANT (counted before read): a committed activity's count is queued
+/// here instead of sent, so that counting wakes no arbiter (a hand-off per
+/// allowed activity); every handler applies the queue before it reads or
+/// changes the ledger, and a window with queued counts does not retire. A
+/// queued count of a reservation turns an amount the window already holds
+/// into a count (the sum stays); a count is applied once however often it
+/// arrives (a restart reads it back from the journal too).
 #[derive(Debug, Default)]
 pub struct WindowShared {
     idle: AtomicBool,
     last_used: AtomicI64,
+    counts: Mutex<Vec<Commit>>,
 }
 
 impl WindowShared {
+    /// Queues `count` for the window's next message.
+    pub fn queue_count(&self, count: Commit) {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).push(count);
+    }
+
+    fn take_counts(&self) -> Vec<Commit> {
+        std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn has_counts(&self) -> bool {
+        !self.counts.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Marks a lookup at `now`.
     pub fn touch(&self, now: DateTime<Utc>) {
         self.last_used.store(now.timestamp(), Ordering::Relaxed);
     }
 
-    /// Whether the window held nothing at its last message and was not looked
-    /// up since `cutoff`.
+    /// Whether the window held nothing at its last message, has no count
+    /// waiting, and was not looked up since `cutoff`.
     pub fn retirable(&self, cutoff: DateTime<Utc>) -> bool {
-        self.idle.load(Ordering::Acquire) && self.last_used.load(Ordering::Relaxed) < cutoff.timestamp()
+        self.idle.load(Ordering::Acquire)
+            && self.last_used.load(Ordering::Relaxed) < cutoff.timestamp()
+            && !self.has_counts()
     }
 
     /// Whether it was not looked up since `cutoff`.
@@ -147,6 +172,25 @@ impl WindowActor {
     ) -> Self {
         let label = format!("{}/{}", key.policy_id, key.scope_key);
         WindowActor { key, label, ledger, span: None, health: Health::Ready, journal, counts, shared, restarts }
+    }
+
+    /// Applies the counts queued since the last message, each as the handler
+    /// of [`Commit`] would (a panic in one restarts the window: `Err`).
+    fn count_queued(&mut self, ctx: &mut Context<Self>) -> Result<(), Crashed> {
+        for commit in self.shared.take_counts() {
+            self.count(commit, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, msg: Commit, ctx: &mut Context<Self>) -> Result<(), Crashed> {
+        guarded(ctx, "window.commit", &self.label, || {
+            self.ledger.commit(msg.reservation, &msg.activity, msg.quantity, msg.at)
+        })
+    }
+
+    fn release(&mut self, reservation: u64, ctx: &mut Context<Self>) -> Result<(), Crashed> {
+        guarded(ctx, "window.release", &self.label, || self.ledger.release(reservation))
     }
 
     fn publish_idle(&self) {
@@ -218,6 +262,9 @@ impl Handler<Reserve> for WindowActor {
 
     /// INVARIANT (no overshoot): check and reserve in one message.
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
+        if self.count_queued(ctx).is_err() {
+            return MessageResult(closed(msg.now, "it crashed and restarts"));
+        }
         if let Health::Failed(_) | Health::Rebuilding = self.health {
             return MessageResult(closed(msg.now, "its journal could not be read"));
         }
@@ -234,9 +281,7 @@ impl Handler<Commit> for WindowActor {
     type Result = ();
 
     fn handle(&mut self, msg: Commit, ctx: &mut Context<Self>) {
-        let _ = guarded(ctx, "window.commit", &self.label, || {
-            self.ledger.commit(msg.reservation, &msg.activity, msg.quantity, msg.at)
-        });
+        let _ = self.count_queued(ctx).and_then(|()| self.count(msg, ctx));
         self.publish_idle();
     }
 }
@@ -245,7 +290,7 @@ impl Handler<Release> for WindowActor {
     type Result = ();
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
-        let _ = guarded(ctx, "window.release", &self.label, || self.ledger.release(msg.reservation));
+        let _ = self.count_queued(ctx).and_then(|()| self.release(msg.reservation, ctx));
         self.publish_idle();
     }
 }
@@ -254,7 +299,9 @@ impl Handler<MergeCounts> for WindowActor {
     type Result = ();
 
     fn handle(&mut self, msg: MergeCounts, ctx: &mut Context<Self>) {
-        let _ = guarded(ctx, "window.merge", &self.label, || self.ledger.merge(msg.0));
+        if self.count_queued(ctx).is_ok() {
+            let _ = guarded(ctx, "window.merge", &self.label, || self.ledger.merge(msg.0));
+        }
         self.publish_idle();
     }
 }
@@ -263,6 +310,9 @@ impl Handler<Total> for WindowActor {
     type Result = String;
 
     fn handle(&mut self, msg: Total, ctx: &mut Context<Self>) -> String {
+        if self.count_queued(ctx).is_err() {
+            return "unavailable: restarting".to_owned();
+        }
         if let Health::Failed(why) = &self.health {
             return format!("unavailable: {why}");
         }
@@ -275,6 +325,10 @@ impl Handler<Prune> for WindowActor {
     type Result = ();
 
     fn handle(&mut self, msg: Prune, ctx: &mut Context<Self>) {
+        if self.count_queued(ctx).is_err() {
+            self.publish_idle();
+            return;
+        }
         let _ = guarded(ctx, "window.prune", &self.label, || match msg.span {
             Some(span) => {
                 self.span = Some(span);

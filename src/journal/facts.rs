@@ -93,11 +93,23 @@ impl EvaluatedActivity {
             wallet_id: activity.activity.wallet.as_ref().map(|w| w.id.clone()),
             status: activity.status,
             date: activity.date_updated,
-            // INVARIANT (encodable facts): an activity is plain data with
-            // string keys; JSON serialization cannot fail.
-            json: serde_json::to_string(activity).expect("activities always serialize"),
+            json: activity_json(activity),
         }
     }
+}
+
+/// Room for the JSON text of a usual activity (one transfer, a few policy
+/// evaluations): written into a buffer of this size, it is not copied as it
+/// grows.
+const ACTIVITY_JSON_CAPACITY: usize = 1024;
+
+fn activity_json(activity: &Activity) -> String {
+    let mut text = Vec::with_capacity(ACTIVITY_JSON_CAPACITY);
+    // INVARIANT (encodable facts): an activity is plain data with string
+    // keys; JSON serialization cannot fail.
+    serde_json::to_writer(&mut text, activity).expect("activities always serialize");
+    // serde_json writes UTF-8 only; the check is a scan of what it wrote.
+    String::from_utf8(text).expect("serde_json writes UTF-8")
 }
 
 /// Times as whole seconds and nanoseconds since the epoch: every
@@ -228,11 +240,23 @@ fn config() -> bincode::config::Configuration {
 impl Fact {
     /// The record bytes of this fact.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = vec![RECORD_VERSION];
+        let mut bytes = Vec::with_capacity(self.encoded_size_hint());
+        bytes.push(RECORD_VERSION);
         // INVARIANT (encodable facts): every fact is plain data and strings;
         // serialization into a Vec cannot fail.
         bincode::serde::encode_into_std_write(self, &mut bytes, config()).expect("facts always encode");
         bytes
+    }
+
+    /// About the size of the record: the text it carries and room for the
+    /// rest, so that encoding does not copy the record as it grows.
+    fn encoded_size_hint(&self) -> usize {
+        const FIELDS: usize = 256;
+        FIELDS
+            + match self {
+                Fact::ActivityEvaluated { activity, counts } => activity.json.len() + counts.len() * 128,
+                _ => 0,
+            }
     }
 
     /// Reads a fact from record bytes.

@@ -35,12 +35,12 @@ impl Keyed for ActivityEntry {
 
 impl ActivityEntry {
     /// The entry of an activity journaled at `seq`.
-    pub(crate) fn new(evaluated: &EvaluatedActivity, seq: Seq) -> Self {
+    pub(crate) fn new(evaluated: EvaluatedActivity, seq: Seq) -> Self {
         ActivityEntry {
-            id: evaluated.id.clone(),
+            id: evaluated.id,
             seq,
             status: evaluated.status,
-            wallet_id: evaluated.wallet_id.clone(),
+            wallet_id: evaluated.wallet_id,
             date_updated: evaluated.date,
         }
     }

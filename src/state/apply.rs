@@ -48,12 +48,14 @@ impl State {
                     effects.push(Effect::RuleChanged(id));
                 }
             }
-            Fact::ActivityEvaluated { activity, counts } => {
+            Fact::ActivityEvaluated { mut activity, counts } => {
                 self.counts.record(seq, &counts);
-                if let Some(key) = activity.external_id.clone() {
+                if let Some(key) = activity.external_id.take() {
                     self.external_ids.record(key, &activity.id, activity.date);
                 }
-                self.activities.put(ActivityEntry::new(&activity, seq));
+                // Its id was just drawn (or is new to this fold): no lookup
+                // for an entry to replace first.
+                self.activities.put_new(ActivityEntry::new(activity, seq));
                 effects.extend(counts.into_iter().map(Effect::Count));
             }
             // Its actor starts when a decision or its deadline reaches it.

@@ -31,8 +31,9 @@ impl Notices {
     /// becomes `Failed`, in the same commit), so what one dead receiver holds
     /// stays bounded.
     pub(crate) fn add(&mut self, state: &State, kind: &str, data: serde_json::Value, now: DateTime<Utc>) {
-        let text = data.to_string();
         let wanting = state.webhooks_wanting(kind);
+        // The text is for webhooks' deliveries only: none wanting, none made.
+        let text = if wanting.is_empty() { String::new() } else { data.to_string() };
         for webhook_id in &wanting {
             if let Some(oldest) = state.backlog_overflow(webhook_id) {
                 if self.dropped.iter().all(|d| *d != oldest.id) {

@@ -104,6 +104,13 @@ impl<T: Clone + Keyed> Store<T> {
             }
             None => item,
         };
+        self.put_new(item);
+    }
+
+    /// [`Store::put`] for an item whose id is most likely new (an id the
+    /// engine just drew): one lookup instead of two, under the order lock
+    /// (an item already there is still replaced).
+    pub fn put_new(&self, item: T) {
         // A new id's ordinal is drawn and listed under the order lock, so a
         // page never hands out a token past an item it has not seen. (Locks
         // are taken order first, then map, as `page` does.)

@@ -26,6 +26,12 @@
 //! `WARDEN_COMPARE_CALLERS=1,16` limits the durable part to those caller
 //! counts.
 //!
+//! `WARDEN_COMPARE_ONLY=engine` prints instead the cost of the whole
+//! `Engine::evaluate` on a memory journal, `engine <case> in_flight=<n>
+//! recorder=<r> cpu_ns=<n> wall_ns=<n>` (CPU of every thread, per activity),
+//! for the scenario's amount limits (`K=1`, `K=100`), a velocity window
+//! (`velocity`), and `K=1` with the Prometheus recorder installed.
+//!
 //! Each figure is the median of [`RUNS`] timed runs after a warm-up. Progress
 //! notes go to standard error. `WARDEN_COMPARE_USD` sets the timed transfer's
 //! value (default 4500.00: under the limit, allowed; 150000.00 times the
@@ -73,8 +79,16 @@ fn main() {
     let only = std::env::var("WARDEN_COMPARE_ONLY").unwrap_or_default();
     if only == "engine" {
         for k in [1, 100] {
-            engine_cost(k);
+            let policies = warden_policies(k).into_iter().map(|p| p.spec).collect();
+            engine_cost(&format!("K={k}"), policies, "none");
         }
+        // A window checked on every activity: a round trip to its actor.
+        engine_cost("velocity", vec![velocity_policy()], "none");
+        // As the server runs it: metrics reach a Prometheus recorder (process
+        // wide and for good, so last).
+        warden::http::install_metrics();
+        let policies = warden_policies(1).into_iter().map(|p| p.spec).collect();
+        engine_cost("K=1", policies, "prometheus");
         return;
     }
     if only != "durable" {
@@ -317,17 +331,18 @@ fn process_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// CPU and wall time per `Engine::evaluate` on a memory journal, with the
-/// scenario's `k` policies, one at a time and [`ENGINE_IN_FLIGHT`] in flight.
-fn engine_cost(k: usize) {
+/// CPU and wall time per `Engine::evaluate` on a memory journal, with
+/// `policies` (the case is named `case`) and the metrics `recorder` the
+/// process has, one at a time and [`ENGINE_IN_FLIGHT`] in flight.
+fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str) {
     const ENGINE_IN_FLIGHT: usize = 64;
     const ACTIVITIES: u64 = 20_000;
     let sys = actix::System::new();
     let engine = sys.block_on(async {
         let engine = Engine::builder().journal(warden::MemoryJournal::new()).build().await.expect("engine builds");
         let admin = warden::Principal::user("us-alice", &[warden::Role::Admin]);
-        for policy in warden_policies(k) {
-            engine.create_policy(&admin, policy.spec).await.expect("policy is created");
+        for policy in policies {
+            engine.create_policy(&admin, policy).await.expect("policy is created");
         }
         engine
     });
@@ -357,7 +372,11 @@ fn engine_cost(k: usize) {
         };
         run(ACTIVITIES / 4);
         let (mut cpu, mut wall): (Vec<f64>, Vec<f64>) = (0..RUNS).map(|_| run(ACTIVITIES)).unzip();
-        println!("engine K={k} in_flight={in_flight} cpu_ns={:.0} wall_ns={:.0}", median(&mut cpu), median(&mut wall));
+        println!(
+            "engine {case} in_flight={in_flight} recorder={recorder} cpu_ns={:.0} wall_ns={:.0}",
+            median(&mut cpu),
+            median(&mut wall)
+        );
     }
     engine.shutdown();
 }
