@@ -18,12 +18,7 @@ use crate::model::policy::{
 
 use super::subject::normalize_address;
 
-/// Longest rolling window: one year of seconds.
-pub const MAX_TIME_WINDOW_SECS: u64 = 31_536_000;
-
-/// Longest approval timeout: one year, like the longest window; an approval
-/// nobody decides within a year is no longer an answer anyone waits for.
-pub const MAX_AUTO_REJECT_TIMEOUT_SECS: u64 = 31_536_000;
+pub use super::limits::{MAX_AUTO_REJECT_TIMEOUT_SECS, MAX_TIME_WINDOW_SECS};
 
 /// What a velocity window sums.
 #[derive(Debug, Clone, PartialEq, Eq)]

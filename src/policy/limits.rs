@@ -1,10 +1,17 @@
-//! Input sizes: ids, names, tags, symbols and addresses are at most
-//! [`MAX_TEXT_BYTES`]; an error names the field and never echoes the input.
+//! Input limits: ids, names, tags, symbols and addresses are at most
+//! [`MAX_TEXT_BYTES`], windows and approval timeouts at most a year; an
+//! error names the field and never echoes the input.
 
-use super::compile::{MAX_AUTO_REJECT_TIMEOUT_SECS, MAX_TIME_WINDOW_SECS};
 use crate::error::ValidationError;
 use crate::model::activity::ActivityRequest;
 use crate::model::policy::PolicySpec;
+
+/// Longest rolling window: one year of seconds.
+pub const MAX_TIME_WINDOW_SECS: u64 = 31_536_000;
+
+/// Longest approval timeout: one year, like the longest window; an approval
+/// nobody decides within a year is no longer an answer anyone waits for.
+pub const MAX_AUTO_REJECT_TIMEOUT_SECS: u64 = 31_536_000;
 
 /// Longest id, name, tag, symbol or address, in bytes.
 pub const MAX_TEXT_BYTES: usize = 256;
