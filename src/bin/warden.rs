@@ -29,7 +29,7 @@ use warden::config::{Config, JournalConfig, DEV_PRINCIPAL_ID};
 use warden::http::{Reloaders, Tls};
 use warden::Journal;
 use warden_postgres::PostgresJournal;
-use warden_redb::RedbJournal;
+use warden_redb::{Commit, RedbJournal};
 
 /// mimalloc rather than glibc's malloc: the server allocates and frees many
 /// small objects per request, from several threads, and glibc's allocator
@@ -286,11 +286,12 @@ async fn open_journal(
     config: &Config,
 ) -> Result<(Arc<dyn Journal>, Option<Arc<PostgresJournal>>), Box<dyn std::error::Error>> {
     match &config.journal {
-        JournalConfig::Redb => {
+        JournalConfig::Redb { two_phase_commit } => {
             std::fs::create_dir_all(&config.data_dir)
                 .map_err(|e| format!("cannot create data directory `{}`: {e}", config.data_dir.display()))?;
             let journal_path = config.data_dir.join(JOURNAL_FILE);
-            let journal = RedbJournal::open(&journal_path)
+            let commit = if *two_phase_commit { Commit::TwoPhase } else { Commit::OnePhase };
+            let journal = RedbJournal::open_with(&journal_path, commit)
                 .map_err(|e| format!("cannot open journal `{}`: {e}", journal_path.display()))?;
             Ok((Arc::new(journal), None))
         }

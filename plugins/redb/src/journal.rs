@@ -19,6 +19,7 @@ pub(crate) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("wa
 #[derive(Debug)]
 pub struct RedbJournal {
     path: PathBuf,
+    commit: Commit,
     handle: Mutex<Handle>,
     /// Held by `append` from its write to its cleanup after a failure, so no
     /// other batch can commit before a failed one is scheduled for removal.
@@ -44,9 +45,15 @@ impl RedbJournal {
     /// not a redb database, is open in another process, or fails redb's
     /// integrity check.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        Self::open_with(path, Commit::default())
+    }
+
+    /// [`open`](Self::open), committing with `commit` instead of the default
+    /// one-phase commit.
+    pub fn open_with(path: impl AsRef<Path>, commit: Commit) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
-        let db = open_database(&path, None)?;
-        Ok(Self::from_database(path, db))
+        let db = open_database(&path, None, commit)?;
+        Ok(Self::from_database(path, db, commit))
     }
 
     /// The path of the redb file.
@@ -55,9 +62,10 @@ impl RedbJournal {
     }
 
     /// A journal on `db`, already open, whose file is at `path`.
-    pub(crate) fn from_database(path: PathBuf, db: Database) -> Self {
+    pub(crate) fn from_database(path: PathBuf, db: Database, commit: Commit) -> Self {
         Self {
             path,
+            commit,
             handle: Mutex::new(Handle { db: Some(Arc::new(db)), unacknowledged_from: None }),
             append: Mutex::new(()),
         }
@@ -75,7 +83,7 @@ impl RedbJournal {
         if let Some(db) = &handle.db {
             return Ok(Arc::clone(db));
         }
-        let db = Arc::new(open_database(&self.path, handle.unacknowledged_from)?);
+        let db = Arc::new(open_database(&self.path, handle.unacknowledged_from, self.commit)?);
         handle.db = Some(Arc::clone(&db));
         handle.unacknowledged_from = None;
         Ok(db)
@@ -99,9 +107,14 @@ impl RedbJournal {
     /// Writes `payloads` in one transaction; returns the first seq given.
     /// `committing` is set to that seq just before the commit, which may
     /// reach the disk even if it fails.
-    fn write_batch(db: &Database, payloads: &[Vec<u8>], committing: &mut Option<Seq>) -> Result<Seq, JournalError> {
+    fn write_batch(
+        db: &Database,
+        commit: Commit,
+        payloads: &[Vec<u8>],
+        committing: &mut Option<Seq>,
+    ) -> Result<Seq, JournalError> {
         let mut txn = db.begin_write().map_err(storage("begin write transaction"))?;
-        configure_commit(&mut txn)?;
+        configure_commit(&mut txn, commit)?;
         let next = {
             let mut table = txn.open_table(RECORDS).map_err(storage("open table"))?;
             let last = table.last().map_err(storage("read last record"))?;
@@ -135,7 +148,7 @@ impl Journal for RedbJournal {
         let _serial = self.append.lock().unwrap_or_else(PoisonError::into_inner);
         let db = self.database()?;
         let mut committing = None;
-        let result = Self::write_batch(&db, payloads, &mut committing);
+        let result = Self::write_batch(&db, self.commit, payloads, &mut committing);
         if result.is_err() {
             // After a failed write redb refuses further use of this handle
             // (`PreviousIo`) until the file is reopened; see the crate docs.
@@ -194,10 +207,21 @@ impl Journal for RedbJournal {
     }
 }
 
+/// How a commit reaches the disk; the crate docs weigh the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Commit {
+    /// Pages, the switch to the new root, then one fsync (the default).
+    #[default]
+    OnePhase,
+    /// Pages and the new root's slot, an fsync, the switch, a second fsync:
+    /// redb's advice for input that may be malicious.
+    TwoPhase,
+}
+
 /// The commit settings of every write; the crate docs say why.
-fn configure_commit(txn: &mut WriteTransaction) -> Result<(), JournalError> {
+fn configure_commit(txn: &mut WriteTransaction, commit: Commit) -> Result<(), JournalError> {
     txn.set_durability(Durability::Immediate).map_err(storage("set durability"))?;
-    txn.set_two_phase_commit(false);
+    txn.set_two_phase_commit(commit == Commit::TwoPhase);
     txn.set_quick_repair(false);
     Ok(())
 }
@@ -210,7 +234,7 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Opens (or creates) the file, makes sure the table exists, and removes the
 /// records from `unacknowledged_from` on, left by a failed commit.
-fn open_database(path: &Path, unacknowledged_from: Option<Seq>) -> Result<Database, JournalError> {
+fn open_database(path: &Path, unacknowledged_from: Option<Seq>, commit: Commit) -> Result<Database, JournalError> {
     let db = Database::builder()
         .set_check_integrity_on_open(true)
         .set_cache_size(CACHE_BYTES)
@@ -223,7 +247,7 @@ fn open_database(path: &Path, unacknowledged_from: Option<Seq>) -> Result<Databa
         }
     }
     let mut txn = db.begin_write().map_err(storage("begin write transaction"))?;
-    configure_commit(&mut txn)?;
+    configure_commit(&mut txn, commit)?;
     {
         let mut table = txn.open_table(RECORDS).map_err(storage("open table"))?;
         if let Some(first) = unacknowledged_from {

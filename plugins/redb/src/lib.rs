@@ -64,8 +64,9 @@
 //!
 //!   The earlier choice of two-phase commit took redb's advice for input that
 //!   may be malicious; the argument above is why the advice buys nothing
-//!   here. Turning it back on is one line in `configure_commit`; the
-//!   `power_cut` test passes either way.
+//!   here. A deployment that wants it anyway opens the journal with
+//!   [`RedbJournal::open_with`] and [`Commit::TwoPhase`] (the server's
+//!   `[journal] two_phase_commit = true`); the `power_cut` test runs both.
 //! - **Quick repair: off.** It saves the allocator state in every commit
 //!   (1 record: 0.54 ms, 1000 records: 3.7 ms) so that recovery after a crash
 //!   need not walk the file. Every open here walks and verifies the whole
@@ -136,4 +137,4 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-pub use journal::RedbJournal;
+pub use journal::{Commit, RedbJournal};

@@ -11,7 +11,7 @@ use redb::backends::FileBackend;
 use redb::{BackendError, Database, ReadableDatabase, ReadableTableMetadata, StorageBackend};
 use warden_journal::{Journal, JournalError};
 
-use crate::RedbJournal;
+use crate::{Commit, RedbJournal};
 
 /// A file backend whose `n`-th fsync from when it is armed fails (0: none).
 #[derive(Debug)]
@@ -66,12 +66,13 @@ impl StorageBackend for FailingSync {
     }
 }
 
-/// A journal on `path` whose storage fails the fsync `fail_in` arms.
-fn failing_journal(path: &Path, fail_in: &Arc<AtomicU64>) -> RedbJournal {
+/// A journal on `path`, committing with `commit`, whose storage fails the
+/// fsync `fail_in` arms.
+fn failing_journal(path: &Path, fail_in: &Arc<AtomicU64>, commit: Commit) -> RedbJournal {
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).expect("open file");
     let backend = FailingSync { file: FileBackend::new(file).expect("file backend"), fail_in: Arc::clone(fail_in) };
     let db = Database::builder().create_with_backend(backend).expect("create database");
-    RedbJournal::from_database(path.to_path_buf(), db)
+    RedbJournal::from_database(path.to_path_buf(), db, commit)
 }
 
 fn batch(tag: &str, count: usize) -> Vec<Vec<u8>> {
@@ -100,11 +101,11 @@ fn stored_len(path: &Path) -> u64 {
 /// Fails the `sync`-th fsync of the second append, then checks the journal
 /// hides that batch and carries on after reopening. Returns how many records
 /// the file held right after the failure, before the journal reopened it.
-fn fail_second_append_at_sync(sync: u64) -> u64 {
+fn fail_second_append_at_sync(commit: Commit, sync: u64) -> u64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("journal.redb");
     let fail_in = Arc::new(AtomicU64::new(0));
-    let journal = failing_journal(&path, &fail_in);
+    let journal = failing_journal(&path, &fail_in, commit);
     assert_eq!(journal.append(&batch("a", 3)).expect("first append"), 1);
 
     fail_in.store(sync, Ordering::SeqCst);
@@ -130,5 +131,19 @@ fn commit_failing_at_its_fsync_is_rolled_back() {
     // A one-phase commit writes its pages and switches to the new root
     // before its only fsync: the batch is in the file although the commit
     // failed, and the reopen must remove it.
-    assert_eq!(fail_second_append_at_sync(1), 5);
+    assert_eq!(fail_second_append_at_sync(Commit::OnePhase, 1), 5);
+}
+
+#[test]
+fn two_phase_commit_failing_before_the_switch_loses_the_batch() {
+    // The first fsync of a two-phase commit precedes the switch to the new
+    // root: the failed batch never reaches the file.
+    assert_eq!(fail_second_append_at_sync(Commit::TwoPhase, 1), 3);
+}
+
+#[test]
+fn two_phase_commit_failing_after_the_switch_is_rolled_back() {
+    // Its second fsync follows the switch: the batch is in the file although
+    // the commit failed, and the reopen must remove it.
+    assert_eq!(fail_second_append_at_sync(Commit::TwoPhase, 2), 5);
 }
