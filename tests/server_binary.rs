@@ -100,6 +100,35 @@ async fn the_binary_serves_the_seed_scenario_and_keeps_it_across_a_restart() {
     warden.terminate();
 }
 
+/// Whether the last commit of the redb file at `path` was a two-phase one:
+/// redb's god byte (byte 9, after its magic number) carries the flag (4).
+/// The flag reflects the journal's commits only until redb's own commit at a
+/// clean close.
+fn last_commit_was_two_phase(path: &Path) -> bool {
+    std::fs::read(path).unwrap()[9] & 4 != 0
+}
+
+#[actix_rt::test]
+async fn the_binary_commits_redb_in_one_phase_unless_told_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let log = dir.path().join("warden.log");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for two_phase in [false, true] {
+        let data_dir = dir.path().join(format!("data-{two_phase}"));
+        if two_phase {
+            std::fs::write(&config, format!("{text}[journal]\ntwo_phase_commit = true\n")).unwrap();
+        }
+        let warden = Warden::start(&config, &data_dir, &log).await;
+        call(&warden, Method::POST, "/v2/policies", Some(ADMIN), Some(&seed_policy())).await.expect(200);
+        // Killed (SIGKILL on drop), not stopped: a clean close ends with a
+        // two-phase commit of redb's own, which would hide the journal's.
+        drop(warden);
+        let journal = data_dir.join("warden.redb");
+        assert_eq!(last_commit_was_two_phase(&journal), two_phase, "two_phase_commit = {two_phase}");
+    }
+}
+
 #[actix_rt::test]
 async fn the_binary_journals_in_postgres_and_keeps_every_answer_across_a_kill() {
     use warden::Journal;
