@@ -83,7 +83,7 @@ impl Registry {
             tracing::debug!(retired, "idle approval actors retired");
         }
         // Counts older than the widest window are seen by no rule again.
-        let widest = chrono::Duration::seconds(crate::policy::compile::MAX_TIME_WINDOW_SECS as i64);
+        let widest = chrono::Duration::seconds(crate::policy::limits::MAX_TIME_WINDOW_SECS as i64);
         if let Some(horizon) = now.checked_sub_signed(widest) {
             hub.state().count_index().forget_before(horizon);
         }

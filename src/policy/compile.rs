@@ -16,9 +16,8 @@ use crate::model::policy::{
     TagFilter, VelocityScope,
 };
 
+use super::limits::{MAX_AUTO_REJECT_TIMEOUT_SECS, MAX_TIME_WINDOW_SECS};
 use super::subject::normalize_address;
-
-pub use super::limits::{MAX_AUTO_REJECT_TIMEOUT_SECS, MAX_TIME_WINDOW_SECS};
 
 /// What a velocity window sums.
 #[derive(Debug, Clone, PartialEq, Eq)]
