@@ -249,9 +249,11 @@ pub const DEFAULT_LEASE_SECONDS: u64 = 3;
 pub enum JournalConfig {
     /// A redb file in `data_dir` (the default).
     Redb {
-        /// Commit in two phases (two fsyncs) instead of one: redb's advice
-        /// for input that may be malicious, which the one-phase default is
-        /// argued not to need (`warden_redb`'s crate docs).
+        /// Commit every batch into redb in two phases (two fsyncs) instead
+        /// of appending it to the commit log beside the file (one
+        /// fdatasync) and checkpointing the log into redb when it is full:
+        /// redb's advice for input that may be malicious, which the logged
+        /// default is argued not to need (`warden_redb`'s crate docs).
         two_phase_commit: bool,
     },
     /// A PostgreSQL database: written by this one node, or shared by the

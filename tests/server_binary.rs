@@ -102,14 +102,12 @@ async fn the_binary_serves_the_seed_scenario_and_keeps_it_across_a_restart() {
 
 /// Whether the last commit of the redb file at `path` was a two-phase one:
 /// redb's god byte (byte 9, after its magic number) carries the flag (4).
-/// The flag reflects the journal's commits only until redb's own commit at a
-/// clean close.
 fn last_commit_was_two_phase(path: &Path) -> bool {
     std::fs::read(path).unwrap()[9] & 4 != 0
 }
 
 #[actix_rt::test]
-async fn the_binary_commits_redb_in_one_phase_unless_told_two() {
+async fn the_binary_commits_through_the_log_unless_told_two_phase() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
     let log = dir.path().join("warden.log");
@@ -121,11 +119,22 @@ async fn the_binary_commits_redb_in_one_phase_unless_told_two() {
         }
         let warden = Warden::start(&config, &data_dir, &log).await;
         call(&warden, Method::POST, "/v2/policies", Some(ADMIN), Some(&seed_policy())).await.expect(200);
-        // Killed (SIGKILL on drop), not stopped: a clean close ends with a
-        // two-phase commit of redb's own, which would hide the journal's.
+        // Killed (SIGKILL on drop), not stopped: a clean close moves the
+        // log's records into redb, which would hide where they were.
         drop(warden);
-        let journal = data_dir.join("warden.redb");
-        assert_eq!(last_commit_was_two_phase(&journal), two_phase, "two_phase_commit = {two_phase}");
+        let (journal, commit_log) = (data_dir.join("warden.redb"), data_dir.join("warden.redb.log"));
+        let policy_name = b"Large Transaction Approval";
+        let holds_the_policy = |path: &Path| {
+            std::fs::read(path).is_ok_and(|bytes| bytes.windows(policy_name.len()).any(|w| w == policy_name))
+        };
+        if two_phase {
+            assert!(!commit_log.exists(), "two_phase_commit = true commits every batch into redb, without a log");
+            assert!(last_commit_was_two_phase(&journal), "two_phase_commit = true");
+            assert!(holds_the_policy(&journal), "the answered policy is in redb");
+        } else {
+            assert!(holds_the_policy(&commit_log), "the answered policy is in the commit log");
+            assert!(!holds_the_policy(&journal), "and not yet checkpointed into redb");
+        }
     }
 }
 

@@ -290,7 +290,7 @@ async fn open_journal(
             std::fs::create_dir_all(&config.data_dir)
                 .map_err(|e| format!("cannot create data directory `{}`: {e}", config.data_dir.display()))?;
             let journal_path = config.data_dir.join(JOURNAL_FILE);
-            let commit = if *two_phase_commit { Commit::TwoPhase } else { Commit::OnePhase };
+            let commit = if *two_phase_commit { Commit::TwoPhase } else { Commit::Logged };
             let journal = RedbJournal::open_with(&journal_path, commit)
                 .map_err(|e| format!("cannot open journal `{}`: {e}", journal_path.display()))?;
             Ok((Arc::new(journal), None))

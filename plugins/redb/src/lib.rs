@@ -131,6 +131,7 @@
 #![deny(missing_docs)]
 
 mod journal;
+mod log;
 #[cfg(test)]
 mod power_cut;
 mod record;

@@ -33,6 +33,9 @@ const TRIALS: u64 = 300;
 const BATCHES: u64 = 24;
 /// Records of the first batch: enough that the tree has several levels.
 const FIRST_BATCH: u64 = 600;
+/// The commit log of a trial: room for the first batch and a few more, so
+/// that every trial checkpoints several times (and empties the log).
+const LOG_CAPACITY: u64 = 24 * crate::log::PAGE;
 
 /// A small deterministic generator (xorshift64*), so a failing trial can be
 /// replayed from its number.
@@ -59,14 +62,25 @@ struct Unsynced {
     data: Vec<u8>,
 }
 
-/// What the disk holds: `synced` survives a power cut; `cache` is what reads
+/// One file on the disk: `synced` survives a power cut; `cache` is what reads
 /// see (`synced` with every write since applied).
-struct Disk {
+#[derive(Default)]
+struct File {
     synced: Vec<u8>,
     cache: Vec<u8>,
     unsynced: Vec<Unsynced>,
-    /// Writes, length changes and fsyncs so far.
+}
+
+/// The redb file and its commit log, on one disk that loses power once.
+const DATABASE: usize = 0;
+const LOG: usize = 1;
+
+struct Disk {
+    files: [File; 2],
+    /// Writes, length changes and fsyncs so far, of both files.
     operations: u64,
+    /// Fsyncs of each file.
+    syncs: [u64; 2],
     /// The operation at which the power goes (0: never).
     cut_at: u64,
     cut: bool,
@@ -85,16 +99,17 @@ impl Disk {
         Ok(())
     }
 
-    /// The image after the cut: the synced bytes, then a random subset of the
-    /// sectors written since, in random order.
-    fn image(&self, random: &mut Random) -> Vec<u8> {
-        let mut image = self.synced.clone();
+    /// The image of `file` after the cut: the synced bytes, then a random
+    /// subset of the sectors written since, in random order.
+    fn image(&self, file: usize, random: &mut Random) -> Vec<u8> {
+        let file = &self.files[file];
+        let mut image = file.synced.clone();
         // The file's length is metadata: either the old or the new one.
         if random.below(2) == 0 {
-            image.resize(self.cache.len(), 0);
+            image.resize(file.cache.len(), 0);
         }
         let mut sectors: Vec<(usize, &[u8])> = Vec::new();
-        for write in &self.unsynced {
+        for write in &file.unsynced {
             for (i, chunk) in write.data.chunks(SECTOR).enumerate() {
                 if random.below(2) == 0 {
                     sectors.push((write.offset + i * SECTOR, chunk));
@@ -116,9 +131,12 @@ impl Disk {
     }
 }
 
-/// The redb backend over a shared [`Disk`].
+/// A storage backend for one file of a shared [`Disk`].
 #[derive(Clone)]
-struct PowerCutBackend(Arc<Mutex<Disk>>);
+struct PowerCutBackend {
+    disk: Arc<Mutex<Disk>>,
+    file: usize,
+}
 
 impl std::fmt::Debug for PowerCutBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,31 +145,32 @@ impl std::fmt::Debug for PowerCutBackend {
 }
 
 impl PowerCutBackend {
+    /// The redb file of a fresh disk that loses power at operation `cut_at`.
     fn new(cut_at: u64) -> Self {
-        PowerCutBackend(Arc::new(Mutex::new(Disk {
-            synced: Vec::new(),
-            cache: Vec::new(),
-            unsynced: Vec::new(),
-            operations: 0,
-            cut_at,
-            cut: false,
-        })))
+        let disk = Disk { files: Default::default(), operations: 0, syncs: [0; 2], cut_at, cut: false };
+        PowerCutBackend { disk: Arc::new(Mutex::new(disk)), file: DATABASE }
+    }
+
+    /// The commit log, on the same disk.
+    fn log(&self) -> Self {
+        PowerCutBackend { disk: Arc::clone(&self.disk), file: LOG }
     }
 
     fn disk(&self) -> MutexGuard<'_, Disk> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.disk.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl StorageBackend for PowerCutBackend {
     fn len(&self) -> io::Result<u64> {
-        Ok(self.disk().cache.len() as u64)
+        Ok(self.disk().files[self.file].cache.len() as u64)
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
         let disk = self.disk();
         let start = offset as usize;
-        let bytes = disk.cache.get(start..start + out.len()).ok_or_else(|| io::Error::other("read past the end"))?;
+        let cache = &disk.files[self.file].cache;
+        let bytes = cache.get(start..start + out.len()).ok_or_else(|| io::Error::other("read past the end"))?;
         out.copy_from_slice(bytes);
         Ok(())
     }
@@ -159,28 +178,53 @@ impl StorageBackend for PowerCutBackend {
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut disk = self.disk();
         disk.operate()?;
-        disk.cache.resize(len as usize, 0);
+        disk.files[self.file].cache.resize(len as usize, 0);
         Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
         let mut disk = self.disk();
         disk.operate()?;
-        disk.synced = disk.cache.clone();
-        disk.unsynced.clear();
+        disk.syncs[self.file] += 1;
+        let file = &mut disk.files[self.file];
+        file.synced = file.cache.clone();
+        file.unsynced.clear();
         Ok(())
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut disk = self.disk();
         disk.operate()?;
+        let file = &mut disk.files[self.file];
         let (start, end) = (offset as usize, offset as usize + data.len());
-        if disk.cache.len() < end {
-            disk.cache.resize(end, 0);
+        if file.cache.len() < end {
+            file.cache.resize(end, 0);
         }
-        disk.cache[start..end].copy_from_slice(data);
-        disk.unsynced.push(Unsynced { offset: start, data: data.to_vec() });
+        file.cache[start..end].copy_from_slice(data);
+        file.unsynced.push(Unsynced { offset: start, data: data.to_vec() });
         Ok(())
+    }
+}
+
+/// A backend whose fsyncs do nothing.
+#[derive(Debug)]
+struct NoSync(PowerCutBackend);
+
+impl StorageBackend for NoSync {
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write(offset, data)
     }
 }
 
@@ -257,6 +301,9 @@ enum Committer {
     Journal(Commit),
     /// Raw redb commits that never fsync: the control.
     Unsynced,
+    /// Through a logged journal whose log never fsyncs: the control of the
+    /// log.
+    LoggedUnsynced,
 }
 
 /// Appends batches on a disk that loses power at operation `cut_at`; answers
@@ -269,8 +316,16 @@ fn run(committer: Committer, cut_at: u64) -> (PowerCutBackend, u64) {
     };
     let mut acknowledged = 0;
     match committer {
-        Committer::Journal(commit) => {
-            let journal = RedbJournal::from_database("power-cut.redb".into(), db, commit);
+        Committer::Journal(_) | Committer::LoggedUnsynced => {
+            let (commit, log): (Commit, Option<Box<dyn StorageBackend>>) = match committer {
+                Committer::Journal(Commit::Logged) => (Commit::Logged, Some(Box::new(backend.log()))),
+                Committer::Journal(commit) => (commit, None),
+                _ => (Commit::Logged, Some(Box::new(NoSync(backend.log())))),
+            };
+            let Ok(journal) = RedbJournal::from_storage("power-cut.redb".into(), db, commit, log, LOG_CAPACITY) else {
+                // The power went while the log was being made: nothing acknowledged.
+                return (backend, 0);
+            };
             for n in 0..=BATCHES {
                 if journal.append(&batch(n)).is_err() {
                     break;
@@ -320,9 +375,11 @@ fn operations(committer: Committer) -> u64 {
 enum Outcome {
     /// The batch under way survived whole.
     KeptUnderWay,
-    /// The image's god byte names the other commit slot than at the last
-    /// fsync (the switch to the new commit landed), yet the batch under way
-    /// is gone: its pages were torn, and redb's checksums rolled it back.
+    /// Part of the writes under way landed, yet the batch under way is gone:
+    /// the image's god byte names the other commit slot than at the last
+    /// fsync (the switch to the new commit landed) and redb's checksums
+    /// rolled the torn pages back, or sectors of a log frame landed and the
+    /// frame's checksum ended the log before it.
     RolledBackTorn,
     /// Anything else: the cut fell between commits, or before a switch.
     Other,
@@ -334,16 +391,25 @@ fn trial(committer: Committer, operations: u64, trial: u64) -> Result<Outcome, S
     let mut random = Random::new(trial);
     let cut_at = 1 + random.below(operations);
     let (backend, acknowledged) = run(committer, cut_at);
-    let image = backend.disk().image(&mut random);
-    let switched = {
+    let (image, log_image, switched, log_partly_landed) = {
         let disk = backend.disk();
-        disk.synced.len() > GOD_BYTE && (image[GOD_BYTE] ^ disk.synced[GOD_BYTE]) & PRIMARY_SLOT != 0
+        let image = disk.image(DATABASE, &mut random);
+        let log_image = disk.image(LOG, &mut random);
+        let synced = &disk.files[DATABASE].synced;
+        let switched = synced.len() > GOD_BYTE && (image[GOD_BYTE] ^ synced[GOD_BYTE]) & PRIMARY_SLOT != 0;
+        (image, log_image.clone(), switched, log_image != disk.files[LOG].synced)
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("after-the-cut.redb");
     std::fs::write(&path, &image).expect("write the image");
-    let journal = match RedbJournal::open(&path) {
+    std::fs::write(RedbJournal::log_path(&path), &log_image).expect("write the log's image");
+    let commit = match committer {
+        Committer::Journal(commit) => commit,
+        Committer::Unsynced => Commit::OnePhase,
+        Committer::LoggedUnsynced => Commit::Logged,
+    };
+    let journal = match RedbJournal::open_with(&path, commit) {
         Ok(journal) => journal,
         // A cut before the file's first commit leaves nothing redb would open.
         Err(_) if acknowledged == 0 => return Ok(Outcome::Other),
@@ -351,7 +417,7 @@ fn trial(committer: Committer, operations: u64, trial: u64) -> Result<Outcome, S
     };
     let survived =
         check(&journal, acknowledged).map_err(|e| format!("cut at operation {cut_at} of {operations}: {e}"))?;
-    Ok(match (survived > acknowledged, switched) {
+    Ok(match (survived > acknowledged, switched || log_partly_landed) {
         (true, _) => Outcome::KeptUnderWay,
         (false, true) => Outcome::RolledBackTorn,
         (false, false) => Outcome::Other,
@@ -361,6 +427,11 @@ fn trial(committer: Committer, operations: u64, trial: u64) -> Result<Outcome, S
 /// Runs [`TRIALS`] cuts on journals committing with `commit`, and checks
 /// that they reached the cases that matter.
 fn cuts_keep_every_acknowledged_batch(commit: Commit) {
+    if commit == Commit::Logged {
+        let (whole_run, _) = run(Committer::Journal(commit), 0);
+        let checkpoints = whole_run.disk().syncs[DATABASE] / 2;
+        assert!(checkpoints >= 4, "a run checkpoints its log several times, so cuts fall in them; {checkpoints} did");
+    }
     let outcomes: Vec<Result<Outcome, String>> = {
         let operations = operations(Committer::Journal(commit));
         (0..TRIALS).map(|n| trial(Committer::Journal(commit), operations, n)).collect()
@@ -375,15 +446,20 @@ fn cuts_keep_every_acknowledged_batch(commit: Commit) {
     let (kept, torn) = (count(Outcome::KeptUnderWay), count(Outcome::RolledBackTorn));
     eprintln!("{commit:?}, {TRIALS} cuts: {kept} kept the batch under way, {torn} rolled back a torn commit");
     assert!(kept > 0, "no cut kept the batch under way: none landed after a switch");
-    if commit == Commit::OnePhase {
+    if commit != Commit::TwoPhase {
         // Two-phase commit makes the pages durable before the switch: its
         // switch never lands with torn pages.
-        assert!(torn > 0, "no cut tore a commit whose switch had landed");
+        assert!(torn > 0, "no cut tore a commit whose switch (or log frame) had landed in part");
     }
 }
 
 #[test]
 fn a_power_cut_keeps_every_acknowledged_batch_and_no_half_batch() {
+    cuts_keep_every_acknowledged_batch(Commit::Logged);
+}
+
+#[test]
+fn a_power_cut_keeps_every_acknowledged_batch_of_a_one_phase_journal() {
     cuts_keep_every_acknowledged_batch(Commit::OnePhase);
 }
 
@@ -400,6 +476,13 @@ fn the_power_cut_check_sees_acknowledged_batches_lost_without_fsync() {
 }
 
 #[test]
+fn the_power_cut_check_sees_acknowledged_batches_lost_without_the_log_fsync() {
+    let operations = operations(Committer::LoggedUnsynced);
+    let lost = (0..40).filter(|&n| trial(Committer::LoggedUnsynced, operations, n).is_err()).count();
+    assert!(lost > 0, "a log that never fsyncs lost nothing in 40 cuts: the check cannot fail");
+}
+
+#[test]
 fn the_disk_model_loses_unsynced_writes_and_keeps_synced_ones() {
     let backend = PowerCutBackend::new(4);
     backend.write(0, &[1; SECTOR]).expect("write");
@@ -408,7 +491,7 @@ fn the_disk_model_loses_unsynced_writes_and_keeps_synced_ones() {
     assert!(backend.sync_data().is_err(), "the fourth operation is the cut");
     assert!(backend.write(0, &[3; 1]).is_err(), "nothing is written after the cut");
     let disk = backend.disk();
-    let images: Vec<Vec<u8>> = (0..8).map(|seed| disk.image(&mut Random::new(seed))).collect();
+    let images: Vec<Vec<u8>> = (0..8).map(|seed| disk.image(DATABASE, &mut Random::new(seed))).collect();
     assert!(images.iter().all(|image| image[..SECTOR].iter().all(|&b| b == 1 || b == 2)));
     assert!(images.iter().any(|image| image.contains(&1)), "some image lost a sector");
     assert!(images.iter().any(|image| image.contains(&2)), "some image kept a sector");

@@ -11,7 +11,7 @@ use redb::backends::FileBackend;
 use redb::{BackendError, Database, ReadableDatabase, ReadableTableMetadata, StorageBackend};
 use warden_journal::{Journal, JournalError};
 
-use crate::{Commit, RedbJournal};
+use crate::{log, Commit, RedbJournal};
 
 /// A file backend whose `n`-th fsync from when it is armed fails (0: none).
 #[derive(Debug)]
@@ -72,7 +72,7 @@ fn failing_journal(path: &Path, fail_in: &Arc<AtomicU64>, commit: Commit) -> Red
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).expect("open file");
     let backend = FailingSync { file: FileBackend::new(file).expect("file backend"), fail_in: Arc::clone(fail_in) };
     let db = Database::builder().create_with_backend(backend).expect("create database");
-    RedbJournal::from_database(path.to_path_buf(), db, commit)
+    RedbJournal::from_storage(path.to_path_buf(), db, commit, None, 0).expect("journal")
 }
 
 fn batch(tag: &str, count: usize) -> Vec<Vec<u8>> {
@@ -146,4 +146,146 @@ fn two_phase_commit_failing_after_the_switch_is_rolled_back() {
     // Its second fsync follows the switch: the batch is in the file although
     // the commit failed, and the reopen must remove it.
     assert_eq!(fail_second_append_at_sync(Commit::TwoPhase, 2), 5);
+}
+
+/// A logged journal on real files at `path` (and its log beside it), whose
+/// redb file fails the fsync `db_fail_in` arms and whose log the fsync
+/// `log_fail_in` arms; the log holds `log_pages` pages.
+fn failing_logged_journal(
+    path: &Path,
+    db_fail_in: &Arc<AtomicU64>,
+    log_fail_in: &Arc<AtomicU64>,
+    log_pages: u64,
+) -> RedbJournal {
+    let open = |path: &Path| {
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).expect("open file");
+        FileBackend::new(file).expect("file backend")
+    };
+    let db_backend = FailingSync { file: open(path), fail_in: Arc::clone(db_fail_in) };
+    let db = Database::builder().create_with_backend(db_backend).expect("create database");
+    let log = FailingSync { file: open(&RedbJournal::log_path(path)), fail_in: Arc::clone(log_fail_in) };
+    RedbJournal::from_storage(path.to_path_buf(), db, Commit::Logged, Some(Box::new(log)), log_pages * log::PAGE)
+        .expect("journal")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn logged_append_failing_at_its_fdatasync_is_hidden_and_the_journal_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let (db_fail_in, log_fail_in) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let journal = failing_logged_journal(&path, &db_fail_in, &log_fail_in, 64);
+    assert_eq!(journal.append(&batch("a", 3)).expect("first append"), 1);
+
+    log_fail_in.store(1, Ordering::SeqCst);
+    let err = journal.append(&batch("lost", 2)).expect_err("append must fail");
+    assert!(matches!(err, JournalError::Storage(_)), "{err:?}");
+    // The failed frame reached the file (only its fdatasync failed): hiding
+    // it is the journal's doing.
+    let log_bytes = std::fs::read(RedbJournal::log_path(&path)).expect("read the log");
+    assert!(contains(&log_bytes, b"lost-1"), "the failed frame is in the log file");
+
+    assert_eq!(journal.last_seq().expect("last_seq after reopen"), Some(3));
+    assert_eq!(payloads(&journal), batch("a", 3));
+    assert_eq!(journal.read(4).expect("read"), None);
+    assert_eq!(journal.append(&batch("b", 1)).expect("append after reopen"), 4);
+    assert_eq!(payloads(&journal), [batch("a", 3), batch("b", 1)].concat());
+    drop(journal);
+    let reopened = RedbJournal::open(&path).expect("reopen");
+    assert_eq!(payloads(&reopened), [batch("a", 3), batch("b", 1)].concat());
+}
+
+#[test]
+fn a_failed_checkpoint_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let (db_fail_in, log_fail_in) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    // Two pages: the third one-page batch needs a checkpoint first.
+    let journal = failing_logged_journal(&path, &db_fail_in, &log_fail_in, 2);
+    journal.append(&batch("a", 2)).expect("first append");
+    journal.append(&batch("b", 2)).expect("second append");
+    assert_eq!(stored_len_while_open(&journal), 0, "both batches are only in the log");
+
+    db_fail_in.store(1, Ordering::SeqCst);
+    let err = journal.append(&batch("c", 2)).expect_err("the checkpoint before it fails");
+    assert!(matches!(err, JournalError::Storage(_)), "{err:?}");
+
+    // The reopen recovers the log into redb; the refused batch is nowhere.
+    assert_eq!(payloads(&journal), [batch("a", 2), batch("b", 2)].concat());
+    assert_eq!(journal.append(&batch("d", 1)).expect("append after reopen"), 5);
+    drop(journal);
+    assert_eq!(stored_len(&path), 5, "a clean close checkpoints the log into redb");
+    let reopened = RedbJournal::open(&path).expect("reopen");
+    assert_eq!(payloads(&reopened), [batch("a", 2), batch("b", 2), batch("d", 1)].concat());
+}
+
+/// Records redb holds, read through the journal's own snapshot of it.
+fn stored_len_while_open(journal: &RedbJournal) -> u64 {
+    let store = journal.store().expect("store");
+    let txn = store.db.begin_read().expect("read transaction");
+    txn.open_table(crate::journal::RECORDS).map(|t| t.len().expect("len")).unwrap_or(0)
+}
+
+#[test]
+fn records_read_the_same_across_checkpoints_and_batches_larger_than_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let never = Arc::new(AtomicU64::new(0));
+    let journal = failing_logged_journal(&path, &never, &never, 3);
+    let mut expected: Vec<Vec<u8>> = Vec::new();
+    for n in 0..40 {
+        // Every seventh batch is larger than the whole log (three pages).
+        let batch = if n % 7 == 3 { vec![vec![n as u8; 5000]; 3] } else { batch(&format!("batch{n}"), 1 + n % 4) };
+        let first = journal.append(&batch).expect("append");
+        assert_eq!(first, expected.len() as u64 + 1);
+        expected.extend(batch);
+        // Every record reads back wherever it is now, log or redb.
+        assert_eq!(journal.last_seq().expect("last_seq"), Some(expected.len() as u64));
+        for (seq, payload) in (1..).zip(&expected) {
+            assert_eq!(journal.read(seq).expect("read").map(|r| r.payload).as_ref(), Some(payload), "seq {seq}");
+        }
+        let from = 1 + (n as u64 * 5) % expected.len() as u64;
+        let mut scanned = Vec::new();
+        journal
+            .scan(from, &mut |r| {
+                scanned.push(r.payload);
+                Ok(())
+            })
+            .expect("scan");
+        assert_eq!(scanned, expected[from as usize - 1..], "scan from {from} after batch {n}");
+    }
+    assert!(stored_len_while_open(&journal) > 0, "checkpoints moved records into redb");
+    drop(journal);
+    assert_eq!(payloads(&RedbJournal::open(&path).expect("reopen")), expected);
+}
+
+#[test]
+fn a_log_left_by_a_crash_is_recovered_under_either_commit() {
+    for reopen_with in [Commit::Logged, Commit::TwoPhase] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, copy) = (dir.path().join("journal.redb"), dir.path().join("copy.redb"));
+        let journal = RedbJournal::open(&path).expect("open");
+        journal.append(&batch("a", 2)).expect("append");
+        journal.append(&batch("b", 3)).expect("append");
+        // The files as a crash of the process would leave them: the records
+        // only in the log.
+        std::fs::copy(&path, &copy).expect("copy the redb file");
+        std::fs::copy(RedbJournal::log_path(&path), RedbJournal::log_path(&copy)).expect("copy the log");
+        assert_eq!(stored_len(&copy), 0, "{reopen_with:?}: the records are only in the log");
+
+        let recovered = RedbJournal::open_with(&copy, reopen_with).expect("open the copy");
+        assert_eq!(payloads(&recovered), [batch("a", 2), batch("b", 3)].concat(), "{reopen_with:?}");
+        assert_eq!(recovered.append(&batch("c", 1)).expect("append"), 6);
+        assert_eq!(
+            RedbJournal::log_path(&copy).exists(),
+            reopen_with == Commit::Logged,
+            "a journal that does not commit through a log removes the one it recovered"
+        );
+        drop(recovered);
+        assert_eq!(stored_len(&copy), 6, "{reopen_with:?}");
+    }
 }
