@@ -1,5 +1,7 @@
 //! Warden's durable [`Journal`](warden_journal::Journal): one redb file, one
-//! table `warden_journal` mapping each seq (`u64`) to its stored record.
+//! table `warden_journal` mapping each seq (`u64`) to its stored record, and
+//! by default a commit log beside the file (`<file>.log`) that takes each
+//! batch first.
 //!
 //! ```
 //! use warden_journal::Journal;
@@ -15,68 +17,117 @@
 //!
 //! # Durability
 //!
-//! Each `append` is one redb write transaction holding the whole batch,
-//! committed with [`Durability::Immediate`](redb::Durability::Immediate) and
-//! redb's one-phase commit: `append` returns `Ok` only after the commit's
-//! fsync, so an acknowledged batch survives a crash of the process or of the
-//! machine.
+//! `append` returns `Ok` only after an fsync that covers the whole batch, so
+//! an acknowledged batch survives a crash of the process or of the machine.
+//! How the batch reaches the disk is the [`Commit`]; the default is the
+//! logged commit.
 //!
-//! Commit settings, weighed with this crate's bench (`commit_strategy`,
-//! raw redb commits of 205-byte values; figures in `BENCH_RESULTS.md`) on the
-//! 2-core development machine, where a small write and fsync of a plain file
-//! takes 0.11 to 0.28 ms and fsync-bound figures vary up to 2x between runs:
+//! ## The logged commit (default)
 //!
-//! - **One-phase commit (one fsync), not two-phase.** A commit writes its new
-//!   pages (redb never overwrites a page of the last commit), writes the new
-//!   root with its checksum into the inactive commit slot, flips the god byte
-//!   to that slot, then fsyncs once. Two-phase commit fsyncs between the slot
-//!   and the flip as well: a second fsync on every commit, the difference
-//!   between a durable decision at one caller slower than PostgreSQL's one
-//!   `fdatasync` and one ahead of it (issue 13; BENCHMARKS.md, section 12).
-//!   Why one fsync is safe here:
-//!   - *Answered means durable* holds the same: the fsync covers the pages,
-//!     the slot and the flip, and `append` answers after it.
-//!   - *A crash never leaves half a batch.* Power lost before the fsync
-//!     completes may leave any part of those writes on disk, in any order,
-//!     torn at any sector. If the flip did not land, the previous commit is
-//!     still the primary, whole, since none of its pages was written. If it
-//!     landed, redb verifies the new primary's checksums (the slot's, and
-//!     each page's from the root down: every open here walks the whole file,
-//!     see *Corruption*) and, finding any page torn, falls back to the other
-//!     slot, the previous commit. The unit test `power_cut` runs 300 such
-//!     cuts on a model disk that loses any subset of the unsynced sectors, in
-//!     any order; about 40% of them land the flip with torn pages. Each image
-//!     is opened as a real redb file and must hold every acknowledged batch,
-//!     whole, and at most the one under way; a control without fsync must
-//!     fail that check.
-//!   - *The attack redb warns of does not apply.* redb's checksums are
-//!     XXH3, not cryptographic; its docs describe a theoretical attack on
-//!     one-phase commit by someone who controls the order pages reach the
-//!     disk, can cut power during an fsync, knows the file's contents, and
-//!     writes arbitrary data in a transaction, to make a torn commit verify.
-//!     Whoever controls the disk's write order and power already controls
-//!     the host, and so the file itself. And a requester does not write
-//!     arbitrary data: every record is a server-made fact framed by bincode,
-//!     behind a CRC32 of its seq, with random ids (activity, approval)
-//!     chosen by the server in it, so the page bytes are not the
-//!     requester's to choose. The records' own CRC32 and the seq check of
-//!     every scan (see *Corruption*) are a second, independent check.
+//! Each batch is one *frame* appended to the commit log, then one
+//! `fdatasync`; `append` answers after it. The batch's records are also kept
+//! in memory and read from there. When the next frame does not fit in the
+//! log, the journal *checkpoints*: it writes every record of the log into
+//! redb in one two-phase commit and, once that commit has returned, empties
+//! the log. Dropping the journal checkpoints too, so a cleanly closed journal
+//! is all in the redb file.
 //!
-//!   The earlier choice of two-phase commit took redb's advice for input that
-//!   may be malicious; the argument above is why the advice buys nothing
-//!   here. A deployment that wants it anyway opens the journal with
-//!   [`RedbJournal::open_with`] and [`Commit::TwoPhase`] (the server's
-//!   `[journal] two_phase_commit = true`); the `power_cut` test runs both.
-//! - **Quick repair: off.** It saves the allocator state in every commit
-//!   (1 record: 0.54 ms, 1000 records: 3.7 ms) so that recovery after a crash
-//!   need not walk the file. Every open here walks and verifies the whole
-//!   file anyway (see *Corruption*), so it would buy nothing.
+//! Why: a redb commit writes its new B-tree pages wherever the allocator puts
+//! them, plus its header: seven scattered writes for one small batch, and the
+//! fsync waits for all of them. The log writes one page, at its end, into a
+//! file whose blocks were allocated and written when it was made, so the
+//! `fdatasync` carries no metadata. This is how PostgreSQL commits (one WAL
+//! page). On the 2-core development machine a 300-byte write and
+//! `fdatasync` into such a file took p50 0.10 ms, seven scattered 4 KiB
+//! pages 0.39 ms; a durable decision at one caller went from about 3.1k to
+//! 4.7k/s, from level with PostgreSQL's one-round-trip function to 1.6x
+//! ahead of it (BENCHMARKS.md, section 12).
+//!
+//! The log file (`log.rs`) is 16 MiB, written with zeros when it is made,
+//! and its directory fsynced then, so that its name survives a power cut as
+//! well as its frames. A frame starts on a 4 KiB page and fills whole
+//! pages: `[magic][body length][CRC32 of the body][first seq, record count,
+//! records]`. The log is read from its first page: frames follow each other
+//! while each is whole and its first seq follows the last record of the
+//! frame before. Why this is safe:
+//!
+//! - *Answered means durable*: the frame is written, then fdatasynced, then
+//!   acknowledged; its records are visible to readers only after that.
+//! - *A crash never leaves half a batch.* Power lost before the fdatasync
+//!   completes may leave any part of the frame on disk, in any order, torn
+//!   at any sector; the frame then fails its checksum (or its length, or its
+//!   magic), and the log ends before it. It was never acknowledged. Since
+//!   frames start on pages, a frame under way never rewrites a sector that
+//!   holds an acknowledged one.
+//! - *Nothing old comes back.* A checkpoint empties the log by zeroing its
+//!   first page (then fdatasync) only after its redb commit returned, so the
+//!   log never loses a record redb does not hold. Frames beyond the new end
+//!   are older: their seqs do not follow, and the log ends there.
+//! - *A checkpoint cut short loses nothing.* Its redb commit is two-phase
+//!   (redb's advice for input that may be malicious costs nothing at this
+//!   rate), so redb holds either the old or the new checkpoint; the log
+//!   still holds every record either way.
+//! - *Opening recovers.* After redb's integrity check (see *Corruption*), the
+//!   log is read; the records after redb's last one are written into redb in
+//!   one two-phase commit, then the log is emptied. A log that does not
+//!   continue redb (a gap) is reported as
+//!   [`JournalError::Corrupt`](warden_journal::JournalError::Corrupt).
+//! - *A batch larger than the whole log* is committed straight into redb in
+//!   a two-phase commit, after a checkpoint, so the seqs stay in order.
+//! - *Checksums.* A torn frame would have to match its CRC32 by chance (one
+//!   in 2^32), with a length and magic that fit and a seq that follows.
+//!   CRC32 is no defence against someone who chooses the torn bytes; such a
+//!   person controls the disk's write order and power, and so the host.
+//!
+//! The unit test `power_cut` runs 300 cuts on a model disk holding both the
+//! redb file and the log, which keeps any subset of the sectors written since
+//! each file's last fsync, in any order; every run checkpoints several times,
+//! so cuts fall in checkpoints and in the emptying of the log too. Each image
+//! is opened as real files and must hold every acknowledged batch, whole,
+//! and at most the one under way. A control whose log never fsyncs must fail
+//! the same check. The crash test kills a writer with `SIGKILL` mid-run.
+//!
+//! Memory: the records of the log are kept until the checkpoint, at most the
+//! log's 16 MiB of frames. Opening reads the whole log once.
+//!
+//! ## A redb commit per batch
+//!
+//! [`RedbJournal::open_with`] and [`Commit::TwoPhase`] (the server's
+//! `[journal] two_phase_commit = true`) commit each batch into redb in two
+//! phases, without a log: the pages and the new root's slot, an fsync, the
+//! switch to that slot, a second fsync. [`Commit::OnePhase`] skips the first
+//! fsync. Opening with either recovers a log left by the logged commit, then
+//! removes it. Weighed with this crate's bench (`commit_strategy`, raw redb
+//! commits of 205-byte values; figures in `BENCH_RESULTS.md`):
+//!
+//! - **One phase.** A commit writes its new pages (redb never overwrites a
+//!   page of the last commit), writes the new root with its checksum into the
+//!   inactive commit slot, flips the god byte to that slot, then fsyncs once.
+//!   If the flip did not land, the previous commit is still the primary,
+//!   whole. If it landed, redb verifies the new primary's checksums (every
+//!   open here walks the whole file, see *Corruption*) and, finding any page
+//!   torn, falls back to the previous commit; `power_cut` sees about 40% of
+//!   its cuts land the flip with torn pages. redb's docs describe a
+//!   theoretical attack on one-phase commit by someone who controls the
+//!   order pages reach the disk and the power, and writes arbitrary data in
+//!   a transaction: whoever controls the disk that way controls the host,
+//!   and a requester does not choose the bytes (every record is a
+//!   server-made fact, framed by bincode, behind a CRC32 of its seq, with
+//!   random ids chosen by the server in it).
+//! - **Two phases**: redb's advice for input that may be malicious, at a
+//!   second fsync on every commit.
+//! - **Quick repair: off**, in every mode. It saves the allocator state in
+//!   every commit (1 record: 0.54 ms, 1000 records: 3.7 ms) so that recovery
+//!   after a crash need not walk the file. Every open here walks and
+//!   verifies the whole file anyway (see *Corruption*), so it would buy
+//!   nothing.
 //!
 //! # What survives a crash
 //!
 //! Every batch whose `append` returned `Ok`, whole. A batch whose `append`
-//! was under way is wholly present or wholly absent: redb commits are
-//! atomic, so no batch is ever partly there. After a restart the journal is
+//! was under way is wholly present or wholly absent: a log frame is whole or
+//! ends the log, and redb commits are atomic, so no batch is ever partly
+//! there. After a restart the journal is
 //! therefore a prefix of the batches appended, containing every acknowledged
 //! one. The crash test of this crate kills a writer with `SIGKILL` mid-run
 //! and checks exactly that.
@@ -94,6 +145,13 @@
 //! store can rule that out. The reopen fails, and the call with it, as long
 //! as another thread still holds the old handle (for instance in a long
 //! scan); a later call tries again.
+//!
+//! In the logged commit, a failed write or `fdatasync` of a frame is
+//! handled the same way: the frame may be in the file, so the reopen reads
+//! the log only up to the failed batch's first seq, checkpoints what comes
+//! before, and empties the log, which puts the failed frame out of reach. A
+//! failed checkpoint loses nothing: the log still holds every record, and
+//! the reopen recovers them into redb.
 //!
 //! # Corruption
 //!
@@ -125,9 +183,10 @@
 //!
 //! # Sharing
 //!
-//! One process opens the file at a time (redb locks it). Appends are
-//! serialized, as redb's single writer would serialize them anyway; reads
-//! run on snapshots and never wait for a commit.
+//! One process opens the file at a time (redb locks it), and opens the log
+//! only once it holds that lock. Appends are serialized, as redb's single
+//! writer would serialize them anyway; reads run on redb snapshots and the
+//! log's records in memory, and never wait for a commit or a checkpoint.
 #![deny(missing_docs)]
 
 mod journal;
