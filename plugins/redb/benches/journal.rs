@@ -1,4 +1,5 @@
-//! Append throughput by batch size, beside this machine's fsync floor; the
+//! Append throughput by batch size and commit (logged, or a redb two-phase
+//! commit per batch), beside this machine's fsync floor; the
 //! cost of redb's commit strategies, which the crate docs weigh; and the time
 //! to open and scan a journal of a million records.
 //!
@@ -12,7 +13,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use redb::{Database, Durability, TableDefinition};
 use warden_journal::Journal;
-use warden_redb::RedbJournal;
+use warden_redb::{Commit, RedbJournal};
 
 /// Size of one record's payload: about that of a journaled activity.
 const PAYLOAD_LEN: usize = 200;
@@ -49,13 +50,18 @@ fn append(c: &mut Criterion) {
         });
     });
 
-    for size in BATCH_SIZES {
-        let journal = RedbJournal::open(dir.path().join(format!("append-{size}.redb"))).expect("open");
-        let batch = payloads(size);
-        group.throughput(Throughput::Elements(size as u64));
-        group.bench_with_input(BenchmarkId::new("records_per_batch", size), &batch, |b, batch| {
-            b.iter(|| journal.append(batch).expect("append"));
-        });
+    // The default logged commit (checkpoints included, as they fall), and a
+    // redb two-phase commit per batch.
+    for (name, commit) in [("logged", Commit::Logged), ("two_phase", Commit::TwoPhase)] {
+        for size in BATCH_SIZES {
+            let path = dir.path().join(format!("append-{name}-{size}.redb"));
+            let journal = RedbJournal::open_with(path, commit).expect("open");
+            let batch = payloads(size);
+            group.throughput(Throughput::Elements(size as u64));
+            group.bench_with_input(BenchmarkId::new(name, size), &batch, |b, batch| {
+                b.iter(|| journal.append(batch).expect("append"));
+            });
+        }
     }
     group.finish();
 }
