@@ -235,7 +235,7 @@ fn records_read_the_same_across_checkpoints_and_batches_larger_than_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("journal.redb");
     let never = Arc::new(AtomicU64::new(0));
-    let journal = failing_logged_journal(&path, &never, &never, 3);
+    let journal = failing_logged_journal(&path, &never, &never, 3).checkpointing_every(5);
     let mut expected: Vec<Vec<u8>> = Vec::new();
     for n in 0..40 {
         // Every seventh batch is larger than the whole log (three pages).
