@@ -236,7 +236,11 @@ impl RedbJournal {
             return Ok(written);
         }
         if let Err(e) = log.append(first, payloads) {
-            // The frame may be on disk: the reopen reads the log only up to it.
+            // INVARIANT (failed batch invisible): the frame may be on disk,
+            // whole. Its first page is zeroed now, so that no later open
+            // finds it even if this process never reopens the log; and the
+            // reopen reads the log only up to it anyway.
+            let _ = log.erase_failed();
             self.discard(store, Some(first));
             return Err(io_storage("append to the commit log")(e));
         }
@@ -333,13 +337,7 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        let written = write_batch(&self.db, Commit::TwoPhase, &records, &mut None)?;
-        if written != first {
-            return Err(JournalError::Corrupt {
-                seq: first,
-                reason: format!("the redb file continues at seq `{written}`, not where the commit log begins"),
-            });
-        }
+        write_batch_at(&self.db, Commit::TwoPhase, Some(first), &records, &mut None)?;
         let mut tail = lock(&self.tail);
         tail.records.drain(..records.len());
         tail.first += records.len() as Seq;
@@ -455,12 +453,30 @@ fn write_batch(
     payloads: &[impl AsRef<[u8]>],
     committing: &mut Option<Seq>,
 ) -> Result<Seq, JournalError> {
+    write_batch_at(db, commit, None, payloads, committing)
+}
+
+/// [`write_batch`], refusing (before anything is committed) unless the
+/// first seq given would be `expected_first`, when one is named.
+fn write_batch_at(
+    db: &Database,
+    commit: Commit,
+    expected_first: Option<Seq>,
+    payloads: &[impl AsRef<[u8]>],
+    committing: &mut Option<Seq>,
+) -> Result<Seq, JournalError> {
     let mut txn = db.begin_write().map_err(storage("begin write transaction"))?;
     configure_commit(&mut txn, commit)?;
     let next = {
         let mut table = txn.open_table(RECORDS).map_err(storage("open table"))?;
         let last = table.last().map_err(storage("read last record"))?;
         let next = next_seq(last.map(|(seq, _)| seq.value()))?;
+        if let Some(expected) = expected_first.filter(|&e| e != next) {
+            return Err(JournalError::Corrupt {
+                seq: expected,
+                reason: format!("the redb file continues at seq `{next}`, not where the commit log begins"),
+            });
+        }
         // `payloads` is not empty: `append` answers empty batches itself.
         if next.checked_add(payloads.len() as Seq - 1).is_none() {
             return Err(seq_exhausted());
@@ -546,17 +562,15 @@ fn open_database(path: &Path, unacknowledged_from: Option<Seq>, commit: Commit) 
 /// removed by `open_store`).
 fn open_log_file(path: &Path, commit: Commit) -> Result<Option<Box<dyn StorageBackend>>, JournalError> {
     let fail = |e| io_storage(&format!("open the commit log `{}`", path.display()))(e);
-    let existed = path.exists();
-    if commit != Commit::Logged && !existed {
+    if commit != Commit::Logged && !path.exists() {
         return Ok(None);
     }
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(fail)?;
-    if !existed {
-        // The log's name must survive a power cut as well as its frames.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
-        }
-    }
+    // The log's name must survive a power cut as well as its frames: the
+    // directory is synced at every open (an earlier open may have made the
+    // file and died before syncing it).
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
     let backend = FileBackend::new(file).map_err(|e| JournalError::Storage(format!("open the commit log: {e}")))?;
     Ok(Some(Box::new(backend)))
 }

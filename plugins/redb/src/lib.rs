@@ -49,13 +49,15 @@
 //! 4.7k/s, from level with PostgreSQL's one-round-trip function to 1.6x
 //! ahead of it (BENCHMARKS.md, section 12).
 //!
-//! The log file (`log.rs`) is 16 MiB, written with zeros when it is made,
-//! and its directory fsynced then, so that its name survives a power cut as
-//! well as its frames. A frame starts on a 4 KiB page and fills whole
-//! pages: `[magic][body length][CRC32 of the body][first seq, record count,
-//! records]`. The log is read from its first page: frames follow each other
-//! while each is whole and its first seq follows the last record of the
-//! frame before. Why this is safe:
+//! The log file (`log.rs`) is 16 MiB, written with zeros when it is made;
+//! its directory is fsynced at every open, so that its name survives a power
+//! cut as well as its frames. Its first page is a header holding a *salt*,
+//! a random number drawn afresh each time the log is emptied. Frames follow;
+//! each starts on a 4 KiB page and fills whole pages: `[magic][body
+//! length][CRC32 of the body][salt, first seq, record count, records]`. The
+//! log is read from its second page: frames follow each other while each is
+//! whole, carries the header's salt, and its first seq follows the last
+//! record of the frame before. Why this is safe:
 //!
 //! - *Answered means durable*: the frame is written, then fdatasynced, then
 //!   acknowledged; its records are visible to readers only after that.
@@ -65,11 +67,14 @@
 //!   magic), and the log ends before it. It was never acknowledged. Since
 //!   frames start on pages, a frame under way never rewrites a sector that
 //!   holds an acknowledged one.
-//! - *Nothing old comes back.* A checkpoint empties the log by zeroing its
-//!   first page (then fdatasync) only after its redb commit returned, so the
-//!   log never loses a record redb does not hold. Frames beyond the new end
-//!   are older: their seqs do not follow, and the log ends there. Frames
-//!   whose records redb already holds are skipped.
+//! - *Nothing old comes back.* A checkpoint empties the log by writing a
+//!   header with a new salt (then fdatasync) only after its redb commit
+//!   returned, so the log never loses a record redb does not hold. Whatever
+//!   the file held before, old frames or bytes of old payloads shaped like a
+//!   frame, carries another salt, drawn before the new one, which nobody
+//!   outside the process can foresee (std's `RandomState`, seeded from the
+//!   operating system), and the log ends there. Frames whose records redb
+//!   already holds are skipped.
 //! - *A checkpoint cut short loses nothing.* Its redb commit is two-phase
 //!   (redb's advice for input that may be malicious costs nothing at this
 //!   rate), so redb holds either the old or the new checkpoint; the log
@@ -82,20 +87,27 @@
 //! - *A batch larger than the whole log* is committed straight into redb in
 //!   a two-phase commit, after a checkpoint, so the seqs stay in order.
 //! - *Checksums.* A torn frame would have to match its CRC32 by chance (one
-//!   in 2^32), with a length and magic that fit and a seq that follows.
-//!   CRC32 is no defence against someone who chooses the torn bytes; such a
-//!   person controls the disk's write order and power, and so the host.
+//!   in 2^32), with a length, magic and salt that fit and a seq that
+//!   follows. CRC32 is no defence against someone who chooses the torn
+//!   bytes; such a person controls the disk's write order and power, and so
+//!   the host.
 //!
 //! The unit test `power_cut` runs 300 cuts on a model disk holding both the
-//! redb file and the log, which keeps any subset of the sectors written since
-//! each file's last fsync, in any order; every run checkpoints several times,
-//! so cuts fall in checkpoints and in the emptying of the log too. Each image
+//! redb file and the log, which keeps each write since the file's last
+//! fsync whole, not at all, or torn at sectors, landed in any order; every
+//! run checkpoints several times, empties the log, and commits one batch
+//! larger than the log, so cuts fall in all of those too. Each image
 //! is opened as real files and must hold every acknowledged batch, whole,
 //! and at most the one under way. A control whose log never fsyncs must fail
 //! the same check. The crash test kills a writer with `SIGKILL` mid-run.
 //!
 //! Memory: the records not yet checkpointed, about 2048 (at most one
-//! batch more). Opening reads the whole log once.
+//! batch more). Opening reads the whole log once (at most its 16 MiB,
+//! whatever the file's length).
+//!
+//! The log is part of the journal: a log deleted or lost with its file
+//! system takes the records not yet checkpointed with it, and an open finds
+//! nothing to tell it so. Copy or move the two files together.
 //!
 //! ## A redb commit per batch
 //!
@@ -153,12 +165,16 @@
 //! as another thread still holds the old handle (for instance in a long
 //! scan); a later call tries again.
 //!
-//! In the logged commit, a failed write or `fdatasync` of a frame is
-//! handled the same way: the frame may be in the file, so the reopen reads
-//! the log only up to the failed batch's first seq, checkpoints what comes
-//! before, and empties the log, which puts the failed frame out of reach. A
-//! failed checkpoint loses nothing: the log still holds every record, and
-//! the reopen recovers them into redb.
+//! In the logged commit, a failed write or `fdatasync` of a frame may leave
+//! the frame in the file, whole. The journal at once zeroes the frame's
+//! first page and fdatasyncs that (the page is past every acknowledged
+//! frame), so that no later open finds the frame even if this process makes
+//! no further call; and the reopen reads the log only up to the failed
+//! batch's first seq, checkpoints what comes before, and empties the log.
+//! Only when the erasure fails too and the process then dies is the failed
+//! batch possibly found after a restart, as above. A failed checkpoint
+//! loses nothing: the log still holds every record, and the reopen recovers
+//! them into redb.
 //!
 //! # Corruption
 //!
@@ -193,7 +209,9 @@
 //! One process opens the file at a time (redb locks it), and opens the log
 //! only once it holds that lock. Appends are serialized, as redb's single
 //! writer would serialize them anyway; reads run on redb snapshots and the
-//! log's records in memory, and never wait for a commit or a checkpoint.
+//! log's records in memory, and wait for no commit or checkpoint. They do
+//! wait, after a failed write, for the reopen (and its recovery) that the
+//! first call after it makes.
 #![deny(missing_docs)]
 
 mod journal;

@@ -4,9 +4,9 @@
 //! The journal runs on a disk model (a redb [`StorageBackend`]) that keeps
 //! what has been fsynced apart from the writes since. At a chosen write or
 //! fsync the power goes: that call and every later one fail, and the image
-//! left on disk is what was fsynced plus a random part of the writes since,
-//! torn at 512-byte sectors and landed in random order, as a disk cache may
-//! leave them. The image is then opened as a real redb file, and must hold
+//! left on disk is what was fsynced plus a random part of the writes since
+//! (each write landed whole, not at all, or torn at 512-byte sectors), landed
+//! in random order, as a disk cache may leave them. The image is then opened as a real redb file, and must hold
 //! every batch whose `append` returned `Ok`, whole and in place, and at most
 //! the one batch under way besides.
 //!
@@ -36,6 +36,9 @@ const FIRST_BATCH: u64 = 600;
 /// The commit log of a trial: room for the first batch and a few more, so
 /// that every trial checkpoints several times (and empties the log).
 const LOG_CAPACITY: u64 = 24 * crate::log::PAGE;
+/// A batch of twice the first's records, more than [`LOG_CAPACITY`] holds: a
+/// logged journal commits it straight into redb.
+const BATCH_LARGER_THAN_THE_LOG: u64 = 5;
 /// Records held in memory before they are moved into redb without emptying
 /// the log: some runs of batches do that between the log's resets.
 const CHECKPOINT_RECORDS: usize = 50;
@@ -84,7 +87,7 @@ struct Disk {
     operations: u64,
     /// Fsyncs of each file.
     syncs: [u64; 2],
-    /// Writes of zeros over the log's first page: the log emptied.
+    /// Writes of the log's header page: the log emptied.
     log_emptied: u64,
     /// The operation at which the power goes (0: never).
     cut_at: u64,
@@ -115,8 +118,10 @@ impl Disk {
         }
         let mut sectors: Vec<(usize, &[u8])> = Vec::new();
         for write in &file.unsynced {
+            // A write lands whole, not at all, or torn: each sector or not.
+            let landing = random.below(3);
             for (i, chunk) in write.data.chunks(SECTOR).enumerate() {
-                if random.below(2) == 0 {
+                if landing == 0 || (landing == 2 && random.below(2) == 0) {
                     sectors.push((write.offset + i * SECTOR, chunk));
                 }
             }
@@ -200,7 +205,7 @@ impl StorageBackend for PowerCutBackend {
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut disk = self.disk();
         disk.operate()?;
-        if self.file == LOG && offset == 0 && data.iter().all(|&b| b == 0) {
+        if self.file == LOG && offset == 0 && data.len() == crate::log::PAGE as usize {
             disk.log_emptied += 1;
         }
         let file = &mut disk.files[self.file];
@@ -253,6 +258,8 @@ fn parse(payload: &[u8]) -> Option<(u64, u64, u64)> {
 fn batch_size(batch: u64) -> u64 {
     if batch == 0 {
         FIRST_BATCH
+    } else if batch == BATCH_LARGER_THAN_THE_LOG {
+        2 * FIRST_BATCH
     } else {
         1 + (batch * 7919) % 40
     }

@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::io;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use redb::backends::FileBackend;
@@ -18,6 +18,8 @@ use crate::{log, Commit, RedbJournal};
 struct FailingSync {
     file: FileBackend,
     fail_in: Arc<AtomicU64>,
+    /// While set, every fsync fails.
+    stuck: Arc<AtomicBool>,
 }
 
 impl StorageBackend for FailingSync {
@@ -31,6 +33,9 @@ impl StorageBackend for FailingSync {
         self.file.set_len(len)
     }
     fn sync_data(&self) -> Result<(), io::Error> {
+        if self.stuck.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure (stuck)"));
+        }
         let left = self.fail_in.load(Ordering::SeqCst);
         if left > 0 {
             self.fail_in.store(left - 1, Ordering::SeqCst);
@@ -70,7 +75,11 @@ impl StorageBackend for FailingSync {
 /// fsync `fail_in` arms.
 fn failing_journal(path: &Path, fail_in: &Arc<AtomicU64>, commit: Commit) -> RedbJournal {
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).expect("open file");
-    let backend = FailingSync { file: FileBackend::new(file).expect("file backend"), fail_in: Arc::clone(fail_in) };
+    let backend = FailingSync {
+        file: FileBackend::new(file).expect("file backend"),
+        fail_in: Arc::clone(fail_in),
+        stuck: Arc::default(),
+    };
     let db = Database::builder().create_with_backend(backend).expect("create database");
     RedbJournal::from_storage(path.to_path_buf(), db, commit, None, 0).expect("journal")
 }
@@ -150,11 +159,13 @@ fn two_phase_commit_failing_after_the_switch_is_rolled_back() {
 
 /// A logged journal on real files at `path` (and its log beside it), whose
 /// redb file fails the fsync `db_fail_in` arms and whose log the fsync
-/// `log_fail_in` arms; the log holds `log_pages` pages.
+/// `log_fail_in` arms, or every one while `log_stuck` is set; the log holds
+/// `log_pages` pages.
 fn failing_logged_journal(
     path: &Path,
     db_fail_in: &Arc<AtomicU64>,
     log_fail_in: &Arc<AtomicU64>,
+    log_stuck: &Arc<AtomicBool>,
     log_pages: u64,
 ) -> RedbJournal {
     let open = |path: &Path| {
@@ -162,9 +173,13 @@ fn failing_logged_journal(
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).expect("open file");
         FileBackend::new(file).expect("file backend")
     };
-    let db_backend = FailingSync { file: open(path), fail_in: Arc::clone(db_fail_in) };
+    let db_backend = FailingSync { file: open(path), fail_in: Arc::clone(db_fail_in), stuck: Arc::default() };
     let db = Database::builder().create_with_backend(db_backend).expect("create database");
-    let log = FailingSync { file: open(&RedbJournal::log_path(path)), fail_in: Arc::clone(log_fail_in) };
+    let log = FailingSync {
+        file: open(&RedbJournal::log_path(path)),
+        fail_in: Arc::clone(log_fail_in),
+        stuck: Arc::clone(log_stuck),
+    };
     RedbJournal::from_storage(path.to_path_buf(), db, Commit::Logged, Some(Box::new(log)), log_pages * log::PAGE)
         .expect("journal")
 }
@@ -173,21 +188,51 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+fn log_holds(path: &Path, needle: &[u8]) -> bool {
+    contains(&std::fs::read(RedbJournal::log_path(path)).expect("read the log"), needle)
+}
+
 #[test]
-fn logged_append_failing_at_its_fdatasync_is_hidden_and_the_journal_goes_on() {
+fn a_logged_append_failing_at_its_fdatasync_is_erased_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("journal.redb");
     let (db_fail_in, log_fail_in) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let journal = failing_logged_journal(&path, &db_fail_in, &log_fail_in, 64);
+    let journal = failing_logged_journal(&path, &db_fail_in, &log_fail_in, &Arc::default(), 64);
+    journal.append(&batch("a", 3)).expect("first append");
+    log_fail_in.store(1, Ordering::SeqCst);
+    journal.append(&batch("lost", 2)).expect_err("append must fail");
+    // The frame reached the file, only its fdatasync failed; the journal
+    // zeroed it at once, before any other call.
+    assert!(!log_holds(&path, b"lost-1"), "the failed frame is erased");
+    drop(journal); // no call after the failure: nothing else hides it
+    let reopened = RedbJournal::open(&path).expect("reopen");
+    assert_eq!(payloads(&reopened), batch("a", 3));
+}
+
+#[test]
+fn a_logged_append_failing_for_good_is_hidden_by_the_reopen_and_the_journal_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let (db_fail_in, log_fail_in) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let log_stuck = Arc::new(AtomicBool::new(false));
+    let journal = failing_logged_journal(&path, &db_fail_in, &log_fail_in, &log_stuck, 64);
     assert_eq!(journal.append(&batch("a", 3)).expect("first append"), 1);
 
-    log_fail_in.store(1, Ordering::SeqCst);
+    log_stuck.store(true, Ordering::SeqCst);
     let err = journal.append(&batch("lost", 2)).expect_err("append must fail");
     assert!(matches!(err, JournalError::Storage(_)), "{err:?}");
-    // The failed frame reached the file (only its fdatasync failed): hiding
-    // it is the journal's doing.
-    let log_bytes = std::fs::read(RedbJournal::log_path(&path)).expect("read the log");
-    assert!(contains(&log_bytes, b"lost-1"), "the failed frame is in the log file");
+    // Its erasure could not be synced either. Put the frame back where it
+    // was written (the header, then the first batch's page), as a disk that
+    // kept the frame and not the erasure would: hiding it is now the
+    // reopen's doing.
+    let log_path = RedbJournal::log_path(&path);
+    let mut bytes = std::fs::read(&log_path).expect("read the log");
+    let salt = u64::from_le_bytes(bytes[4..12].try_into().expect("salt"));
+    let frame = log::frame(salt, 4, &batch("lost", 2));
+    let at = 2 * log::PAGE as usize;
+    bytes[at..at + frame.len()].copy_from_slice(&frame);
+    std::fs::write(&log_path, &bytes).expect("write the log");
+    log_stuck.store(false, Ordering::SeqCst);
 
     assert_eq!(journal.last_seq().expect("last_seq after reopen"), Some(3));
     assert_eq!(payloads(&journal), batch("a", 3));
@@ -204,8 +249,9 @@ fn a_failed_checkpoint_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("journal.redb");
     let (db_fail_in, log_fail_in) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    // Two pages: the third one-page batch needs a checkpoint first.
-    let journal = failing_logged_journal(&path, &db_fail_in, &log_fail_in, 2);
+    // The header and two one-page frames: the third batch needs a
+    // checkpoint first.
+    let journal = failing_logged_journal(&path, &db_fail_in, &log_fail_in, &Arc::default(), 3);
     journal.append(&batch("a", 2)).expect("first append");
     journal.append(&batch("b", 2)).expect("second append");
     assert_eq!(stored_len_while_open(&journal), 0, "both batches are only in the log");
@@ -235,7 +281,7 @@ fn records_read_the_same_across_checkpoints_and_batches_larger_than_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("journal.redb");
     let never = Arc::new(AtomicU64::new(0));
-    let journal = failing_logged_journal(&path, &never, &never, 3).checkpointing_every(5);
+    let journal = failing_logged_journal(&path, &never, &never, &Arc::default(), 4).checkpointing_every(5);
     let mut expected: Vec<Vec<u8>> = Vec::new();
     for n in 0..40 {
         // Every seventh batch is larger than the whole log (three pages).
