@@ -42,6 +42,9 @@
 //! are replaced by one line saying so: Cedar turns on serde_json's
 //! `preserve_order`, and as a dependency of a workspace member it would do so
 //! for Warden's own tests too (see `Cargo.toml`).
+//!
+//! `--features mimalloc` runs the whole process (both sides) on mimalloc,
+//! the allocator of the `warden` binary, instead of glibc's malloc.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -57,6 +60,11 @@ use warden_compare::{
 };
 use warden_postgres::testing::TempPostgres;
 use warden_redb::RedbJournal;
+
+/// As the `warden` binary allocates (see `--features mimalloc` above).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Concurrent callers of the durable comparison.
 const CALLERS: [usize; 4] = [1, 16, 64, 256];
@@ -74,6 +82,7 @@ fn main() {
     let usd = std::env::var("WARDEN_COMPARE_USD").unwrap_or_else(|_| "4500.00".to_owned());
     eprintln!("compare: timed transfer of {usd} USD tagged `{MATCHING_TAG}`; {RUNS} runs per figure, median kept");
     eprintln!("compare: load average at start {}", load_average());
+    eprintln!("compare: allocator {}", if cfg!(feature = "mimalloc") { "mimalloc" } else { "the system's (glibc)" });
     // The first case is timed once untold: the first timings of a process
     // (page faults, cold caches, a vCPU still clocking up) are not its cost.
     let only = std::env::var("WARDEN_COMPARE_ONLY").unwrap_or_default();
