@@ -13,6 +13,7 @@ use redb::{
 };
 use warden_journal::{Journal, JournalError, Record, Seq};
 
+use crate::checkpointer::Checkpointer;
 use crate::log::{self, Log};
 use crate::record;
 
@@ -34,9 +35,16 @@ pub struct RedbJournal {
     commit: Commit,
     log_capacity: u64,
     /// Records held in memory (acknowledged in the log, not yet in redb)
-    /// beyond which the next append first moves them into redb.
+    /// beyond which they are moved into redb.
     checkpoint_records: usize,
-    handle: Mutex<Handle>,
+    /// Whether a thread of the store's moves them (the default), or the
+    /// next append before its frame.
+    checkpoint_in_background: bool,
+    /// Shared with the checkpointer, which drops a store it failed on.
+    handle: Arc<Mutex<Handle>>,
+    /// Whether a dropped store may be replaced by opening the files at
+    /// `path` (tests on a model disk have none to open).
+    reopens: bool,
     /// Held by `append` (and `checkpoint`) from its write to its cleanup
     /// after a failure, so no other batch can commit before a failed one is
     /// scheduled for removal.
@@ -45,9 +53,9 @@ pub struct RedbJournal {
 
 /// The open store, or what must happen before the next one is used.
 #[derive(Debug)]
-struct Handle {
+pub(crate) struct Handle {
     /// `None` after a failed write: the next call reopens the files.
-    store: Option<Arc<Store>>,
+    pub(crate) store: Option<Arc<Store>>,
     /// The first seq of a batch whose commit failed: on reopen, records from
     /// there on are removed, should the failed commit have reached the disk.
     unacknowledged_from: Option<Seq>,
@@ -61,6 +69,11 @@ pub(crate) struct Store {
     /// Written only under `RedbJournal::append`.
     log: Mutex<Option<Log>>,
     tail: Mutex<Tail>,
+    /// Held from the snapshot of the tail to its trim, and by any other
+    /// write into redb, so that two writers never give the same seqs.
+    redb_writes: Mutex<()>,
+    /// In the logged commit, unless checkpoints are made inline.
+    checkpointer: std::sync::OnceLock<Checkpointer>,
 }
 
 /// The records acknowledged in the log since the last checkpoint. They are
@@ -102,7 +115,7 @@ impl RedbJournal {
         let path = path.as_ref().to_path_buf();
         let journal = Self::unopened(path, commit, log::CAPACITY);
         let store = journal.open_store(None)?;
-        journal.handle().store = Some(Arc::new(store));
+        journal.install(store)?;
         Ok(journal)
     }
 
@@ -142,18 +155,42 @@ impl RedbJournal {
         log_storage: Option<Box<dyn StorageBackend>>,
         log_capacity: u64,
     ) -> Result<Self, JournalError> {
-        let journal = Self::unopened(path, commit, log_capacity);
+        let mut journal = Self::unopened(path, commit, log_capacity);
+        journal.checkpoint_in_background = false;
         let log = log_storage.map(|storage| Log::new(storage, log_capacity));
         let store = Store::recover(db, log, None, commit)?;
-        journal.handle().store = Some(Arc::new(store));
+        journal.install(store)?;
         Ok(journal)
     }
 
-    /// Moves the records held in memory into redb once there are `records`
-    /// of them (instead of [`CHECKPOINT_RECORDS`]).
+    /// Checkpoints inline, by the append after `records` held records (the
+    /// default of [`from_storage`](Self::from_storage), whose runs must do
+    /// the same disk operations every time).
     #[cfg(test)]
     pub(crate) fn checkpointing_every(mut self, records: usize) -> Self {
         self.checkpoint_records = records;
+        self
+    }
+
+    /// Never reopens the files at its path after a failure: its storage is
+    /// a model the test gave it.
+    #[cfg(test)]
+    pub(crate) fn without_reopening(mut self) -> Self {
+        self.reopens = false;
+        self
+    }
+
+    /// Checkpoints on the store's thread after `records` held records, as
+    /// [`open`](Self::open) does after [`CHECKPOINT_RECORDS`].
+    #[cfg(test)]
+    pub(crate) fn checkpointing_in_background_every(mut self, records: usize) -> Self {
+        self.checkpoint_records = records;
+        self.checkpoint_in_background = true;
+        let store = self.handle().store.clone();
+        if let Some(store) = store.filter(|s| lock(&s.log).is_some()) {
+            let checkpointer = Checkpointer::start(&store, &self.handle).expect("checkpoint thread");
+            let _ = store.checkpointer.set(checkpointer);
+        }
         self
     }
 
@@ -163,12 +200,14 @@ impl RedbJournal {
             commit,
             log_capacity,
             checkpoint_records: CHECKPOINT_RECORDS,
-            handle: Mutex::new(Handle { store: None, unacknowledged_from: None }),
+            checkpoint_in_background: true,
+            reopens: true,
+            handle: Arc::new(Mutex::new(Handle { store: None, unacknowledged_from: None })),
             append: Mutex::new(()),
         }
     }
 
-    fn handle(&self) -> MutexGuard<'_, Handle> {
+    pub(crate) fn handle(&self) -> MutexGuard<'_, Handle> {
         // The handle is only ever replaced whole, so a panic elsewhere while
         // the lock was held cannot have left it half updated.
         lock(&self.handle)
@@ -194,9 +233,30 @@ impl RedbJournal {
         if let Some(store) = &handle.store {
             return Ok(Arc::clone(store));
         }
-        let store = Arc::new(self.open_store(handle.unacknowledged_from)?);
+        if !self.reopens {
+            return Err(JournalError::Storage("the storage failed and this journal does not reopen it".into()));
+        }
+        let store = self.start_checkpointer(self.open_store(handle.unacknowledged_from)?)?;
         handle.store = Some(Arc::clone(&store));
         handle.unacknowledged_from = None;
+        Ok(store)
+    }
+
+    /// Makes `store` the journal's open store.
+    fn install(&self, store: Store) -> Result<(), JournalError> {
+        let store = self.start_checkpointer(store)?;
+        self.handle().store = Some(store);
+        Ok(())
+    }
+
+    /// `store`, shared, with its checkpointer started if it has a log.
+    fn start_checkpointer(&self, store: Store) -> Result<Arc<Store>, JournalError> {
+        let store = Arc::new(store);
+        if self.checkpoint_in_background && lock(&store.log).is_some() {
+            let checkpointer =
+                Checkpointer::start(&store, &self.handle).map_err(io_storage("start the checkpoint thread"))?;
+            let _ = store.checkpointer.set(checkpointer);
+        }
         Ok(store)
     }
 
@@ -204,22 +264,15 @@ impl RedbJournal {
     /// files, and remembers that records from `first` on, if a commit of them
     /// was attempted, were never acknowledged.
     fn discard(&self, store: &Arc<Store>, first: Option<Seq>) {
-        let mut handle = self.handle();
-        if let Some(first) = first {
-            let earliest = handle.unacknowledged_from.map_or(first, |f| f.min(first));
-            handle.unacknowledged_from = Some(earliest);
-        }
-        // Another caller may already have replaced it with a fresh one.
-        if handle.store.as_ref().is_some_and(|current| Arc::ptr_eq(current, store)) {
-            handle.store = None;
-        }
+        discard(&self.handle, store, first);
     }
 
     /// Appends through the log: the frame's fdatasync is the commit.
     fn append_logged(&self, store: &Arc<Store>, log: &mut Log, payloads: &[Vec<u8>]) -> Result<Seq, JournalError> {
         if !log.has_room_for(payloads) {
+            // Waits for a checkpoint under way on the thread, if any.
             store.checkpoint(log).inspect_err(|_| self.discard(store, None))?;
-        } else if store.held_records() >= self.checkpoint_records {
+        } else if store.checkpointer.get().is_none() && store.held_records() >= self.checkpoint_records {
             store.move_tail_into_redb().inspect_err(|_| self.discard(store, None))?;
         }
         let first = store.next_seq()?;
@@ -230,7 +283,8 @@ impl RedbJournal {
             // A batch larger than the whole log goes straight into redb; the
             // checkpoint above left nothing in the log before it.
             let mut committing = None;
-            let written = write_batch(&store.db, Commit::TwoPhase, payloads, &mut committing)
+            let _redb_writes = lock(&store.redb_writes);
+            let written = write_batch_at(&store.db, Commit::TwoPhase, Some(first), payloads, &mut committing)
                 .inspect_err(|_| self.discard(store, committing))?;
             lock(&store.tail).first = written + payloads.len() as Seq;
             return Ok(written);
@@ -244,7 +298,14 @@ impl RedbJournal {
             self.discard(store, Some(first));
             return Err(io_storage("append to the commit log")(e));
         }
-        lock(&store.tail).records.extend(payloads.iter().map(|p| Arc::from(p.as_slice())));
+        let held = {
+            let mut tail = lock(&store.tail);
+            tail.records.extend(payloads.iter().map(|p| Arc::from(p.as_slice())));
+            tail.records.len()
+        };
+        if let Some(checkpointer) = store.checkpointer.get().filter(|_| held >= self.checkpoint_records) {
+            checkpointer.ask();
+        }
         Ok(first)
     }
 }
@@ -308,6 +369,8 @@ impl Store {
             db,
             log: Mutex::new(if commit == Commit::Logged { log } else { None }),
             tail: Mutex::new(Tail { first, records: VecDeque::new() }),
+            redb_writes: Mutex::new(()),
+            checkpointer: std::sync::OnceLock::new(),
         })
     }
 
@@ -329,7 +392,8 @@ impl Store {
     /// Writes the records held in memory into redb in one two-phase commit,
     /// and stops holding them; the log keeps their frames, which a recovery
     /// skips (redb holds their seqs). On error nothing changes.
-    fn move_tail_into_redb(&self) -> Result<(), JournalError> {
+    pub(crate) fn move_tail_into_redb(&self) -> Result<(), JournalError> {
+        let _redb_writes = lock(&self.redb_writes);
         let (first, records): (Seq, Vec<Arc<[u8]>>) = {
             let tail = lock(&self.tail);
             (tail.first, tail.records.iter().cloned().collect())
@@ -557,6 +621,21 @@ fn open_database(path: &Path, unacknowledged_from: Option<Seq>, commit: Commit) 
     Ok(db)
 }
 
+/// Drops `store` from `handle` after a failed write, so the next call
+/// reopens the files, and remembers that records from `first` on, if a
+/// commit of them was attempted, were never acknowledged.
+pub(crate) fn discard(handle: &Mutex<Handle>, store: &Arc<Store>, first: Option<Seq>) {
+    let mut handle = lock(handle);
+    if let Some(first) = first {
+        let earliest = handle.unacknowledged_from.map_or(first, |f| f.min(first));
+        handle.unacknowledged_from = Some(earliest);
+    }
+    // Another caller may already have replaced it with a fresh one.
+    if handle.store.as_ref().is_some_and(|current| Arc::ptr_eq(current, store)) {
+        handle.store = None;
+    }
+}
+
 /// Opens the commit log beside the redb file: created if the journal
 /// commits through it, else only if one was left (to be recovered and
 /// removed by `open_store`).
@@ -585,7 +664,7 @@ fn last_in(db: &Database) -> Result<Option<Seq>, JournalError> {
     Ok(last.map(|(seq, _)| seq.value()))
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every value under these locks is replaced or extended whole, so a
     // panic elsewhere while one was held cannot have left it half updated.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

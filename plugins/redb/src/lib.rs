@@ -214,6 +214,7 @@
 //! first call after it makes.
 #![deny(missing_docs)]
 
+mod checkpointer;
 mod journal;
 mod log;
 #[cfg(test)]

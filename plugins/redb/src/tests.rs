@@ -335,3 +335,77 @@ fn a_log_left_by_a_crash_is_recovered_under_either_commit() {
         assert_eq!(stored_len(&copy), 6, "{reopen_with:?}");
     }
 }
+
+#[test]
+fn readers_see_every_record_once_while_a_thread_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let never = Arc::new(AtomicU64::new(0));
+    let journal =
+        failing_logged_journal(&path, &never, &never, &Arc::default(), 8).checkpointing_in_background_every(3);
+    let appended = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for reader in 0..3_u64 {
+            let (journal, appended) = (&journal, &appended);
+            scope.spawn(move || {
+                while appended.load(Ordering::SeqCst) < 200 {
+                    // Every record acknowledged before the read is found,
+                    // whether still held, being moved, or in redb.
+                    let acknowledged = appended.load(Ordering::SeqCst);
+                    let last = journal.last_seq().expect("last_seq").unwrap_or(0);
+                    assert!(last >= acknowledged, "last_seq {last} behind the {acknowledged} acknowledged");
+                    for seq in (1..=acknowledged).rev().step_by(7) {
+                        let record = journal.read(seq).expect("read").unwrap_or_else(|| panic!("seq {seq} missing"));
+                        assert_eq!(record.payload, format!("r-{}", seq - 1).into_bytes());
+                    }
+                    let from = 1 + reader * acknowledged / 3;
+                    let mut expected = from;
+                    journal
+                        .scan(from, &mut |r| {
+                            assert_eq!(r.seq, expected, "scan from {from} skipped or repeated a record");
+                            expected += 1;
+                            Ok(())
+                        })
+                        .expect("scan");
+                    assert!(expected > acknowledged, "scan from {from} ended at {expected}, before {acknowledged}");
+                }
+            });
+        }
+        for n in 0..200_u64 {
+            let first = journal.append(&[format!("r-{n}").into_bytes()]).expect("append");
+            assert_eq!(first, n + 1);
+            appended.store(n + 1, Ordering::SeqCst);
+        }
+    });
+    drop(journal);
+    assert_eq!(stored_len(&path), 200, "a clean close leaves every record in redb");
+}
+
+#[test]
+fn a_failed_background_checkpoint_loses_nothing_and_the_journal_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let (db_fail_in, never) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let journal =
+        failing_logged_journal(&path, &db_fail_in, &never, &Arc::default(), 64).checkpointing_in_background_every(4);
+    // The first commit of the thread's checkpoint fails (two-phase: its
+    // first fsync).
+    db_fail_in.store(1, Ordering::SeqCst);
+    journal.append(&batch("a", 2)).expect("append");
+    journal.append(&batch("b", 2)).expect("append: the thread is asked to checkpoint");
+    // The thread gives the store up; waiting on behaviour, not on time.
+    let mut waited = 0;
+    while journal.handle().store.is_some() {
+        assert!(waited < 10_000, "the failed checkpoint never gave the store up");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        waited += 1;
+    }
+    assert_eq!(db_fail_in.load(Ordering::SeqCst), 0, "the injected failure was used");
+    // The next call reopens the files and recovers the log into redb.
+    assert_eq!(payloads(&journal), [batch("a", 2), batch("b", 2)].concat());
+    assert_eq!(stored_len_while_open(&journal), 4, "the reopen checkpointed the log");
+    assert_eq!(journal.append(&batch("c", 1)).expect("append after the reopen"), 5);
+    drop(journal);
+    let reopened = RedbJournal::open(&path).expect("reopen");
+    assert_eq!(payloads(&reopened), [batch("a", 2), batch("b", 2), batch("c", 1)].concat());
+}
