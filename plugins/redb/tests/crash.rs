@@ -23,8 +23,9 @@ const MIN_ROUNDS: u32 = 30;
 const MAX_ROUNDS: u32 = 60;
 /// Past this, no round is started beyond `MIN_ROUNDS`.
 const SOFT_BUDGET: Duration = Duration::from_secs(8);
-/// The longest the child may take to acknowledge its first batch.
-const FIRST_ACK_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest the child may take to acknowledge what its round waits for
+/// (its first batch, or enough frames to fill the commit log).
+const FIRST_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upper bound of the random delay between the first ack and the kill.
 const MAX_KILL_DELAY_MS: u64 = 40;
 
@@ -80,9 +81,19 @@ fn parse_ack(line: &str) -> Option<Ack> {
     words.next().is_none().then_some(ack)
 }
 
-/// Runs the child once, kills it `delay` after its first ack, and returns
-/// the acks it printed.
-fn crash_round(path: &Path, delay: Duration) -> Vec<Ack> {
+/// When a round kills its writer.
+#[derive(Clone, Copy)]
+enum Kill {
+    /// This long after the first ack.
+    After(Duration),
+    /// As soon as the acknowledged batches' frames take this many pages of
+    /// the commit log.
+    AfterPages(u64),
+}
+
+/// Runs the child once, kills it as `kill` says, and returns the acks it
+/// printed.
+fn crash_round(path: &Path, kill: Kill) -> Vec<Ack> {
     let exe = std::env::current_exe().expect("current exe");
     let mut child = Command::new(exe)
         .args(["--exact", "sigkill_loses_no_acknowledged_batch", "--nocapture"])
@@ -94,12 +105,17 @@ fn crash_round(path: &Path, delay: Duration) -> Vec<Ack> {
     let stdout = child.stdout.take().expect("child stdout");
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
-        let mut acks = Vec::new();
+        let (mut acks, mut pages) = (Vec::new(), 0);
         for line in BufReader::new(stdout).lines() {
             // A line cut by the kill is no ack; libtest's own lines neither.
             let Ok(line) = line else { break };
             if let Some(ack) = parse_ack(&line) {
-                if acks.is_empty() {
+                let time_to_kill = match kill {
+                    Kill::After(_) => acks.is_empty(),
+                    Kill::AfterPages(enough) => pages < enough && pages + frame_pages(ack.batch) >= enough,
+                };
+                pages += frame_pages(ack.batch);
+                if time_to_kill {
                     let _ = tx.send(());
                 }
                 acks.push(ack);
@@ -110,9 +126,11 @@ fn crash_round(path: &Path, delay: Duration) -> Vec<Ack> {
     if rx.recv_timeout(FIRST_ACK_TIMEOUT).is_err() {
         let _ = child.kill();
         let _ = child.wait();
-        panic!("the writer acknowledged nothing within {FIRST_ACK_TIMEOUT:?}");
+        panic!("the writer did not acknowledge enough within {FIRST_ACK_TIMEOUT:?}");
     }
-    std::thread::sleep(delay);
+    if let Kill::After(delay) = kill {
+        std::thread::sleep(delay);
+    }
     // On unix this is SIGKILL: no destructor, no flush, no clean close.
     child.kill().expect("kill the writer");
     child.wait().expect("reap the writer");
@@ -195,7 +213,7 @@ fn sigkill_loses_no_acknowledged_batch() {
     let mut rounds = 0;
     while rounds < MIN_ROUNDS || (rounds < MAX_ROUNDS && started.elapsed() < SOFT_BUDGET) {
         let delay = Duration::from_millis(next_random(&mut random) % (MAX_KILL_DELAY_MS + 1));
-        let round = crash_round(&path, delay);
+        let round = crash_round(&path, Kill::After(delay));
         assert!(!round.is_empty(), "round {rounds} acknowledged nothing");
         acks.extend(round);
         let (records, batches) = verify(&path, &acks);
@@ -215,4 +233,39 @@ fn sigkill_loses_no_acknowledged_batch() {
         started.elapsed(),
         acks.len()
     );
+}
+
+/// Pages of the commit log a batch's frame takes (a header of 32 bytes and
+/// 4 bytes per record before the payloads, rounded up to 4 KiB pages).
+fn frame_pages(batch: u64) -> u64 {
+    let size = 1 + (batch * 7919) % 40;
+    let bytes: u64 = 32 + (0..size).map(|i| 4 + payload(batch, size, i).len() as u64).sum::<u64>();
+    bytes.div_ceil(4096)
+}
+
+/// Pages of the log after its header (16 MiB in all).
+const LOG_FRAME_PAGES: u64 = 16 * 1024 * 1024 / 4096 - 1;
+
+#[test]
+fn sigkill_while_the_log_fills_and_empties_loses_no_acknowledged_batch() {
+    // Rounds killed a little before the commit log is full, and after an
+    // append found it full, checkpointed and emptied it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x9E37_79B9, |d| d.as_nanos() as u64) | 1;
+    eprintln!("crash test seed: {seed:#x}");
+    let mut random = seed;
+    let mut acks = Vec::new();
+    for round in 0..4 {
+        // Each round's open empties the log; its own frames fill it.
+        let offset = next_random(&mut random) % 400;
+        let pages = if round % 2 == 0 { LOG_FRAME_PAGES - offset } else { LOG_FRAME_PAGES + 1 + offset };
+        let acked = crash_round(&path, Kill::AfterPages(pages));
+        let written: u64 = acked.iter().map(|ack| frame_pages(ack.batch)).sum();
+        assert!(written >= pages, "round {round}: killed after {written} pages of frames, before {pages}");
+        acks.extend(acked);
+        let (_, batches) = verify(&path, &acks);
+        let acknowledged = acks.last().map_or(0, |a| a.batch + 1);
+        assert!(batches >= acknowledged, "round {round}: {batches} batches found, {acknowledged} acknowledged");
+    }
 }
