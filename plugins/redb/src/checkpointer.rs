@@ -2,21 +2,23 @@
 //! redb while appends go on, so that no append waits for a checkpoint
 //! unless the log is full.
 //!
-//! It holds only weak references to its store and the journal's handle: the
-//! store, dropped, stops and joins it. After a failed checkpoint it drops the store from the
+//! It holds only weak references to its store and the journal's handle, and
+//! a strong one to the store only during a checkpoint. The journal, dropped,
+//! stops and joins it before it lets the store go, so the files are closed
+//! when the drop returns. After a failed checkpoint it drops the store from the
 //! journal's handle (redb refuses a handle after a failed write) and ends;
 //! the next call reopens the files and recovers the log.
 
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 
-use crate::journal::{discard, lock, Handle, Store};
+use crate::journal::{discard_by_address, lock, Handle, Store};
 
 /// A checkpointer thread, owned by its store.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     bell: Arc<Bell>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// What the thread is asked.
@@ -42,7 +44,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("warden-checkpoint".into())
             .spawn(move || checkpoint_when_asked(&store, &handle, &asked))?;
-        Ok(Checkpointer { bell, thread: Some(thread) })
+        Ok(Checkpointer { bell, thread: Mutex::new(Some(thread)) })
     }
 
     /// Asks for a checkpoint; returns at once.
@@ -50,19 +52,26 @@ impl Checkpointer {
         lock(&self.bell.asked).checkpoint = true;
         self.bell.rung.notify_one();
     }
-}
 
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
+    /// Stops the thread and waits for it to end (after the checkpoint under
+    /// way, if any), unless called on the thread itself.
+    pub(crate) fn stop(&self) {
         lock(&self.bell.asked).stop = true;
         self.bell.rung.notify_one();
-        if let Some(thread) = self.thread.take() {
-            // The store may be dropped by the thread itself, at the end of a
-            // checkpoint: it is ending then, and cannot wait for itself.
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            // The thread may drop the last reference to its store itself
+            // (after a failure): it is ending then, and cannot wait for itself.
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -81,9 +90,13 @@ fn checkpoint_when_asked(store: &Weak<Store>, handle: &Weak<Mutex<Handle>>, bell
         let Some(store) = store.upgrade() else { return };
         if store.move_tail_into_redb().is_err() {
             // The records are still held and in the log; the next call
-            // reopens the files and recovers them into redb.
+            // reopens the files and recovers them into redb. The thread
+            // lets its reference go first, so that the store, if no call
+            // holds it, closes under the handle's lock, before any reopen.
+            let failed = Arc::as_ptr(&store);
+            drop(store);
             if let Some(handle) = handle.upgrade() {
-                discard(&handle, &store, None);
+                discard_by_address(&handle, failed);
             }
             return;
         }

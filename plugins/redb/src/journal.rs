@@ -20,11 +20,10 @@ use crate::record;
 /// The one table: seq -> stored record (see [`crate::record`]).
 pub(crate) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("warden_journal");
 
-/// Records held in memory after which the next append first writes them
-/// into redb (one two-phase commit; the log keeps their frames): this bounds
-/// the memory held and the pause of one checkpoint, which would otherwise
-/// grow with the log (89 ms for a full 16 MiB log of 300-byte records, about
-/// 4 ms for this many).
+/// Records held in memory after which the checkpoint thread is asked to
+/// write them into redb (one two-phase commit; the log keeps their frames):
+/// this keeps the memory held and each checkpoint small, where one of a
+/// full 16 MiB log of 300-byte records took 89 ms.
 const CHECKPOINT_RECORDS: usize = 2048;
 
 /// A durable [`Journal`] in a redb file. See the [crate docs](crate) for what
@@ -137,11 +136,15 @@ impl RedbJournal {
     /// when the log is full and when it is dropped; nothing is lost without
     /// it. Does nothing when the journal does not commit through a log.
     pub fn checkpoint(&self) -> Result<(), JournalError> {
-        let _serial = self.append.lock().unwrap_or_else(PoisonError::into_inner);
         let store = self.store()?;
+        self.checkpoint_store(&store)
+    }
+
+    fn checkpoint_store(&self, store: &Arc<Store>) -> Result<(), JournalError> {
+        let _serial = self.append.lock().unwrap_or_else(PoisonError::into_inner);
         let mut log = lock(&store.log);
         let Some(log) = log.as_mut() else { return Ok(()) };
-        store.checkpoint(log).inspect_err(|_| self.discard(&store, None))
+        store.checkpoint(log).inspect_err(|_| self.discard(store, None))
     }
 
     /// A journal on `db`, already open, whose file is at `path`, with its
@@ -316,9 +319,16 @@ impl Drop for RedbJournal {
     fn drop(&mut self) {
         // Only a store still open: after a failure the files are left for
         // the next open to recover, not reopened here.
-        if self.handle().store.is_some() {
-            let _ = self.checkpoint();
+        let Some(store) = self.handle().store.clone() else { return };
+        let _ = self.checkpoint_store(&store);
+        self.handle().store = None;
+        // The thread may hold the store for a moment: once it is joined,
+        // this is the last reference, and the files close here, before
+        // `drop` returns (an open right after must find them closed).
+        if let Some(checkpointer) = store.checkpointer.get() {
+            checkpointer.stop();
         }
+        drop(store);
     }
 }
 
@@ -632,6 +642,16 @@ pub(crate) fn discard(handle: &Mutex<Handle>, store: &Arc<Store>, first: Option<
     }
     // Another caller may already have replaced it with a fresh one.
     if handle.store.as_ref().is_some_and(|current| Arc::ptr_eq(current, store)) {
+        handle.store = None;
+    }
+}
+
+/// [`discard`] of the store at `failed`, by a caller that holds no reference
+/// to it any more: if the handle held the last one, the store closes here,
+/// under the handle's lock, so no reopen can find its files still open.
+pub(crate) fn discard_by_address(handle: &Mutex<Handle>, failed: *const Store) {
+    let mut handle = lock(handle);
+    if handle.store.as_ref().is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), failed)) {
         handle.store = None;
     }
 }

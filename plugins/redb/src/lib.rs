@@ -42,8 +42,9 @@
 //! checkpoint of a whole 16 MiB log in the append, as at first, took 89 ms.
 //! An append that fills the log still waits for a checkpoint (the longest
 //! append of those runs: 5 ms). A failed checkpoint on the thread drops the
-//! store like a failed append (see *When a commit fails*); the thread holds
-//! only weak references, and the store, dropped, stops and joins it.
+//! store like a failed append (see *When a commit fails*). The thread holds
+//! the store only during a checkpoint; dropping the journal waits for the
+//! thread to end, so the files are closed when the drop returns.
 //!
 //! Why: a redb commit writes its new B-tree pages wherever the allocator puts
 //! them, plus its header: seven scattered writes for one small batch, and the
@@ -109,7 +110,9 @@
 //! the same check. The crash test kills a writer with `SIGKILL` mid-run.
 //!
 //! Memory: the records not yet checkpointed, about 2048 while the thread
-//! keeps up, and at most the log's 16 MiB of frames when it does not. Opening reads the whole log once (at most its 16 MiB,
+//! keeps up, and at most what the log's 16 MiB of frames hold when it does
+//! not (each record held costs about 40 bytes besides its payload, so a log
+//! of tiny records holds more in memory than its size). Opening reads the whole log once (at most its 16 MiB,
 //! whatever the file's length).
 //!
 //! The log is part of the journal: a log deleted or lost with its file

@@ -377,8 +377,35 @@ fn readers_see_every_record_once_while_a_thread_checkpoints() {
             appended.store(n + 1, Ordering::SeqCst);
         }
     });
+    // The thread goes on checkpointing to the end (asked after every third
+    // record): all but the last two records reach redb without a close.
+    let mut waited = 0;
+    while stored_len_while_open(&journal) < 198 {
+        assert!(waited < 10_000, "the thread stopped checkpointing at {}", stored_len_while_open(&journal));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        waited += 1;
+    }
     drop(journal);
     assert_eq!(stored_len(&path), 200, "a clean close leaves every record in redb");
+}
+
+#[test]
+fn a_dropped_journal_has_closed_its_files() {
+    // A checkpoint may be under way on the thread when the journal is
+    // dropped: the drop waits for it, so the files can be opened at once.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let never = Arc::new(AtomicU64::new(0));
+    for round in 0..40_u64 {
+        let journal =
+            failing_logged_journal(&path, &never, &never, &Arc::default(), 64).checkpointing_in_background_every(2);
+        for n in 0..3 {
+            journal.append(&batch(&format!("round{round}-{n}"), 1)).expect("append");
+        }
+        drop(journal);
+        let reopened = RedbJournal::open(&path).unwrap_or_else(|e| panic!("round {round}: reopen at once: {e}"));
+        assert_eq!(reopened.last_seq().expect("last_seq"), Some(3 * (round + 1)));
+    }
 }
 
 #[test]
