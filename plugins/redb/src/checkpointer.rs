@@ -1,20 +1,14 @@
-//! The checkpointer: a thread that moves the records held in memory into
-//! redb while appends go on, so that no append waits for a checkpoint
-//! unless the log is full.
+//! The checkpointer: a thread that runs the journal's checkpoint each time
+//! it is asked, so that appends go on while records move into redb.
 //!
-//! It holds only weak references to its store and the journal's handle, and
-//! a strong one to the store only during a checkpoint. The journal, dropped,
-//! stops and joins it before it lets the store go, so the files are closed
-//! when the drop returns. After a failed checkpoint it drops the store from the
-//! journal's handle (redb refuses a handle after a failed write) and ends;
-//! the next call reopens the files and recovers the log.
+//! What a checkpoint is, and what the thread holds while it runs one, is the
+//! journal's business (see `journal.rs`): here is only a thread, a bell, and
+//! a stop that waits for the checkpoint under way.
 
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::journal::{discard_by_address, lock, Handle, Store};
-
-/// A checkpointer thread, owned by its store.
+/// A checkpointer thread, owned by the store it checkpoints.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     bell: Arc<Bell>,
@@ -35,15 +29,15 @@ struct Ask {
 }
 
 impl Checkpointer {
-    /// Starts the thread for `store`, which `handle` holds.
-    pub(crate) fn start(store: &Arc<Store>, handle: &Arc<Mutex<Handle>>) -> std::io::Result<Self> {
+    /// Starts the thread. It runs `checkpoint` once per [`ask`](Self::ask)
+    /// (asks that come while it runs make one more run), and ends when
+    /// stopped or when `checkpoint` answers `false`.
+    pub(crate) fn start(checkpoint: impl FnMut() -> bool + Send + 'static) -> std::io::Result<Self> {
         let bell = Arc::new(Bell::default());
-        // Weak references only: the handle holds the store, which holds
-        // this thread's handle.
-        let (store, handle, asked) = (Arc::downgrade(store), Arc::downgrade(handle), Arc::clone(&bell));
+        let asked = Arc::clone(&bell);
         let thread = std::thread::Builder::new()
             .name("warden-checkpoint".into())
-            .spawn(move || checkpoint_when_asked(&store, &handle, &asked))?;
+            .spawn(move || run_when_asked(checkpoint, &asked))?;
         Ok(Checkpointer { bell, thread: Mutex::new(Some(thread)) })
     }
 
@@ -75,30 +69,25 @@ impl Drop for Checkpointer {
     }
 }
 
-fn checkpoint_when_asked(store: &Weak<Store>, handle: &Weak<Mutex<Handle>>, bell: &Bell) {
+fn run_when_asked(mut checkpoint: impl FnMut() -> bool, bell: &Bell) {
     loop {
         {
             let mut asked = lock(&bell.asked);
             while !asked.checkpoint && !asked.stop {
-                asked = bell.rung.wait(asked).unwrap_or_else(std::sync::PoisonError::into_inner);
+                asked = bell.rung.wait(asked).unwrap_or_else(PoisonError::into_inner);
             }
             if asked.stop {
                 return;
             }
             asked.checkpoint = false;
         }
-        let Some(store) = store.upgrade() else { return };
-        if store.move_tail_into_redb().is_err() {
-            // The records are still held and in the log; the next call
-            // reopens the files and recovers them into redb. The thread
-            // lets its reference go first, so that the store, if no call
-            // holds it, closes under the handle's lock, before any reopen.
-            let failed = Arc::as_ptr(&store);
-            drop(store);
-            if let Some(handle) = handle.upgrade() {
-                discard_by_address(&handle, failed);
-            }
+        if !checkpoint() {
             return;
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Two flags and a join handle, each replaced whole.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

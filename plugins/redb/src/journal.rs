@@ -191,8 +191,7 @@ impl RedbJournal {
         self.checkpoint_in_background = true;
         let store = self.handle().store.clone();
         if let Some(store) = store.filter(|s| lock(&s.log).is_some()) {
-            let checkpointer = Checkpointer::start(&store, &self.handle).expect("checkpoint thread");
-            let _ = store.checkpointer.set(checkpointer);
+            self.start_checkpointer_of(&store).expect("checkpoint thread");
         }
         self
     }
@@ -239,7 +238,7 @@ impl RedbJournal {
         if !self.reopens {
             return Err(JournalError::Storage("the storage failed and this journal does not reopen it".into()));
         }
-        let store = self.start_checkpointer(self.open_store(handle.unacknowledged_from)?)?;
+        let store = self.share(self.open_store(handle.unacknowledged_from)?)?;
         handle.store = Some(Arc::clone(&store));
         handle.unacknowledged_from = None;
         Ok(store)
@@ -247,20 +246,43 @@ impl RedbJournal {
 
     /// Makes `store` the journal's open store.
     fn install(&self, store: Store) -> Result<(), JournalError> {
-        let store = self.start_checkpointer(store)?;
+        let store = self.share(store)?;
         self.handle().store = Some(store);
         Ok(())
     }
 
-    /// `store`, shared, with its checkpointer started if it has a log.
-    fn start_checkpointer(&self, store: Store) -> Result<Arc<Store>, JournalError> {
+    /// `store`, shared, with its checkpoint thread started if it has a log.
+    fn share(&self, store: Store) -> Result<Arc<Store>, JournalError> {
         let store = Arc::new(store);
         if self.checkpoint_in_background && lock(&store.log).is_some() {
-            let checkpointer =
-                Checkpointer::start(&store, &self.handle).map_err(io_storage("start the checkpoint thread"))?;
-            let _ = store.checkpointer.set(checkpointer);
+            self.start_checkpointer_of(&store).map_err(io_storage("start the checkpoint thread"))?;
         }
         Ok(store)
+    }
+
+    /// Starts the thread that checkpoints `store` when asked. It holds weak
+    /// references only (the handle holds the store, which holds the
+    /// thread), and the store itself only during a checkpoint.
+    fn start_checkpointer_of(&self, store: &Arc<Store>) -> std::io::Result<()> {
+        let (weak_store, weak_handle) = (Arc::downgrade(store), Arc::downgrade(&self.handle));
+        let checkpointer = Checkpointer::start(move || {
+            let Some(store) = weak_store.upgrade() else { return false };
+            if store.move_tail_into_redb().is_ok() {
+                return true;
+            }
+            // The records are still held and in the log; the next call
+            // reopens the files and recovers them into redb. The thread lets
+            // its reference go first, so that the store, if no call holds
+            // it, closes under the handle's lock, before any reopen.
+            let failed = Arc::as_ptr(&store);
+            drop(store);
+            if let Some(handle) = weak_handle.upgrade() {
+                discard_by_address(&handle, failed);
+            }
+            false
+        })?;
+        let _ = store.checkpointer.set(checkpointer);
+        Ok(())
     }
 
     /// Drops `store` after a failed write, so the next call reopens the
@@ -634,7 +656,7 @@ fn open_database(path: &Path, unacknowledged_from: Option<Seq>, commit: Commit) 
 /// Drops `store` from `handle` after a failed write, so the next call
 /// reopens the files, and remembers that records from `first` on, if a
 /// commit of them was attempted, were never acknowledged.
-pub(crate) fn discard(handle: &Mutex<Handle>, store: &Arc<Store>, first: Option<Seq>) {
+fn discard(handle: &Mutex<Handle>, store: &Arc<Store>, first: Option<Seq>) {
     let mut handle = lock(handle);
     if let Some(first) = first {
         let earliest = handle.unacknowledged_from.map_or(first, |f| f.min(first));
@@ -649,7 +671,7 @@ pub(crate) fn discard(handle: &Mutex<Handle>, store: &Arc<Store>, first: Option<
 /// [`discard`] of the store at `failed`, by a caller that holds no reference
 /// to it any more: if the handle held the last one, the store closes here,
 /// under the handle's lock, so no reopen can find its files still open.
-pub(crate) fn discard_by_address(handle: &Mutex<Handle>, failed: *const Store) {
+fn discard_by_address(handle: &Mutex<Handle>, failed: *const Store) {
     let mut handle = lock(handle);
     if handle.store.as_ref().is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), failed)) {
         handle.store = None;
@@ -684,7 +706,7 @@ fn last_in(db: &Database) -> Result<Option<Seq>, JournalError> {
     Ok(last.map(|(seq, _)| seq.value()))
 }
 
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every value under these locks is replaced or extended whole, so a
     // panic elsewhere while one was held cannot have left it half updated.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
