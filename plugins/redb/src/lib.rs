@@ -230,7 +230,9 @@ mod log;
 #[cfg(test)]
 mod power_cut;
 mod record;
+mod store;
 #[cfg(test)]
 mod tests;
 
-pub use journal::{Commit, RedbJournal};
+pub use journal::RedbJournal;
+pub use store::Commit;

@@ -359,7 +359,7 @@ fn run(committer: Committer, cut_at: u64) -> (PowerCutBackend, u64) {
             }
         }
         Committer::Unsynced => {
-            const RECORDS: TableDefinition<u64, &[u8]> = crate::journal::RECORDS;
+            const RECORDS: TableDefinition<u64, &[u8]> = crate::store::RECORDS;
             let mut seq = 1;
             for n in 0..=BATCHES {
                 let committed = (|| -> Result<(), redb::Error> {

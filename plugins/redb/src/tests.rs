@@ -103,7 +103,7 @@ fn payloads(journal: &RedbJournal) -> Vec<Vec<u8>> {
 fn stored_len(path: &Path) -> u64 {
     let db = Database::create(path).expect("open database directly");
     let txn = db.begin_read().expect("read transaction");
-    let table = txn.open_table(crate::journal::RECORDS).expect("table");
+    let table = txn.open_table(crate::store::RECORDS).expect("table");
     table.len().expect("len")
 }
 
@@ -273,7 +273,7 @@ fn a_failed_checkpoint_loses_nothing_acknowledged() {
 fn stored_len_while_open(journal: &RedbJournal) -> u64 {
     let store = journal.store().expect("store");
     let txn = store.db.begin_read().expect("read transaction");
-    txn.open_table(crate::journal::RECORDS).map(|t| t.len().expect("len")).unwrap_or(0)
+    txn.open_table(crate::store::RECORDS).map(|t| t.len().expect("len")).unwrap_or(0)
 }
 
 #[test]
