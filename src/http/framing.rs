@@ -223,15 +223,26 @@ impl Responses {
 }
 
 /// Appends bytes of `bytes` to `head` up to the end of the head (CRLF CRLF);
-/// returns how many were taken and whether the head is complete.
+/// returns how many were taken and whether the head is complete. (A search
+/// of the bytes taken, not a check after each byte: every response of the
+/// server passes here.)
 fn take_head(head: &mut Vec<u8>, bytes: &[u8]) -> (usize, bool) {
-    for (i, &b) in bytes.iter().enumerate() {
-        head.push(b);
-        if head.ends_with(b"\r\n\r\n") {
-            return (i + 1, true);
+    const END: &[u8] = b"\r\n\r\n";
+    let held = head.len();
+    // Never more than a head may be (the caller gives up past MAX_HEAD), and
+    // at least one byte, so that every call moves on.
+    let taken = bytes.len().min((MAX_HEAD + END.len()).saturating_sub(held).max(1));
+    head.extend_from_slice(&bytes[..taken]);
+    // The end may begin in the last three bytes held before this call.
+    let from = held.saturating_sub(END.len() - 1);
+    match head[from..].windows(END.len()).position(|w| w == END) {
+        Some(at) => {
+            let end = from + at + END.len();
+            head.truncate(end);
+            (end - held, true)
         }
+        None => (taken, false),
     }
-    (bytes.len(), false)
 }
 
 /// Writes the response head `head` to `out` (a problem document in place of
@@ -413,10 +424,27 @@ mod tests {
             assert_eq!(out, stream, "split at {split}");
             assert!(matches!(responses, Responses::Head(ref h) if h.is_empty()), "split at {split}: {responses:?}");
         }
+        // Byte by byte: every head's end is found across the calls.
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        let (out, responses) = follow_all(&bytes);
+        assert_eq!(out, stream, "one byte at a time");
+        assert!(matches!(responses, Responses::Head(ref h) if h.is_empty()), "{responses:?}");
         // An empty error after them is still recognised.
         let (out, _) =
             follow_all(&[stream, b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n"]);
         assert!(String::from_utf8(out).unwrap().ends_with("\"status\":431,\"detail\":\"request: the request head is larger than the server accepts\",\"message\":\"request: the request head is larger than the server accepts\"}"));
+    }
+
+    #[test]
+    fn a_response_head_too_long_to_follow_passes_untouched() {
+        let mut stream = b"HTTP/1.1 200 OK\r\nx-long: ".to_vec();
+        stream.extend(std::iter::repeat_n(b'a', MAX_HEAD + 100));
+        stream.extend_from_slice(b"\r\ncontent-length: 0\r\n\r\nHTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        for split in [0, 10, MAX_HEAD - 1, MAX_HEAD + 3, stream.len() - 5] {
+            let (out, responses) = follow_all(&[&stream[..split], &stream[split..]]);
+            assert_eq!(out, stream, "split at {split}: given up on, nothing rewritten");
+            assert!(matches!(responses, Responses::Passthrough), "split at {split}");
+        }
     }
 
     #[test]
