@@ -22,6 +22,13 @@ use crate::store::{
 /// full 16 MiB log of 300-byte records took 89 ms.
 const CHECKPOINT_RECORDS: usize = 2048;
 
+/// Records held in memory at most (and one batch more) while the checkpoint
+/// thread falls behind: the next append then checkpoints before its frame.
+/// The log's 16 MiB bound the records' bytes already; this bounds their count,
+/// and so the memory a log of tiny records would take (about 40 bytes each
+/// besides their payloads).
+pub(crate) const HELD_RECORDS_AT_MOST: usize = 16 * CHECKPOINT_RECORDS;
+
 /// A durable [`Journal`] in a redb file. See the [crate docs](crate) for what
 /// survives a crash and how corruption is reported.
 #[derive(Debug)]
@@ -255,12 +262,24 @@ impl RedbJournal {
         discard(&self.handle, store, first);
     }
 
+    /// Whether the next append must checkpoint before its frame: when no
+    /// thread does it, once [`checkpoint_records`](Self) are held; and when
+    /// the thread falls behind, once [`HELD_RECORDS_AT_MOST`] are, which
+    /// bounds the memory held whatever the records' sizes.
+    fn must_checkpoint_inline(&self, store: &Store) -> bool {
+        let held = store.held_records();
+        match store.checkpointer.get() {
+            None => held >= self.checkpoint_records,
+            Some(_) => held >= HELD_RECORDS_AT_MOST,
+        }
+    }
+
     /// Appends through the log: the frame's fdatasync is the commit.
     fn append_logged(&self, store: &Arc<Store>, log: &mut Log, payloads: &[Vec<u8>]) -> Result<Seq, JournalError> {
         if !log.has_room_for(payloads) {
             // Waits for a checkpoint under way on the thread, if any.
             store.checkpoint(log).inspect_err(|_| self.discard(store, None))?;
-        } else if store.checkpointer.get().is_none() && store.held_records() >= self.checkpoint_records {
+        } else if self.must_checkpoint_inline(store) {
             store.move_tail_into_redb().inspect_err(|_| self.discard(store, None))?;
         }
         let first = store.next_seq()?;

@@ -110,10 +110,11 @@
 //! the same check. The crash test kills a writer with `SIGKILL` mid-run.
 //!
 //! Memory: the records not yet checkpointed, about 2048 while the thread
-//! keeps up, and at most what the log's 16 MiB of frames hold when it does
-//! not (each record held costs about 40 bytes besides its payload, so a log
-//! of tiny records holds more in memory than its size). Opening reads the whole log once (at most its 16 MiB,
-//! whatever the file's length).
+//! keeps up. When it falls behind, at most 32,768 records (and one batch
+//! more: an append that finds that many checkpoints before its frame) and at
+//! most the log's 16 MiB of frames, whichever comes first; each record held
+//! costs about 40 bytes besides its payload. Opening reads the whole log
+//! once (at most its 16 MiB, whatever the file's length).
 //!
 //! The log is part of the journal: a log deleted or lost with its file
 //! system takes the records not yet checkpointed with it, and an open finds

@@ -438,3 +438,27 @@ fn a_failed_background_checkpoint_loses_nothing_and_the_journal_goes_on() {
     let reopened = RedbJournal::open(&path).expect("reopen");
     assert_eq!(payloads(&reopened), [batch("a", 2), batch("b", 2), batch("c", 1)].concat());
 }
+
+#[test]
+fn records_held_are_bounded_when_the_thread_falls_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    let never = Arc::new(AtomicU64::new(0));
+    // A thread that is never asked: it falls behind for good. A log large
+    // enough that it is not what fills up.
+    let journal = failing_logged_journal(&path, &never, &never, &Arc::default(), 1024)
+        .checkpointing_in_background_every(usize::MAX);
+    let batch: Vec<Vec<u8>> = (0..1000).map(|i| vec![i as u8]).collect();
+    let bound = crate::journal::HELD_RECORDS_AT_MOST + batch.len();
+    let mut most = 0;
+    for _ in 0..40 {
+        journal.append(&batch).expect("append");
+        let held = journal.store().expect("store").held_records();
+        assert!(held <= bound, "{held} records held, more than {bound}");
+        most = most.max(held);
+    }
+    assert!(most > crate::journal::HELD_RECORDS_AT_MOST, "the bound was reached ({most} held at most)");
+    assert!(stored_len_while_open(&journal) > 0, "an append checkpointed itself");
+    drop(journal);
+    assert_eq!(stored_len(&path), 40_000);
+}
