@@ -103,8 +103,9 @@ impl RedbJournal {
 
     /// Moves the records of the commit log into the redb file, in one
     /// two-phase commit, and empties the log. The journal does it by itself
-    /// when the log is full and when it is dropped; nothing is lost without
-    /// it. Does nothing when the journal does not commit through a log.
+    /// (every 2048 records on its thread, and when the log is full or the
+    /// journal dropped); nothing is lost without it. Does nothing when the
+    /// journal does not commit through a log.
     pub fn checkpoint(&self) -> Result<(), JournalError> {
         let store = self.store()?;
         self.checkpoint_store(&store)

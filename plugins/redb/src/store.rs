@@ -300,7 +300,8 @@ fn write_batch_at(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Commit {
     /// One frame appended to the commit log, then one fdatasync (the
-    /// default); the log is checkpointed into redb in two phases when full.
+    /// default); the records are checkpointed into redb in two phases every
+    /// 2048 records, on a thread, and when the log is full.
     #[default]
     Logged,
     /// A redb commit per batch: pages, the switch to the new root, then one
