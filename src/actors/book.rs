@@ -1,6 +1,18 @@
 //! The address books of the window and approval actors, owned by the
 //! registry: where callers find an actor, and where a supervised actor is
-//! started (on one arbiter per core, round robin).
+//! started.
+//!
+//! Where actors run: an approval on the engine's arbiters (one per core,
+//! round robin). A window on the arbiter of the caller that first asks for
+//! it, when that caller runs on one (an HTTP worker, a thread of an
+//! embedding system): then most checks are answered on the caller's own
+//! thread, without a hand-off to another one and back, which was the largest
+//! cost of an activity beside its fsync. Windows restored by recovery, and
+//! those first asked from a thread with no arbiter, go round robin like
+//! approvals. A caller's arbiter may stop before the engine does (a worker
+//! restarted, an embedding system ended): a window found without its actor is
+//! started again on the engine's arbiters and reads its counts back from the
+//! journal, as after a restart.
 //!
 //! A supervised actor keeps its address across restarts (its supervisor
 //! keeps the mailbox), so a restart needs no change here. Actors start when
@@ -104,13 +116,22 @@ impl AddressBook {
         }
     }
 
-    /// The window's actor, started empty on first use.
+    /// The window's actor, started empty on first use (on the caller's own
+    /// arbiter when it has one), or started again when its arbiter stopped.
     pub(crate) fn window(&self, key: &WindowKey, now: DateTime<Utc>) -> Addr<WindowActor> {
         if let Some(slot) = self.windows.get(key) {
-            slot.shared.touch(now);
-            return slot.addr.clone();
+            if slot.addr.connected() {
+                slot.shared.touch(now);
+                return slot.addr.clone();
+            }
         }
-        let slot = self.windows.entry(key.clone()).or_insert_with(|| self.start_window(key.clone(), Ledger::default()));
+        let mut slot = self.windows.entry(key.clone()).or_insert_with(|| {
+            let home = Arbiter::try_current().unwrap_or_else(|| self.next_arbiter());
+            self.start_window(key.clone(), Ledger::default(), &home)
+        });
+        if !slot.addr.connected() {
+            slot.addr = self.restart_stranded(key.clone(), slot.shared.clone());
+        }
         slot.shared.touch(now);
         slot.addr.clone()
     }
@@ -132,24 +153,42 @@ impl AddressBook {
     /// Starts a window holding `ledger` (recovery), unless it runs already.
     pub(crate) fn restore_window(&self, key: WindowKey, ledger: Ledger, now: DateTime<Utc>) {
         match self.windows.entry(key) {
+            // A window whose arbiter stopped reads every count back itself.
+            dashmap::Entry::Occupied(mut slot) if !slot.get().addr.connected() => {
+                let shared = slot.get().shared.clone();
+                slot.get_mut().addr = self.restart_stranded(slot.key().clone(), shared);
+            }
             dashmap::Entry::Occupied(slot) => slot.get().addr.do_send(super::window::MergeCounts(ledger)),
             dashmap::Entry::Vacant(slot) => {
-                let started = self.start_window(slot.key().clone(), ledger);
+                let started = self.start_window(slot.key().clone(), ledger, &self.next_arbiter());
                 started.shared.touch(now);
                 slot.insert(started);
             }
         }
     }
 
-    fn start_window(&self, key: WindowKey, ledger: Ledger) -> WindowSlot {
+    fn start_window(&self, key: WindowKey, ledger: Ledger, home: &ArbiterHandle) -> WindowSlot {
         let shared = Arc::new(WindowShared::default());
         let (journal, counts) = (self.journal.clone(), self.counts.clone());
         let (restarts, mine) = (self.restarts.windows.clone(), shared.clone());
-        let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| {
-            WindowActor::new(key, ledger, journal, counts, mine, restarts)
-        });
+        let addr =
+            Supervisor::start_in_arbiter(home, move |_| WindowActor::new(key, ledger, journal, counts, mine, restarts));
         metrics::gauge!("warden_window_actors").increment(1.0);
         WindowSlot { addr, shared }
+    }
+
+    /// A window whose arbiter stopped under it (its caller's thread ended):
+    /// started again on the engine's arbiters, reading its counts back from
+    /// the journal as a restarted window does; counted as a restart. What
+    /// was queued for it stays queued in `shared`.
+    fn restart_stranded(&self, key: WindowKey, shared: Arc<WindowShared>) -> Addr<WindowActor> {
+        let restarts = self.restarts.windows.clone();
+        restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(window = %format!("{}/{}", key.policy_id, key.scope_key), "window's arbiter stopped; it starts again");
+        let (journal, counts) = (self.journal.clone(), self.counts.clone());
+        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| {
+            WindowActor::rebuilt(key, journal, counts, shared, restarts)
+        })
     }
 
     /// The idle sweep: windows not looked up since `cutoff` are asked to drop
