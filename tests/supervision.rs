@@ -253,7 +253,8 @@ async fn a_window_that_cannot_read_its_journal_fails_closed_until_it_can() {
     assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("110"));
 }
 
-/// A window lives on the arbiter of the caller that first asked for it. When
+/// A window lives on the arbiter of the caller that first asked for it, when
+/// that caller's thread hosts windows (the HTTP server's workers do). When
 /// that arbiter really stops (its thread ends, as an HTTP worker's may), the
 /// next call starts the window again on the engine's arbiters, with its
 /// counts read back from the journal: no call fails closed for it, and the
@@ -267,6 +268,7 @@ async fn a_window_whose_callers_arbiter_stopped_starts_again_with_its_counts() {
     let (answer, answered) = tokio::sync::oneshot::channel();
     let engine = h.engine.clone();
     assert!(callers.spawn(async move {
+        assert!(engine.host_windows_on_this_thread());
         let activity = engine.evaluate(transfer_with("700", json!({}))).await.expect("evaluated");
         let _ = answer.send(activity.status);
     }));
@@ -281,4 +283,26 @@ async fn a_window_whose_callers_arbiter_stopped_starts_again_with_its_counts() {
     assert_eq!(h.engine.actor_restarts().0, 1, "the stranded window was started again");
     assert_eq!(h.submit(transfer_with("300", json!({}))).await.status, ActivityStatus::Allowed);
     assert_eq!(h.engine.live_actors().0, 1, "one window, not two");
+}
+
+/// A thread that did not offer to host windows never holds one: stopping it
+/// leaves the window running.
+#[actix_rt::test]
+async fn a_window_stays_off_a_callers_arbiter_that_does_not_host_windows() {
+    let h = harness(|b| b).await;
+    h.add_policy(velocity_policy("1000")).await;
+
+    let callers = actix_rt::Arbiter::new();
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let engine = h.engine.clone();
+    assert!(callers.spawn(async move {
+        let activity = engine.evaluate(transfer_with("700", json!({}))).await.expect("evaluated");
+        let _ = answer.send(activity.status);
+    }));
+    assert_eq!(answered.await.unwrap(), ActivityStatus::Allowed);
+    assert!(callers.stop());
+    callers.join().expect("the arbiter's thread ends");
+
+    assert_eq!(h.submit(transfer_with("400", json!({}))).await.status, ActivityStatus::Blocked);
+    assert_eq!(h.engine.actor_restarts().0, 0, "the window never lived on the stopped arbiter");
 }

@@ -4,15 +4,16 @@
 //!
 //! Where actors run: an approval on the engine's arbiters (one per core,
 //! round robin). A window on the arbiter of the caller that first asks for
-//! it, when that caller runs on one (an HTTP worker, a thread of an
-//! embedding system): then most checks are answered on the caller's own
-//! thread, without a hand-off to another one and back, which was the largest
-//! cost of an activity beside its fsync. Windows restored by recovery, and
-//! those first asked from a thread with no arbiter, go round robin like
-//! approvals. A caller's arbiter may stop before the engine does (a worker
-//! restarted, an embedding system ended): a window found without its actor is
-//! started again on the engine's arbiters and reads its counts back from the
-//! journal, as after a restart.
+//! it when that caller's thread hosts windows ([`host_windows_on_this_thread`]:
+//! the HTTP server's workers do), so that most checks are answered on the
+//! caller's own thread, without a hand-off to another thread and back (the
+//! largest cost of an activity beside its fsync); round robin on the
+//! engine's arbiters otherwise, and for windows restored by recovery. Only
+//! threads that never block host windows: a blocked host would hold up every
+//! caller of its windows. A host's arbiter may stop before the engine does
+//! (a worker restarted, an embedding system ended): a window found without
+//! its actor is started again on the engine's arbiters and reads its counts
+//! back from the journal, as after a restart.
 //!
 //! A supervised actor keeps its address across restarts (its supervisor
 //! keeps the mailbox), so a restart needs no change here. Actors start when
@@ -32,6 +33,7 @@
 //! caller never reserves in a retired window, and a window started afresh
 //! holds, correctly, nothing.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -47,6 +49,25 @@ use crate::policy::WindowKey;
 use super::approval::{ApprovalActor, ApprovalPort};
 use super::window::{Commit, Prune, WindowActor, WindowShared};
 use crate::state::CountIndex;
+
+thread_local! {
+    /// Whether windows first asked for from this thread live on its arbiter.
+    static HOSTS_WINDOWS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Lets windows first asked for from this thread live on its arbiter (see
+/// the module's docs); answers whether the thread runs one (otherwise this
+/// changes nothing). For threads that never block.
+pub(crate) fn host_windows_on_this_thread() -> bool {
+    let hosts = Arbiter::try_current().is_some();
+    HOSTS_WINDOWS.set(hosts);
+    hosts
+}
+
+/// This thread's arbiter, if it hosts windows.
+fn window_host() -> Option<ArbiterHandle> {
+    HOSTS_WINDOWS.get().then(Arbiter::try_current).flatten()
+}
 
 struct WindowSlot {
     addr: Addr<WindowActor>,
@@ -117,7 +138,8 @@ impl AddressBook {
     }
 
     /// The window's actor, started empty on first use (on the caller's own
-    /// arbiter when it has one), or started again when its arbiter stopped.
+    /// arbiter when its thread hosts windows), or started again when its
+    /// arbiter stopped.
     pub(crate) fn window(&self, key: &WindowKey, now: DateTime<Utc>) -> Addr<WindowActor> {
         if let Some(slot) = self.windows.get(key) {
             if slot.addr.connected() {
@@ -126,7 +148,7 @@ impl AddressBook {
             }
         }
         let mut slot = self.windows.entry(key.clone()).or_insert_with(|| {
-            let home = Arbiter::try_current().unwrap_or_else(|| self.next_arbiter());
+            let home = window_host().unwrap_or_else(|| self.next_arbiter());
             self.start_window(key.clone(), Ledger::default(), &home)
         });
         if !slot.addr.connected() {
