@@ -490,7 +490,8 @@ impl Engine {
     /// own thread instead of a hand-off to one of the engine's arbiters and
     /// back. For threads that never block (an async server's workers: the
     /// HTTP server calls it on each of its own): a blocked thread would hold
-    /// up every caller of the windows it hosts. A window whose host stops is
+    /// up every caller of the windows it hosts. The choice is the thread's,
+    /// for every engine in the process. A window whose host stops is
     /// started again on the engine's arbiters with its counts. Answers
     /// whether this thread runs an arbiter (otherwise nothing changes).
     pub fn host_windows_on_this_thread(&self) -> bool {
