@@ -306,3 +306,33 @@ async fn a_window_stays_off_a_callers_arbiter_that_does_not_host_windows() {
     assert_eq!(h.submit(transfer_with("400", json!({}))).await.status, ActivityStatus::Blocked);
     assert_eq!(h.engine.actor_restarts().0, 0, "the window never lived on the stopped arbiter");
 }
+
+/// An approval that counts in a window whose host stopped starts the window
+/// again at once (a count queued for a stopped actor would wait for ever),
+/// and the window holds the approved amount.
+#[actix_rt::test]
+async fn an_approval_counting_in_a_stranded_window_starts_it_again() {
+    let h = harness(|b| b).await;
+    let velocity = h.add_policy(velocity_policy("1000000")).await;
+    h.add_policy(large_transaction_policy()).await;
+
+    let callers = actix_rt::Arbiter::new();
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let engine = h.engine.clone();
+    assert!(callers.spawn(async move {
+        assert!(engine.host_windows_on_this_thread());
+        let activity = engine.evaluate(transfer_with("150000", json!({}))).await.expect("evaluated");
+        let _ = answer.send(activity);
+    }));
+    let held = answered.await.unwrap();
+    assert_eq!(held.status, ActivityStatus::PendingApproval);
+    assert!(callers.stop());
+    callers.join().expect("the arbiter's thread ends");
+
+    let approval = held.approval_id.expect("an approval");
+    h.approve(&user("us-1"), &approval).await.unwrap();
+    let approved = h.approve(&user("us-2"), &approval).await.unwrap();
+    assert_eq!(approved.status, ApprovalStatus::Approved);
+    assert_eq!(h.engine.actor_restarts().0, 1, "the count started the stranded window again");
+    assert_eq!(h.engine.window_total(&velocity.id, "wa-1").await.as_deref(), Some("150000"));
+}

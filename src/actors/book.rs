@@ -163,11 +163,15 @@ impl AddressBook {
     /// [`WindowShared`]), sent to a window started now otherwise.
     pub(crate) fn count(&self, key: &WindowKey, now: DateTime<Utc>, count: Commit) {
         // Queued under the map entry, which the idle sweep's retirement
-        // excludes: a window never retires with a count queued.
+        // excludes: a window never retires with a count queued. A window
+        // whose arbiter stopped would never take its queue: it is started
+        // again first, and the count sent.
         if let Some(slot) = self.windows.get(key) {
-            slot.shared.touch(now);
-            slot.shared.queue_count(count);
-            return;
+            if slot.addr.connected() {
+                slot.shared.touch(now);
+                slot.shared.queue_count(count);
+                return;
+            }
         }
         self.window(key, now).do_send(count);
     }
