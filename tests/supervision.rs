@@ -253,6 +253,25 @@ async fn a_window_that_cannot_read_its_journal_fails_closed_until_it_can() {
     assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("110"));
 }
 
+/// Evaluates a transfer of `usd` on a thread of its own (an actix arbiter,
+/// hosting windows if `host`), then stops that arbiter for real and waits for
+/// its thread to end.
+async fn evaluate_on_a_thread_that_then_stops(h: &Harness, usd: &str, host: bool) -> Activity {
+    let thread = actix_rt::Arbiter::new();
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let (engine, request) = (h.engine.clone(), transfer_with(usd, json!({})));
+    assert!(thread.spawn(async move {
+        if host {
+            assert!(engine.host_windows_on_this_thread());
+        }
+        let _ = answer.send(engine.evaluate(request).await.expect("evaluated"));
+    }));
+    let activity = answered.await.expect("the thread answers");
+    assert!(thread.stop(), "the arbiter was running");
+    thread.join().expect("the arbiter's thread ends");
+    activity
+}
+
 /// A window lives on the arbiter of the caller that first asked for it, when
 /// that caller's thread hosts windows (the HTTP server's workers do). When
 /// that arbiter really stops (its thread ends, as an HTTP worker's may), the
@@ -263,18 +282,8 @@ async fn a_window_that_cannot_read_its_journal_fails_closed_until_it_can() {
 async fn a_window_whose_callers_arbiter_stopped_starts_again_with_its_counts() {
     let h = harness(|b| b).await;
     h.add_policy(velocity_policy("1000")).await;
-
-    let callers = actix_rt::Arbiter::new();
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    let engine = h.engine.clone();
-    assert!(callers.spawn(async move {
-        assert!(engine.host_windows_on_this_thread());
-        let activity = engine.evaluate(transfer_with("700", json!({}))).await.expect("evaluated");
-        let _ = answer.send(activity.status);
-    }));
-    assert_eq!(answered.await.unwrap(), ActivityStatus::Allowed, "counted on the callers' arbiter");
-    assert!(callers.stop(), "the arbiter was running");
-    callers.join().expect("the arbiter's thread ends");
+    let counted = evaluate_on_a_thread_that_then_stops(&h, "700", true).await;
+    assert_eq!(counted.status, ActivityStatus::Allowed, "counted on the host's arbiter");
     assert_eq!(h.engine.actor_restarts().0, 0);
 
     let over = h.submit(transfer_with("400", json!({}))).await;
@@ -291,17 +300,8 @@ async fn a_window_whose_callers_arbiter_stopped_starts_again_with_its_counts() {
 async fn a_window_stays_off_a_callers_arbiter_that_does_not_host_windows() {
     let h = harness(|b| b).await;
     h.add_policy(velocity_policy("1000")).await;
-
-    let callers = actix_rt::Arbiter::new();
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    let engine = h.engine.clone();
-    assert!(callers.spawn(async move {
-        let activity = engine.evaluate(transfer_with("700", json!({}))).await.expect("evaluated");
-        let _ = answer.send(activity.status);
-    }));
-    assert_eq!(answered.await.unwrap(), ActivityStatus::Allowed);
-    assert!(callers.stop());
-    callers.join().expect("the arbiter's thread ends");
+    let counted = evaluate_on_a_thread_that_then_stops(&h, "700", false).await;
+    assert_eq!(counted.status, ActivityStatus::Allowed);
 
     assert_eq!(h.submit(transfer_with("400", json!({}))).await.status, ActivityStatus::Blocked);
     assert_eq!(h.engine.actor_restarts().0, 0, "the window never lived on the stopped arbiter");
@@ -315,19 +315,8 @@ async fn an_approval_counting_in_a_stranded_window_starts_it_again() {
     let h = harness(|b| b).await;
     let velocity = h.add_policy(velocity_policy("1000000")).await;
     h.add_policy(large_transaction_policy()).await;
-
-    let callers = actix_rt::Arbiter::new();
-    let (answer, answered) = tokio::sync::oneshot::channel();
-    let engine = h.engine.clone();
-    assert!(callers.spawn(async move {
-        assert!(engine.host_windows_on_this_thread());
-        let activity = engine.evaluate(transfer_with("150000", json!({}))).await.expect("evaluated");
-        let _ = answer.send(activity);
-    }));
-    let held = answered.await.unwrap();
+    let held = evaluate_on_a_thread_that_then_stops(&h, "150000", true).await;
     assert_eq!(held.status, ActivityStatus::PendingApproval);
-    assert!(callers.stop());
-    callers.join().expect("the arbiter's thread ends");
 
     let approval = held.approval_id.expect("an approval");
     h.approve(&user("us-1"), &approval).await.unwrap();
