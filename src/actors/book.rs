@@ -1,19 +1,6 @@
 //! The address books of the window and approval actors, owned by the
 //! registry: where callers find an actor, and where a supervised actor is
-//! started.
-//!
-//! Where actors run: an approval on the engine's arbiters (one per core,
-//! round robin). A window on the arbiter of the caller that first asks for
-//! it when that caller's thread hosts windows ([`host_windows_on_this_thread`]:
-//! the HTTP server's workers do), so that most checks are answered on the
-//! caller's own thread, without a hand-off to another thread and back (the
-//! largest cost of an activity beside its fsync); round robin on the
-//! engine's arbiters otherwise, and for windows restored by recovery. Only
-//! threads that never block host windows: a blocked host would hold up every
-//! caller of its windows. A host's arbiter may stop before the engine does
-//! (a worker restarted, an embedding system ended): a window found without
-//! its actor is started again on the engine's arbiters and reads its counts
-//! back from the journal, as after a restart.
+//! started (on one arbiter per core, round robin).
 //!
 //! A supervised actor keeps its address across restarts (its supervisor
 //! keeps the mailbox), so a restart needs no change here. Actors start when
@@ -33,7 +20,6 @@
 //! caller never reserves in a retired window, and a window started afresh
 //! holds, correctly, nothing.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -49,25 +35,6 @@ use crate::policy::WindowKey;
 use super::approval::{ApprovalActor, ApprovalPort};
 use super::window::{Commit, Prune, WindowActor, WindowShared};
 use crate::state::CountIndex;
-
-thread_local! {
-    /// Whether windows first asked for from this thread live on its arbiter.
-    static HOSTS_WINDOWS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Lets windows first asked for from this thread live on its arbiter (see
-/// the module's docs); answers whether the thread runs one (otherwise this
-/// changes nothing). For threads that never block.
-pub(crate) fn host_windows_on_this_thread() -> bool {
-    let hosts = Arbiter::try_current().is_some();
-    HOSTS_WINDOWS.set(hosts);
-    hosts
-}
-
-/// This thread's arbiter, if it hosts windows.
-fn window_host() -> Option<ArbiterHandle> {
-    HOSTS_WINDOWS.get().then(Arbiter::try_current).flatten()
-}
 
 struct WindowSlot {
     addr: Addr<WindowActor>,
@@ -137,23 +104,13 @@ impl AddressBook {
         }
     }
 
-    /// The window's actor, started empty on first use (on the caller's own
-    /// arbiter when its thread hosts windows), or started again when its
-    /// arbiter stopped.
+    /// The window's actor, started empty on first use.
     pub(crate) fn window(&self, key: &WindowKey, now: DateTime<Utc>) -> Addr<WindowActor> {
         if let Some(slot) = self.windows.get(key) {
-            if slot.addr.connected() {
-                slot.shared.touch(now);
-                return slot.addr.clone();
-            }
+            slot.shared.touch(now);
+            return slot.addr.clone();
         }
-        let mut slot = self.windows.entry(key.clone()).or_insert_with(|| {
-            let home = window_host().unwrap_or_else(|| self.next_arbiter());
-            self.start_window(key.clone(), Ledger::default(), &home)
-        });
-        if !slot.addr.connected() {
-            slot.addr = self.restart_stranded(key.clone(), slot.shared.clone());
-        }
+        let slot = self.windows.entry(key.clone()).or_insert_with(|| self.start_window(key.clone(), Ledger::default()));
         slot.shared.touch(now);
         slot.addr.clone()
     }
@@ -163,15 +120,11 @@ impl AddressBook {
     /// [`WindowShared`]), sent to a window started now otherwise.
     pub(crate) fn count(&self, key: &WindowKey, now: DateTime<Utc>, count: Commit) {
         // Queued under the map entry, which the idle sweep's retirement
-        // excludes: a window never retires with a count queued. A window
-        // whose arbiter stopped would never take its queue: it is started
-        // again first, and the count sent.
+        // excludes: a window never retires with a count queued.
         if let Some(slot) = self.windows.get(key) {
-            if slot.addr.connected() {
-                slot.shared.touch(now);
-                slot.shared.queue_count(count);
-                return;
-            }
+            slot.shared.touch(now);
+            slot.shared.queue_count(count);
+            return;
         }
         self.window(key, now).do_send(count);
     }
@@ -179,42 +132,24 @@ impl AddressBook {
     /// Starts a window holding `ledger` (recovery), unless it runs already.
     pub(crate) fn restore_window(&self, key: WindowKey, ledger: Ledger, now: DateTime<Utc>) {
         match self.windows.entry(key) {
-            // A window whose arbiter stopped reads every count back itself.
-            dashmap::Entry::Occupied(mut slot) if !slot.get().addr.connected() => {
-                let shared = slot.get().shared.clone();
-                slot.get_mut().addr = self.restart_stranded(slot.key().clone(), shared);
-            }
             dashmap::Entry::Occupied(slot) => slot.get().addr.do_send(super::window::MergeCounts(ledger)),
             dashmap::Entry::Vacant(slot) => {
-                let started = self.start_window(slot.key().clone(), ledger, &self.next_arbiter());
+                let started = self.start_window(slot.key().clone(), ledger);
                 started.shared.touch(now);
                 slot.insert(started);
             }
         }
     }
 
-    fn start_window(&self, key: WindowKey, ledger: Ledger, home: &ArbiterHandle) -> WindowSlot {
+    fn start_window(&self, key: WindowKey, ledger: Ledger) -> WindowSlot {
         let shared = Arc::new(WindowShared::default());
         let (journal, counts) = (self.journal.clone(), self.counts.clone());
         let (restarts, mine) = (self.restarts.windows.clone(), shared.clone());
-        let addr =
-            Supervisor::start_in_arbiter(home, move |_| WindowActor::new(key, ledger, journal, counts, mine, restarts));
+        let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| {
+            WindowActor::new(key, ledger, journal, counts, mine, restarts)
+        });
         metrics::gauge!("warden_window_actors").increment(1.0);
         WindowSlot { addr, shared }
-    }
-
-    /// A window whose arbiter stopped under it (its caller's thread ended):
-    /// started again on the engine's arbiters, reading its counts back from
-    /// the journal as a restarted window does; counted as a restart. What
-    /// was queued for it stays queued in `shared`.
-    fn restart_stranded(&self, key: WindowKey, shared: Arc<WindowShared>) -> Addr<WindowActor> {
-        let restarts = self.restarts.windows.clone();
-        restarts.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(window = %format!("{}/{}", key.policy_id, key.scope_key), "window's arbiter stopped; it starts again");
-        let (journal, counts) = (self.journal.clone(), self.counts.clone());
-        Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| {
-            WindowActor::rebuilt(key, journal, counts, shared, restarts)
-        })
     }
 
     /// The idle sweep: windows not looked up since `cutoff` are asked to drop

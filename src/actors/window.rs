@@ -174,19 +174,6 @@ impl WindowActor {
         WindowActor { key, label, ledger, span: None, health: Health::Ready, journal, counts, shared, restarts }
     }
 
-    /// A window started again after its arbiter stopped: it reads its counts
-    /// back from the journal before its first message, as a restarted one.
-    pub fn rebuilt(
-        key: WindowKey,
-        journal: Arc<dyn Journal>,
-        counts: Arc<CountIndex>,
-        shared: Arc<WindowShared>,
-        restarts: Arc<AtomicU64>,
-    ) -> Self {
-        let window = WindowActor::new(key, Ledger::default(), journal, counts, shared, restarts);
-        WindowActor { health: Health::Rebuilding, ..window }
-    }
-
     /// Applies the counts queued since the last message, each as the handler
     /// of [`Commit`] would (a panic in one restarts the window: `Err`).
     fn count_queued(&mut self, ctx: &mut Context<Self>) -> Result<(), Crashed> {

@@ -485,19 +485,6 @@ impl Engine {
         self.hub.book().window(&key, now).send(Total { velocity: velocity.clone(), now }).await.ok()
     }
 
-    /// Lets the velocity windows first asked for from this thread live on
-    /// its actix arbiter, so that their checks are answered on the caller's
-    /// own thread instead of a hand-off to one of the engine's arbiters and
-    /// back. For threads that never block (an async server's workers: the
-    /// HTTP server calls it on each of its own): a blocked thread would hold
-    /// up every caller of the windows it hosts. The choice is the thread's,
-    /// for every engine in the process. A window whose host stops is
-    /// started again on the engine's arbiters with its counts. Answers
-    /// whether this thread runs an arbiter (otherwise nothing changes).
-    pub fn host_windows_on_this_thread(&self) -> bool {
-        crate::actors::book::host_windows_on_this_thread()
-    }
-
     /// Restarts of supervised actors so far: (windows, approvals).
     pub fn actor_restarts(&self) -> (u64, u64) {
         let restarts = &self.hub.book().restarts;

@@ -170,8 +170,6 @@ impl Server {
         let address = listener.local_addr().ok();
 
         let app = move || {
-            // Runs once on each worker's thread: its windows live there.
-            engine.host_windows_on_this_thread();
             App::new()
                 .app_data(engine.clone())
                 .app_data(credentials.clone())

@@ -49,10 +49,10 @@
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use tokio::sync::Barrier;
 use warden::{ActivityRequest, ActivityStatus, Engine};
 use warden_compare::{
     median, stream_wallet, transfer, velocity_policy, warden_policies, MATCHING_TAG, POSTGRES_SCHEMA, VELOCITY_LIMIT,
@@ -243,9 +243,9 @@ where
     let run = |length: Duration| {
         let decide = &decide;
         async move {
-            // Waited for without blocking the thread: the windows it hosts
-            // answer the other threads' callers meanwhile.
-            start.wait().await;
+            // The thread has nothing else to run between runs: waiting here
+            // blocks no one.
+            start.wait();
             let started = Instant::now();
             let done = Cell::new(0u64);
             let counted = &done;
@@ -278,13 +278,11 @@ fn warden_rate(path: &std::path::Path, callers: usize) -> f64 {
     });
     let template = transfer("wa-0", MATCHING_TAG, "4500.00");
     let next = AtomicU64::new(0);
-    // Each caller thread runs its callers in a system of its own and hosts
-    // the windows it first asks for, as each worker of Warden's HTTP server
-    // does; the other actors run on the engine's own arbiters.
+    // Each caller thread runs its callers in a system of its own, as each
+    // worker of Warden's HTTP server does; the engine's actors run on its
+    // own arbiters.
     let per_s = spread(callers, |share, start| {
-        let system = actix::System::new();
-        system.block_on(async { engine.host_windows_on_this_thread() });
-        system.block_on(rate(share, start, &next, |_, i| {
+        actix::System::new().block_on(rate(share, start, &next, |_, i| {
             let (engine, request) = (engine.clone(), stream_activity(&template, i));
             async move {
                 engine.evaluate(request).await.expect("activity is evaluated").status == ActivityStatus::Allowed
@@ -351,9 +349,6 @@ fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str) {
     let sys = actix::System::new();
     let engine = sys.block_on(async {
         let engine = Engine::builder().journal(warden::MemoryJournal::new()).build().await.expect("engine builds");
-        // The callers run on this thread's system, which never blocks: the
-        // window lives here, as an HTTP worker's do.
-        engine.host_windows_on_this_thread();
         let admin = warden::Principal::user("us-alice", &[warden::Role::Admin]);
         for policy in policies {
             engine.create_policy(&admin, policy).await.expect("policy is created");
