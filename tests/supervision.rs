@@ -252,3 +252,80 @@ async fn a_window_that_cannot_read_its_journal_fails_closed_until_it_can() {
     assert_eq!(answer, ActivityStatus::Allowed, "the retried rebuild read the journal");
     assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("110"));
 }
+
+/// A journal whose appends wait while it is held: the journal writer's
+/// thread really blocks in `append`, as on a slow disk.
+#[derive(Default)]
+struct HeldJournal {
+    inner: MemoryJournal,
+    held: std::sync::Mutex<bool>,
+    let_go: std::sync::Condvar,
+}
+
+impl HeldJournal {
+    fn hold(&self, held: bool) {
+        *self.held.lock().unwrap() = held;
+        self.let_go.notify_all();
+    }
+}
+
+impl warden_journal::Journal for HeldJournal {
+    fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, warden_journal::JournalError> {
+        let held = self.held.lock().unwrap();
+        drop(self.let_go.wait_while(held, |held| *held).unwrap());
+        self.inner.append(payloads)
+    }
+    fn scan(
+        &self,
+        from: Seq,
+        visit: &mut dyn FnMut(Record) -> Result<(), warden_journal::JournalError>,
+    ) -> Result<(), warden_journal::JournalError> {
+        self.inner.scan(from, visit)
+    }
+    fn read(&self, seq: Seq) -> Result<Option<Record>, warden_journal::JournalError> {
+        self.inner.read(seq)
+    }
+    fn last_seq(&self) -> Result<Option<Seq>, warden_journal::JournalError> {
+        self.inner.last_seq()
+    }
+}
+
+/// A window that restarts (a real panic) while an activity it granted a
+/// reservation to is still on its way to the journal: the restarted window
+/// reads back only journaled counts, so it fails closed until that activity
+/// is settled, and never admits past the limit.
+#[actix_rt::test]
+async fn a_reservation_granted_before_a_restart_still_holds_its_amount() {
+    let journal = Arc::new(HeldJournal::default());
+    let engine = Engine::builder().shared_journal(journal.clone()).build().await.unwrap();
+    let policy = match engine.create_policy(&admin(), velocity_policy("1000")).await.unwrap() {
+        PolicyChange::Applied(policy) => policy,
+        other => panic!("not applied: {other:?}"),
+    };
+    assert_eq!(engine.evaluate(transfer_with("100", json!({}))).await.unwrap().status, ActivityStatus::Allowed);
+
+    journal.hold(true);
+    let first = actix_rt::spawn({
+        let engine = engine.clone();
+        async move { engine.evaluate(transfer_with("700", json!({}))).await.unwrap() }
+    });
+    // The first activity has its reservation and waits on the journal; the
+    // window's next message panics and the window restarts.
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    faults::inject("window.total", &format!("{}/wa-1", policy.id));
+    let _ = engine.window_total(&policy.id, "wa-1").await;
+    eventually("the window restarted", || engine.actor_restarts().0 == 1).await;
+    let second = actix_rt::spawn({
+        let engine = engine.clone();
+        async move { engine.evaluate(transfer_with("700", json!({}))).await.unwrap() }
+    });
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    journal.hold(false);
+
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(first.status, ActivityStatus::Allowed);
+    assert_eq!(second.status, ActivityStatus::Blocked, "100 + 700 + 700 is over 1000: {:?}", second.policy_evaluations);
+    assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("800"));
+    let third = engine.evaluate(transfer_with("200", json!({}))).await.unwrap();
+    assert_eq!(third.status, ActivityStatus::Allowed, "settled: the window answers again");
+}

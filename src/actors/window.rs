@@ -7,6 +7,7 @@
 //! cannot be read, the window fails closed (every check triggers) and tries
 //! again every [`REBUILD_RETRY`]. It never answers from a partial ledger.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +28,7 @@ pub const REBUILD_RETRY: Duration = Duration::from_secs(2);
 
 /// Check `quantity` against the limit and, if it fits, hold it as reserved.
 #[derive(Message)]
-#[rtype(result = "ReserveAnswer")]
+#[rtype(result = "Checked")]
 pub struct Reserve {
     /// The rule as currently compiled (a policy update changes it).
     pub velocity: Velocity,
@@ -37,6 +38,17 @@ pub struct Reserve {
     pub quantity: Option<Quantity>,
     /// Now.
     pub now: DateTime<Utc>,
+}
+
+/// A check's answer, with the generation of the actor that holds its
+/// reservation (when it fits): the caller settles it there
+/// ([`WindowShared::settle`]) once its count is queued or its release sent.
+#[derive(Debug)]
+pub struct Checked {
+    /// The answer.
+    pub answer: ReserveAnswer,
+    /// The window actor's generation (one more at each restart).
+    pub generation: u64,
 }
 
 /// Count a reservation (or, without one, `quantity`) from `at`.
@@ -98,11 +110,22 @@ pub struct Prune {
 /// queued count of a reservation turns an amount the window already holds
 /// into a count (the sum stays); a count is applied once however often it
 /// arrives (a restart reads it back from the journal too).
+///
+/// INVARIANT (no overshoot across a restart): a restarted window reads its
+/// counts back, but the reservations its ledger held are gone, while the
+/// activities that hold them may still be on their way to the journal. So
+/// the window counts here, by generation, the reservations it granted and
+/// their callers have not yet settled (counted or released); until every
+/// reservation of an earlier generation is settled, a check fails closed.
 #[derive(Debug, Default)]
 pub struct WindowShared {
     idle: AtomicBool,
     last_used: AtomicI64,
     counts: Mutex<Vec<Commit>>,
+    /// Reservations granted and not yet settled, by generation.
+    unsettled: Mutex<BTreeMap<u64, usize>>,
+    /// Restarts so far: the generation of the running actor.
+    generation: AtomicU64,
 }
 
 impl WindowShared {
@@ -119,6 +142,32 @@ impl WindowShared {
         !self.counts.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
+    /// Settles a reservation granted by `generation`: its count is queued
+    /// or its release sent.
+    pub fn settle(&self, generation: u64) {
+        let mut unsettled = self.unsettled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = unsettled.get_mut(&generation) {
+            *held -= 1;
+            if *held == 0 {
+                unsettled.remove(&generation);
+            }
+        }
+    }
+
+    fn hold(&self, generation: u64) {
+        *self.unsettled.lock().unwrap_or_else(|p| p.into_inner()).entry(generation).or_default() += 1;
+    }
+
+    /// Whether no reservation of a generation before `generation` is
+    /// waiting for its caller.
+    fn settled_before(&self, generation: u64) -> bool {
+        self.unsettled.lock().unwrap_or_else(|p| p.into_inner()).range(..generation).next().is_none()
+    }
+
+    fn has_unsettled(&self) -> bool {
+        !self.unsettled.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Marks a lookup at `now`.
     pub fn touch(&self, now: DateTime<Utc>) {
         self.last_used.store(now.timestamp(), Ordering::Relaxed);
@@ -130,6 +179,7 @@ impl WindowShared {
         self.idle.load(Ordering::Acquire)
             && self.last_used.load(Ordering::Relaxed) < cutoff.timestamp()
             && !self.has_counts()
+            && !self.has_unsettled()
     }
 
     /// Whether it was not looked up since `cutoff`.
@@ -158,6 +208,8 @@ pub struct WindowActor {
     counts: Arc<CountIndex>,
     shared: Arc<WindowShared>,
     restarts: Arc<AtomicU64>,
+    /// Restarts of this window so far.
+    generation: u64,
 }
 
 impl WindowActor {
@@ -171,7 +223,19 @@ impl WindowActor {
         restarts: Arc<AtomicU64>,
     ) -> Self {
         let label = format!("{}/{}", key.policy_id, key.scope_key);
-        WindowActor { key, label, ledger, span: None, health: Health::Ready, journal, counts, shared, restarts }
+        let generation = shared.generation.load(Ordering::Acquire);
+        WindowActor {
+            key,
+            label,
+            ledger,
+            span: None,
+            health: Health::Ready,
+            journal,
+            counts,
+            shared,
+            restarts,
+            generation,
+        }
     }
 
     /// Applies the counts queued since the last message, each as the handler
@@ -242,11 +306,14 @@ impl Actor for WindowActor {
 
 /// Restarted by its supervisor after a panic: the ledger may be half-changed,
 /// so it is dropped and read back from the journal when the actor starts
-/// again (reservations in flight are lost; their callers got an error, failed
-/// closed, and their commits count from the journal's record).
+/// again. Checks still in the mailbox fail closed; reservations already
+/// granted are gone from the ledger while their activities may still commit,
+/// so the new generation fails closed until they are settled (see
+/// [`WindowShared`]), then sees their counts.
 impl Supervised for WindowActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.ledger = Ledger::default();
         self.health = Health::Rebuilding;
         self.publish_idle();
@@ -260,20 +327,37 @@ fn closed(now: DateTime<Utc>, why: &str) -> ReserveAnswer {
 impl Handler<Reserve> for WindowActor {
     type Result = MessageResult<Reserve>;
 
-    /// INVARIANT (no overshoot): check and reserve in one message.
+    /// INVARIANT (no overshoot): check and reserve in one message; after a
+    /// restart, not before the reservations of earlier generations are
+    /// settled (read before the queued counts are taken: a caller queues its
+    /// count before it settles, so a settled reservation's count is seen).
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
+        let generation = self.generation;
+        let checked = |answer| MessageResult(Checked { answer, generation });
+        let settled = self.shared.settled_before(generation);
         if self.count_queued(ctx).is_err() {
-            return MessageResult(closed(msg.now, "it crashed and restarts"));
+            return checked(closed(msg.now, "it crashed and restarts"));
         }
         if let Health::Failed(_) | Health::Rebuilding = self.health {
-            return MessageResult(closed(msg.now, "its journal could not be read"));
+            return checked(closed(msg.now, "its journal could not be read"));
+        }
+        if !settled {
+            return checked(closed(msg.now, "it restarted while activities it had reserved for were being journaled"));
         }
         self.span = Some(msg.velocity.span);
         let answer = guarded(ctx, "window.reserve", &self.label, || {
             self.ledger.reserve(&msg.velocity, msg.reservation, msg.quantity, msg.now)
         });
         self.publish_idle();
-        MessageResult(answer.unwrap_or_else(|_| closed(msg.now, "it crashed and restarts")))
+        match answer {
+            Ok(answer) => {
+                if !answer.triggered {
+                    self.shared.hold(generation);
+                }
+                checked(answer)
+            }
+            Err(_) => checked(closed(msg.now, "it crashed and restarts")),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::actors::hub::Hub;
-use crate::actors::window::{Release, Reserve};
+use crate::actors::window::{Checked, Release, Reserve};
 use crate::error::{Error, ValidationError};
 use crate::journal::facts::{Count, EvaluatedActivity, Fact, Json};
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus};
@@ -109,13 +109,24 @@ async fn evaluate_once(
     // (never earlier than asked): its counts and its dates agree.
     let mut now = asked_at;
     let mut checked_at = Vec::with_capacity(checks.len());
-    for ((i, _), answer) in checks.iter().zip(answers) {
+    // The windows holding a reservation of this activity, by generation:
+    // settled once its count is queued or its release sent.
+    let mut held = Vec::with_capacity(checks.len());
+    for ((i, check), answer) in checks.iter().zip(answers) {
         // A window that cannot answer fails closed.
-        let answer = answer.unwrap_or_else(|_| ReserveAnswer {
-            triggered: true,
-            reason: "velocity window unavailable; fails closed".to_owned(),
-            at: asked_at,
-        });
+        let answer = match answer {
+            Ok(Checked { answer, generation }) => {
+                if !answer.triggered {
+                    held.push((&check.key, generation));
+                }
+                answer
+            }
+            Err(_) => ReserveAnswer {
+                triggered: true,
+                reason: "velocity window unavailable; fails closed".to_owned(),
+                at: asked_at,
+            },
+        };
         now = now.max(answer.at);
         checked_at.push(answer.at);
         judged[*i] = Some(Judged { policy: matching[*i], triggered: answer.triggered, reason: answer.reason.into() });
@@ -172,6 +183,9 @@ async fn evaluate_once(
         for (_, check) in &checks {
             hub.book().window(&check.key, now).do_send(Release { reservation });
         }
+    }
+    for (key, generation) in held {
+        hub.book().settle(key, generation);
     }
     committed?;
     hub.announce(notices);
