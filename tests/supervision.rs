@@ -260,6 +260,8 @@ struct HeldJournal {
     inner: MemoryJournal,
     held: std::sync::Mutex<bool>,
     let_go: std::sync::Condvar,
+    /// Appends waiting now.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl HeldJournal {
@@ -272,7 +274,9 @@ impl HeldJournal {
 impl warden_journal::Journal for HeldJournal {
     fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, warden_journal::JournalError> {
         let held = self.held.lock().unwrap();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         drop(self.let_go.wait_while(held, |held| *held).unwrap());
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
         self.inner.append(payloads)
     }
     fn scan(
@@ -311,7 +315,7 @@ async fn a_reservation_granted_before_a_restart_still_holds_its_amount() {
     });
     // The first activity has its reservation and waits on the journal; the
     // window's next message panics and the window restarts.
-    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    eventually("the first activity waits on the journal", || journal.waiting.load(Ordering::SeqCst) == 1).await;
     faults::inject("window.total", &format!("{}/wa-1", policy.id));
     let _ = engine.window_total(&policy.id, "wa-1").await;
     eventually("the window restarted", || engine.actor_restarts().0 == 1).await;
@@ -319,12 +323,16 @@ async fn a_reservation_granted_before_a_restart_still_holds_its_amount() {
         let engine = engine.clone();
         async move { engine.evaluate(transfer_with("700", json!({}))).await.unwrap() }
     });
-    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    // Time for the second activity's check to reach the window (it fails
+    // closed at once, then waits on the journal behind the first).
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
     journal.hold(false);
 
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(first.status, ActivityStatus::Allowed);
     assert_eq!(second.status, ActivityStatus::Blocked, "100 + 700 + 700 is over 1000: {:?}", second.policy_evaluations);
+    let reason = &second.policy_evaluations[0].reason;
+    assert!(reason.contains("restarted while activities it had reserved for"), "{reason}");
     assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("800"));
     let third = engine.evaluate(transfer_with("200", json!({}))).await.unwrap();
     assert_eq!(third.status, ActivityStatus::Allowed, "settled: the window answers again");

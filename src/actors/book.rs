@@ -129,14 +129,6 @@ impl AddressBook {
         self.window(key, now).do_send(count);
     }
 
-    /// Settles a reservation the window of `key` granted in `generation`:
-    /// its count is queued or its release sent (see [`WindowShared`]).
-    pub(crate) fn settle(&self, key: &WindowKey, generation: u64) {
-        if let Some(slot) = self.windows.get(key) {
-            slot.shared.settle(generation);
-        }
-    }
-
     /// Starts a window holding `ledger` (recovery), unless it runs already.
     pub(crate) fn restore_window(&self, key: WindowKey, ledger: Ledger, now: DateTime<Utc>) {
         match self.windows.entry(key) {

@@ -7,8 +7,7 @@
 //! cannot be read, the window fails closed (every check triggers) and tries
 //! again every [`REBUILD_RETRY`]. It never answers from a partial ledger.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,15 +39,41 @@ pub struct Reserve {
     pub now: DateTime<Utc>,
 }
 
-/// A check's answer, with the generation of the actor that holds its
-/// reservation (when it fits): the caller settles it there
-/// ([`WindowShared::settle`]) once its count is queued or its release sent.
+/// A check's answer and, when it fits, the hold on its reservation.
 #[derive(Debug)]
 pub struct Checked {
     /// The answer.
     pub answer: ReserveAnswer,
-    /// The window actor's generation (one more at each restart).
-    pub generation: u64,
+    /// Held until the caller has queued its count or sent its release.
+    pub held: Option<Held>,
+}
+
+/// One reservation a window granted and its caller has not settled yet
+/// (counted or released): dropping it settles it, on every path out of the
+/// caller's evaluation, a panic's included.
+///
+/// INVARIANT (no overshoot across a restart): a restarted window reads its
+/// counts back, but the reservations its ledger held are gone, while the
+/// activities holding them may still be on their way to the journal. So each
+/// generation of a window's actor (one more per restart) counts the holds it
+/// handed out, and a restarted window fails closed while any earlier
+/// generation's count is above zero. A caller queues its count before it
+/// drops its hold (release, then acquire, on the counter), so a window that
+/// sees every earlier hold dropped also sees those counts.
+#[derive(Debug)]
+pub struct Held(Arc<AtomicUsize>);
+
+impl Held {
+    fn new(holds: &Arc<AtomicUsize>) -> Self {
+        holds.fetch_add(1, Ordering::Relaxed);
+        Held(holds.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// Count a reservation (or, without one, `quantity`) from `at`.
@@ -110,22 +135,11 @@ pub struct Prune {
 /// queued count of a reservation turns an amount the window already holds
 /// into a count (the sum stays); a count is applied once however often it
 /// arrives (a restart reads it back from the journal too).
-///
-/// INVARIANT (no overshoot across a restart): a restarted window reads its
-/// counts back, but the reservations its ledger held are gone, while the
-/// activities that hold them may still be on their way to the journal. So
-/// the window counts here, by generation, the reservations it granted and
-/// their callers have not yet settled (counted or released); until every
-/// reservation of an earlier generation is settled, a check fails closed.
 #[derive(Debug, Default)]
 pub struct WindowShared {
     idle: AtomicBool,
     last_used: AtomicI64,
     counts: Mutex<Vec<Commit>>,
-    /// Reservations granted and not yet settled, by generation.
-    unsettled: Mutex<BTreeMap<u64, usize>>,
-    /// Restarts so far: the generation of the running actor.
-    generation: AtomicU64,
 }
 
 impl WindowShared {
@@ -142,32 +156,6 @@ impl WindowShared {
         !self.counts.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
-    /// Settles a reservation granted by `generation`: its count is queued
-    /// or its release sent.
-    pub fn settle(&self, generation: u64) {
-        let mut unsettled = self.unsettled.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(held) = unsettled.get_mut(&generation) {
-            *held -= 1;
-            if *held == 0 {
-                unsettled.remove(&generation);
-            }
-        }
-    }
-
-    fn hold(&self, generation: u64) {
-        *self.unsettled.lock().unwrap_or_else(|p| p.into_inner()).entry(generation).or_default() += 1;
-    }
-
-    /// Whether no reservation of a generation before `generation` is
-    /// waiting for its caller.
-    fn settled_before(&self, generation: u64) -> bool {
-        self.unsettled.lock().unwrap_or_else(|p| p.into_inner()).range(..generation).next().is_none()
-    }
-
-    fn has_unsettled(&self) -> bool {
-        !self.unsettled.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-    }
-
     /// Marks a lookup at `now`.
     pub fn touch(&self, now: DateTime<Utc>) {
         self.last_used.store(now.timestamp(), Ordering::Relaxed);
@@ -179,7 +167,6 @@ impl WindowShared {
         self.idle.load(Ordering::Acquire)
             && self.last_used.load(Ordering::Relaxed) < cutoff.timestamp()
             && !self.has_counts()
-            && !self.has_unsettled()
     }
 
     /// Whether it was not looked up since `cutoff`.
@@ -208,8 +195,10 @@ pub struct WindowActor {
     counts: Arc<CountIndex>,
     shared: Arc<WindowShared>,
     restarts: Arc<AtomicU64>,
-    /// Restarts of this window so far.
-    generation: u64,
+    /// Holds this generation of the actor handed out and not yet dropped.
+    holds: Arc<AtomicUsize>,
+    /// Those of earlier generations (before restarts) still held.
+    earlier_holds: Vec<Arc<AtomicUsize>>,
 }
 
 impl WindowActor {
@@ -223,7 +212,6 @@ impl WindowActor {
         restarts: Arc<AtomicU64>,
     ) -> Self {
         let label = format!("{}/{}", key.policy_id, key.scope_key);
-        let generation = shared.generation.load(Ordering::Acquire);
         WindowActor {
             key,
             label,
@@ -234,7 +222,8 @@ impl WindowActor {
             counts,
             shared,
             restarts,
-            generation,
+            holds: Arc::default(),
+            earlier_holds: Vec::new(),
         }
     }
 
@@ -257,8 +246,16 @@ impl WindowActor {
         guarded(ctx, "window.release", &self.label, || self.ledger.release(reservation))
     }
 
+    /// Whether every hold of an earlier generation has been dropped (see
+    /// [`Held`]); forgets those that have.
+    fn earlier_holds_settled(&mut self) -> bool {
+        self.earlier_holds.retain(|holds| holds.load(Ordering::Acquire) > 0);
+        self.earlier_holds.is_empty()
+    }
+
     fn publish_idle(&self) {
-        self.shared.idle.store(self.health == Health::Ready && self.ledger.is_idle(), Ordering::Release);
+        let idle = self.health == Health::Ready && self.ledger.is_idle() && self.earlier_holds.is_empty();
+        self.shared.idle.store(idle, Ordering::Release);
     }
 
     /// Reads this window's counts from the journal on a blocking thread; the
@@ -308,12 +305,12 @@ impl Actor for WindowActor {
 /// so it is dropped and read back from the journal when the actor starts
 /// again. Checks still in the mailbox fail closed; reservations already
 /// granted are gone from the ledger while their activities may still commit,
-/// so the new generation fails closed until they are settled (see
-/// [`WindowShared`]), then sees their counts.
+/// so the new generation fails closed until their holds are dropped (see
+/// [`Held`]), then sees their counts.
 impl Supervised for WindowActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
-        self.generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.earlier_holds.push(std::mem::take(&mut self.holds));
         self.ledger = Ledger::default();
         self.health = Health::Rebuilding;
         self.publish_idle();
@@ -328,13 +325,11 @@ impl Handler<Reserve> for WindowActor {
     type Result = MessageResult<Reserve>;
 
     /// INVARIANT (no overshoot): check and reserve in one message; after a
-    /// restart, not before the reservations of earlier generations are
-    /// settled (read before the queued counts are taken: a caller queues its
-    /// count before it settles, so a settled reservation's count is seen).
+    /// restart, not before the holds of earlier generations are dropped
+    /// (read before the queued counts are taken: see [`Held`]).
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
-        let generation = self.generation;
-        let checked = |answer| MessageResult(Checked { answer, generation });
-        let settled = self.shared.settled_before(generation);
+        let checked = |answer| MessageResult(Checked { answer, held: None });
+        let settled = self.earlier_holds_settled();
         if self.count_queued(ctx).is_err() {
             return checked(closed(msg.now, "it crashed and restarts"));
         }
@@ -351,10 +346,8 @@ impl Handler<Reserve> for WindowActor {
         self.publish_idle();
         match answer {
             Ok(answer) => {
-                if !answer.triggered {
-                    self.shared.hold(generation);
-                }
-                checked(answer)
+                let held = (!answer.triggered).then(|| Held::new(&self.holds));
+                MessageResult(Checked { answer, held })
             }
             Err(_) => checked(closed(msg.now, "it crashed and restarts")),
         }

@@ -109,16 +109,14 @@ async fn evaluate_once(
     // (never earlier than asked): its counts and its dates agree.
     let mut now = asked_at;
     let mut checked_at = Vec::with_capacity(checks.len());
-    // The windows holding a reservation of this activity, by generation:
-    // settled once its count is queued or its release sent.
+    // The holds on this activity's reservations: dropped (settled) once its
+    // counts are queued or its releases sent, or on any way out before.
     let mut held = Vec::with_capacity(checks.len());
-    for ((i, check), answer) in checks.iter().zip(answers) {
+    for ((i, _), answer) in checks.iter().zip(answers) {
         // A window that cannot answer fails closed.
         let answer = match answer {
-            Ok(Checked { answer, generation }) => {
-                if !answer.triggered {
-                    held.push((&check.key, generation));
-                }
+            Ok(Checked { answer, held: hold }) => {
+                held.extend(hold);
                 answer
             }
             Err(_) => ReserveAnswer {
@@ -184,9 +182,7 @@ async fn evaluate_once(
             hub.book().window(&check.key, now).do_send(Release { reservation });
         }
     }
-    for (key, generation) in held {
-        hub.book().settle(key, generation);
-    }
+    drop(held);
     committed?;
     hub.announce(notices);
     hub.announce_evaluated(&activity);
