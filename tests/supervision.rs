@@ -294,14 +294,15 @@ impl warden_journal::Journal for HeldJournal {
     }
 }
 
-/// A window that restarts (a real panic) while an activity it granted a
-/// reservation to is still on its way to the journal: the restarted window
-/// reads back only journaled counts, so it fails closed until that activity
-/// is settled, and never admits past the limit.
-#[actix_rt::test]
-async fn a_reservation_granted_before_a_restart_still_holds_its_amount() {
-    let journal = Arc::new(HeldJournal::default());
-    let engine = Engine::builder().shared_journal(journal.clone()).build().await.unwrap();
+/// The scene of the two tests below: 100 counted under a limit of 1000; a
+/// transfer of 700 gets its reservation and waits on a held journal; the
+/// window restarts (a real panic); a second transfer of 700 is checked; the
+/// journal lets go. Answers the engine, its clock, the policy and both
+/// answers.
+async fn restart_while_a_reservation_is_held() -> (Engine, ManualClock, Policy, Activity, Activity) {
+    let (journal, clock) = (Arc::new(HeldJournal::default()), ManualClock::new(t0()));
+    let builder = Engine::builder().shared_journal(journal.clone()).clock(clock.clone());
+    let engine = builder.window_idle(Duration::from_millis(300)).build().await.unwrap();
     let policy = match engine.create_policy(&admin(), velocity_policy("1000")).await.unwrap() {
         PolicyChange::Applied(policy) => policy,
         other => panic!("not applied: {other:?}"),
@@ -327,8 +328,17 @@ async fn a_reservation_granted_before_a_restart_still_holds_its_amount() {
     // closed at once, then waits on the journal behind the first).
     actix_rt::time::sleep(Duration::from_millis(300)).await;
     journal.hold(false);
-
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    (engine, clock, policy, first, second)
+}
+
+/// A window that restarts (a real panic) while an activity it granted a
+/// reservation to is still on its way to the journal: the restarted window
+/// reads back only journaled counts, so it fails closed until that activity
+/// is settled, and never admits past the limit.
+#[actix_rt::test]
+async fn a_reservation_granted_before_a_restart_still_holds_its_amount() {
+    let (engine, _clock, policy, first, second) = restart_while_a_reservation_is_held().await;
     assert_eq!(first.status, ActivityStatus::Allowed);
     assert_eq!(second.status, ActivityStatus::Blocked, "100 + 700 + 700 is over 1000: {:?}", second.policy_evaluations);
     let reason = &second.policy_evaluations[0].reason;
@@ -336,4 +346,15 @@ async fn a_reservation_granted_before_a_restart_still_holds_its_amount() {
     assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("800"));
     let third = engine.evaluate(transfer_with("200", json!({}))).await.unwrap();
     assert_eq!(third.status, ActivityStatus::Allowed, "settled: the window answers again");
+}
+
+/// Once the holds of its earlier generation are settled, a restarted window
+/// that holds nothing any more retires like any other.
+#[actix_rt::test]
+async fn a_restarted_window_retires_once_its_earlier_holds_are_settled() {
+    let (engine, clock, _policy, first, _second) = restart_while_a_reservation_is_held().await;
+    assert_eq!(first.status, ActivityStatus::Allowed);
+    assert_eq!(engine.live_actors().0, 1);
+    clock.advance(chrono::Duration::hours(2));
+    eventually("the window, empty and settled, retires", || engine.live_actors().0 == 0).await;
 }

@@ -253,8 +253,8 @@ impl WindowActor {
         self.earlier_holds.is_empty()
     }
 
-    fn publish_idle(&self) {
-        let idle = self.health == Health::Ready && self.ledger.is_idle() && self.earlier_holds.is_empty();
+    fn publish_idle(&mut self) {
+        let idle = self.health == Health::Ready && self.ledger.is_idle() && self.earlier_holds_settled();
         self.shared.idle.store(idle, Ordering::Release);
     }
 
