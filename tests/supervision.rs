@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use warden::*;
+use warden_journal::faulty::Gate;
 use warden_journal::{Record, Seq};
 
 fn velocity_policy(limit: &str) -> PolicySpec {
@@ -253,54 +254,13 @@ async fn a_window_that_cannot_read_its_journal_fails_closed_until_it_can() {
     assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("110"));
 }
 
-/// A journal whose appends wait while it is held: the journal writer's
-/// thread really blocks in `append`, as on a slow disk.
-#[derive(Default)]
-struct HeldJournal {
-    inner: MemoryJournal,
-    held: std::sync::Mutex<bool>,
-    let_go: std::sync::Condvar,
-    /// Appends waiting now.
-    waiting: std::sync::atomic::AtomicUsize,
-}
-
-impl HeldJournal {
-    fn hold(&self, held: bool) {
-        *self.held.lock().unwrap() = held;
-        self.let_go.notify_all();
-    }
-}
-
-impl warden_journal::Journal for HeldJournal {
-    fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, warden_journal::JournalError> {
-        let held = self.held.lock().unwrap();
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        drop(self.let_go.wait_while(held, |held| *held).unwrap());
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        self.inner.append(payloads)
-    }
-    fn scan(
-        &self,
-        from: Seq,
-        visit: &mut dyn FnMut(Record) -> Result<(), warden_journal::JournalError>,
-    ) -> Result<(), warden_journal::JournalError> {
-        self.inner.scan(from, visit)
-    }
-    fn read(&self, seq: Seq) -> Result<Option<Record>, warden_journal::JournalError> {
-        self.inner.read(seq)
-    }
-    fn last_seq(&self) -> Result<Option<Seq>, warden_journal::JournalError> {
-        self.inner.last_seq()
-    }
-}
-
 /// The scene of the two tests below: 100 counted under a limit of 1000; a
-/// transfer of 700 gets its reservation and waits on a held journal; the
+/// transfer of 700 gets its reservation and waits on a closed journal gate; the
 /// window restarts (a real panic); a second transfer of 700 is checked; the
 /// journal lets go. Answers the engine, its clock, the policy and both
 /// answers.
 async fn restart_while_a_reservation_is_held() -> (Engine, ManualClock, Policy, Activity, Activity) {
-    let (journal, clock) = (Arc::new(HeldJournal::default()), ManualClock::new(t0()));
+    let (journal, clock) = (Arc::new(Gate::new(MemoryJournal::new())), ManualClock::new(t0()));
     let builder = Engine::builder().shared_journal(journal.clone()).clock(clock.clone());
     let engine = builder.window_idle(Duration::from_millis(300)).build().await.unwrap();
     let policy = match engine.create_policy(&admin(), velocity_policy("1000")).await.unwrap() {
@@ -309,14 +269,14 @@ async fn restart_while_a_reservation_is_held() -> (Engine, ManualClock, Policy, 
     };
     assert_eq!(engine.evaluate(transfer_with("100", json!({}))).await.unwrap().status, ActivityStatus::Allowed);
 
-    journal.hold(true);
+    journal.close();
     let first = actix_rt::spawn({
         let engine = engine.clone();
         async move { engine.evaluate(transfer_with("700", json!({}))).await.unwrap() }
     });
     // The first activity has its reservation and waits on the journal; the
     // window's next message panics and the window restarts.
-    eventually("the first activity waits on the journal", || journal.waiting.load(Ordering::SeqCst) == 1).await;
+    eventually("the first activity waits on the journal", || journal.waiting() == 1).await;
     faults::inject("window.total", &format!("{}/wa-1", policy.id));
     let _ = engine.window_total(&policy.id, "wa-1").await;
     eventually("the window restarted", || engine.actor_restarts().0 == 1).await;
@@ -327,7 +287,7 @@ async fn restart_while_a_reservation_is_held() -> (Engine, ManualClock, Policy, 
     // Time for the second activity's check to reach the window (it fails
     // closed at once, then waits on the journal behind the first).
     actix_rt::time::sleep(Duration::from_millis(300)).await;
-    journal.hold(false);
+    journal.open();
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     (engine, clock, policy, first, second)
 }

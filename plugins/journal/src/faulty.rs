@@ -6,10 +6,13 @@
 //!   restart would find, and can lose the batch of a chosen append the way a
 //!   crash in the middle of a commit loses it.
 //!
-//! Both pass [`crate::conformance::run_all`] while healthy.
+//! - [`Gate`] wraps any journal and holds its appends while closed: the
+//!   caller's thread really blocks in `append`, as on a disk that stalls.
+//!
+//! All pass [`crate::conformance::run_all`] while healthy (a gate open).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::{Journal, JournalError, Record, Seq};
 
@@ -225,5 +228,63 @@ impl Journal for CrashImage {
     fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
         let len = self.live()?.live.len() as Seq;
         Ok((len > 0).then_some(len))
+    }
+}
+
+/// A journal whose appends wait while its gate is closed (open when made).
+/// Reads pass through, never held.
+#[derive(Debug, Default)]
+pub struct Gate<J> {
+    inner: J,
+    closed: Mutex<bool>,
+    opened: Condvar,
+    waiting: AtomicUsize,
+}
+
+impl<J: Journal> Gate<J> {
+    /// Wraps `inner`, the gate open.
+    pub fn new(inner: J) -> Self {
+        Gate { inner, closed: Mutex::new(false), opened: Condvar::new(), waiting: AtomicUsize::new(0) }
+    }
+
+    /// Closes the gate: later appends wait until it opens.
+    pub fn close(&self) {
+        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    /// Opens the gate: waiting appends go on.
+    pub fn open(&self) {
+        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.opened.notify_all();
+    }
+
+    /// How many appends wait at the gate now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+impl<J: Journal> Journal for Gate<J> {
+    fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, JournalError> {
+        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        if *closed {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            closed = self.opened.wait_while(closed, |closed| *closed).unwrap_or_else(|p| p.into_inner());
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        drop(closed);
+        self.inner.append(payloads)
+    }
+
+    fn scan(&self, from: Seq, visit: &mut dyn FnMut(Record) -> Result<(), JournalError>) -> Result<(), JournalError> {
+        self.inner.scan(from, visit)
+    }
+
+    fn read(&self, seq: Seq) -> Result<Option<Record>, JournalError> {
+        self.inner.read(seq)
+    }
+
+    fn last_seq(&self) -> Result<Option<Seq>, JournalError> {
+        self.inner.last_seq()
     }
 }

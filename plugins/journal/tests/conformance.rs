@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use warden_journal::conformance;
-use warden_journal::faulty::{CrashImage, FailAfter};
+use warden_journal::faulty::{CrashImage, FailAfter, Gate};
 use warden_journal::{Journal, JournalError, MemoryJournal, Record};
 
 fn payloads(tag: &str, count: usize) -> Vec<Vec<u8>> {
@@ -35,6 +35,28 @@ fn fail_after_conforms_while_healthy() {
 #[test]
 fn crash_image_conforms_while_healthy() {
     conformance::run_all(&|| Box::new(CrashImage::new()));
+}
+
+#[test]
+fn an_open_gate_conforms() {
+    conformance::run_all(&|| Box::new(Gate::new(MemoryJournal::new())));
+}
+
+#[test]
+fn a_closed_gate_holds_appends_until_it_opens() {
+    let gate = Arc::new(Gate::new(MemoryJournal::new()));
+    gate.close();
+    let appending = {
+        let gate = gate.clone();
+        std::thread::spawn(move || gate.append(&[b"held".to_vec()]))
+    };
+    while gate.waiting() == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(gate.last_seq().unwrap(), None, "nothing appended while closed");
+    gate.open();
+    assert_eq!(appending.join().unwrap().unwrap(), 1);
+    assert_eq!((gate.waiting(), gate.last_seq().unwrap()), (0, Some(1)));
 }
 
 #[test]
