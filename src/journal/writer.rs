@@ -1,5 +1,11 @@
-//! The journal writer (a thread, not an actor: it blocks on fsync): one thread that groups the records of every waiting
-//! caller into one commit (one fsync), then answers each of them.
+//! The journal writer: how the engine's commits reach the journal.
+//!
+//! For a journal that syncs (redb, PostgreSQL), one thread, not an actor (it
+//! blocks on fsync), groups the records of every waiting caller into one
+//! commit (one fsync), then answers each of them. For a journal whose append
+//! never waits (in memory), there is nothing to group: the caller appends on
+//! its own thread, one batch at a time, and skips the two thread wake-ups of
+//! the hand-off to the writer and back.
 //!
 //! INVARIANT (answered means durable): a caller's future resolves `Ok` only
 //! after the batch holding its records was committed by the journal.
@@ -25,31 +31,50 @@ struct Job {
     done: oneshot::Sender<Result<Seq, JournalError>>,
 }
 
-/// A handle to the writer thread.
+/// A handle to the writer: its thread, or the journal appended in place.
 pub struct JournalWriter {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    route: Route,
+}
+
+enum Route {
+    /// Batches go to the writer thread, which groups them.
+    Thread { jobs: Mutex<Option<mpsc::Sender<Job>>>, thread: Mutex<Option<JoinHandle<()>>> },
+    /// Batches are appended by their caller; `None` once closed. The lock
+    /// keeps appends one at a time, as the writer thread would.
+    InPlace(Mutex<Option<Arc<dyn Journal>>>),
 }
 
 impl JournalWriter {
-    /// Starts the writer thread over `journal`.
+    /// Starts the writer over `journal`: its thread, unless the journal's
+    /// appends never wait.
     pub fn start(journal: Arc<dyn Journal>) -> Self {
+        if journal.appends_without_waiting() {
+            return JournalWriter { route: Route::InPlace(Mutex::new(Some(journal))) };
+        }
         let (jobs, inbox) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("warden-journal".into())
             .spawn(move || write_batches(journal.as_ref(), &inbox))
             .expect("the journal writer thread starts");
-        JournalWriter { jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) }
+        JournalWriter { route: Route::Thread { jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) } }
     }
 
     /// Commits `facts` as one atomic unit, grouped with other callers' facts;
     /// answers the seq of the first (the others follow contiguously). A
     /// journal error comes back as the journal reported it.
     pub async fn commit(&self, facts: &[Fact]) -> Result<Seq, Error> {
-        let payloads = facts.iter().map(Fact::encode).collect();
+        let payloads: Vec<Vec<u8>> = facts.iter().map(Fact::encode).collect();
+        let jobs = match &self.route {
+            Route::InPlace(journal) => {
+                let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(journal) = journal.as_ref() else { return Err(Unavailable::ShuttingDown.into()) };
+                return append_measured(journal.as_ref(), &payloads).map_err(Error::Journal);
+            }
+            Route::Thread { jobs, .. } => jobs,
+        };
         let (done, answer) = oneshot::channel();
         {
-            let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
             let Some(jobs) = jobs.as_ref() else { return Err(Unavailable::ShuttingDown.into()) };
             jobs.send(Job { payloads, done }).map_err(|_| Unavailable::ShuttingDown)?;
         }
@@ -62,11 +87,29 @@ impl JournalWriter {
 
     /// Stops taking work, commits what is queued, and waits for the thread.
     pub fn close(&self) {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = thread.join();
+        match &self.route {
+            // Taken under the lock an append holds: none is under way after.
+            Route::InPlace(journal) => drop(journal.lock().unwrap_or_else(|p| p.into_inner()).take()),
+            Route::Thread { jobs, thread } => {
+                jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(thread) = thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    let _ = thread.join();
+                }
+            }
         }
     }
+}
+
+/// Appends `batch`, recording the commit's duration and records (both routes).
+fn append_measured(journal: &dyn Journal, batch: &[Vec<u8>]) -> Result<Seq, JournalError> {
+    let started = Instant::now();
+    let result = journal.append(batch);
+    metrics::histogram!("warden_journal_commit_duration_seconds").record(started.elapsed().as_secs_f64());
+    match &result {
+        Ok(_) => metrics::counter!("warden_journal_records_total").increment(batch.len() as u64),
+        Err(error) => tracing::error!(%error, records = batch.len(), "journal commit failed; its callers are told"),
+    }
+    result
 }
 
 /// How long the writer keeps looking for the next job after a commit before
@@ -108,12 +151,8 @@ fn write_batches(journal: &dyn Journal, inbox: &mpsc::Receiver<Job>) {
         }
         let sizes: Vec<u64> = jobs.iter().map(|j| j.payloads.len() as u64).collect();
         let batch: Vec<Vec<u8>> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.payloads)).collect();
-        let started = Instant::now();
-        let result = journal.append(&batch);
-        metrics::histogram!("warden_journal_commit_duration_seconds").record(started.elapsed().as_secs_f64());
-        match result {
+        match append_measured(journal, &batch) {
             Ok(first_seq) => {
-                metrics::counter!("warden_journal_records_total").increment(batch.len() as u64);
                 // Each caller learns the seq of its own first record.
                 let mut seq = first_seq;
                 for (job, size) in jobs.into_iter().zip(sizes) {
@@ -122,11 +161,64 @@ fn write_batches(journal: &dyn Journal, inbox: &mpsc::Receiver<Job>) {
                 }
             }
             Err(error) => {
-                tracing::error!(%error, records = batch.len(), "journal commit failed; its callers are told");
                 for job in jobs {
                     let _ = job.done.send(Err(error.clone()));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+    use warden_journal::faulty::Gate;
+    use warden_journal::MemoryJournal;
+
+    use super::*;
+
+    fn deleted(webhook_id: &str) -> Fact {
+        Fact::WebhookDeleted { webhook_id: webhook_id.to_owned() }
+    }
+
+    #[test]
+    fn a_journal_in_memory_is_appended_on_the_callers_thread() {
+        let journal = Arc::new(MemoryJournal::new());
+        let writer = JournalWriter::start(journal.clone());
+        // Nothing to wait for: the append is done when `commit` is first polled.
+        let first = writer.commit(&[deleted("wh-1"), deleted("wh-2")]).now_or_never();
+        assert_eq!(first.expect("committed without waiting").expect("committed"), 1);
+        let second = writer.commit(&[deleted("wh-3")]).now_or_never();
+        assert_eq!(second.expect("committed without waiting").expect("committed"), 3);
+        let record = journal.read(3).expect("read").expect("the third record is there");
+        assert!(
+            matches!(Fact::decode(&record.payload), Ok(Fact::WebhookDeleted { webhook_id }) if webhook_id == "wh-3")
+        );
+
+        writer.close();
+        let refused = writer.commit(&[deleted("wh-4")]).now_or_never().expect("refused at once");
+        assert!(matches!(refused, Err(Error::Unavailable(Unavailable::ShuttingDown))), "{refused:?}");
+        assert_eq!(journal.last_seq().expect("last seq"), Some(3), "nothing is appended after close");
+    }
+
+    #[test]
+    fn a_journal_that_may_wait_is_appended_by_the_writer_thread() {
+        // A gate may hold an append: it must never hold the caller's thread.
+        let gate = Arc::new(Gate::new(MemoryJournal::new()));
+        let writer = JournalWriter::start(gate.clone());
+        gate.close();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let committed = runtime.block_on(async {
+            let facts = [deleted("wh-1")];
+            let mut commit = std::pin::pin!(writer.commit(&facts));
+            assert!((&mut commit).now_or_never().is_none(), "the caller waits while the writer is held");
+            while gate.waiting() == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            gate.open();
+            commit.await
+        });
+        assert_eq!(committed.expect("committed once the gate opens"), 1);
+        writer.close();
     }
 }

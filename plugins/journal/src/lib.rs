@@ -57,7 +57,9 @@ pub enum JournalError {
 /// An append-only, durable log of opaque records.
 ///
 /// Implementations must be usable from several threads; the engine calls
-/// [`Journal::append`] from a single writer thread, and reads from anywhere.
+/// [`Journal::append`] one batch at a time (from its writer thread, or, when
+/// [`Journal::appends_without_waiting`], from the caller's), and reads from
+/// anywhere.
 pub trait Journal: Send + Sync + 'static {
     /// Appends `payloads` as one atomic batch and returns the sequence number
     /// given to the first of them (the others follow contiguously).
@@ -87,6 +89,17 @@ pub trait Journal: Send + Sync + 'static {
     fn reads_wait_on_network(&self) -> bool {
         false
     }
+
+    /// Whether [`Journal::append`] returns without waiting on a disk, a lock
+    /// held elsewhere or another process: a journal kept in memory. The
+    /// engine then appends on the caller's own thread instead of handing the
+    /// batch to its writer thread and back, which costs two thread wake-ups
+    /// and gains nothing when there is no fsync to group. `false` (the
+    /// default) for every journal that syncs or reaches a server, and for
+    /// wrappers: such an append would hold an async runtime's thread.
+    fn appends_without_waiting(&self) -> bool {
+        false
+    }
 }
 
 impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
@@ -104,5 +117,9 @@ impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
     }
     fn reads_wait_on_network(&self) -> bool {
         (**self).reads_wait_on_network()
+    }
+
+    fn appends_without_waiting(&self) -> bool {
+        (**self).appends_without_waiting()
     }
 }
