@@ -13,10 +13,12 @@ mod webhook_admin;
 mod webhooks;
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use warden_journal::{Journal, MemoryJournal};
@@ -233,9 +235,16 @@ impl EngineBuilder {
 /// Runs a state change to its end even if the caller stops waiting (a
 /// dropped HTTP connection, a timeout): once its facts may be committed, the
 /// in-memory state, the windows and the idempotency keys must follow them.
-async fn detached<T: Send + 'static>(
-    change: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
-) -> Result<T, Error> {
+///
+/// The change is polled once here first: one that finishes without waiting
+/// (an activity no window checks, on a journal appended in place) has no
+/// point at which its caller could stop waiting, and needs no task. One that
+/// waits is handed, as it stands, to a task of its own (it is boxed, so it
+/// does not move) before this function can be cancelled.
+async fn detached<T: Send + 'static>(mut change: BoxFuture<'static, Result<T, Error>>) -> Result<T, Error> {
+    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(change.as_mut().poll(cx))).await {
+        return done;
+    }
     tokio::spawn(change).await.map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })?
 }
 
@@ -262,10 +271,7 @@ impl Engine {
 
     /// Runs a state change (see [`detached`]) if this node leads; a standby
     /// refuses it at once, before any window reserves or actor starts.
-    async fn change<T: Send + 'static>(
-        &self,
-        change: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
-    ) -> Result<T, Error> {
+    async fn change<T: Send + 'static>(&self, change: BoxFuture<'static, Result<T, Error>>) -> Result<T, Error> {
         if !self.hub.leadership().is_leading() {
             return Err(self.hub.leadership().not_leader());
         }
@@ -340,9 +346,9 @@ impl Engine {
     ) -> Result<PolicyChange, Error> {
         let (hub, caller) = (self.hub.clone(), caller.clone());
         let lane = self.hub.clone();
-        self.change(async move {
+        self.change(Box::pin(async move {
             lane.serialized(async move { governance::propose(&hub, caller, operation, user_action).await }).await
-        })
+        }))
         .await
     }
 
@@ -425,8 +431,9 @@ impl Engine {
         user_action: Option<SignedAction>,
     ) -> Result<Approval, Error> {
         let (hub, caller, id, reason) = (self.hub.clone(), caller.clone(), approval_id.to_owned(), reason.into());
-        let approval =
-            self.change(async move { approvals::decide(&hub, &caller, &id, value, reason, user_action).await }).await?;
+        let approval = self
+            .change(Box::pin(async move { approvals::decide(&hub, &caller, &id, value, reason, user_action).await }))
+            .await?;
         Ok(self.with_current_change(approval))
     }
 
@@ -441,7 +448,7 @@ impl Engine {
     /// Registers a webhook; the answer carries the secret, shown only here.
     pub async fn create_webhook(&self, spec: WebhookSpec) -> Result<Webhook, Error> {
         let hub = self.hub.clone();
-        self.change(async move { webhooks::create_webhook(&hub, spec, None).await }).await
+        self.change(Box::pin(async move { webhooks::create_webhook(&hub, spec, None).await })).await
     }
 
     /// One webhook (without its secret).
@@ -458,7 +465,7 @@ impl Engine {
     /// Deletes a webhook.
     pub async fn delete_webhook(&self, id: &str) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        self.change(async move { webhooks::delete_webhook(&hub, &id, None).await }).await
+        self.change(Box::pin(async move { webhooks::delete_webhook(&hub, &id, None).await })).await
     }
 
     /// A webhook's delivery log.

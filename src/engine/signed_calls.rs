@@ -66,7 +66,7 @@ impl Engine {
         user_action: Option<SignedAction>,
     ) -> Result<Webhook, Error> {
         let hub = self.hub.clone();
-        self.change(async move { webhooks::create_webhook(&hub, spec, user_action).await }).await
+        self.change(Box::pin(async move { webhooks::create_webhook(&hub, spec, user_action).await })).await
     }
 
     /// [`Engine::update_webhook`], signed.
@@ -77,12 +77,12 @@ impl Engine {
         user_action: Option<SignedAction>,
     ) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        self.change(async move { webhooks::update_webhook(&hub, &id, update, user_action).await }).await
+        self.change(Box::pin(async move { webhooks::update_webhook(&hub, &id, update, user_action).await })).await
     }
 
     /// [`Engine::delete_webhook`], signed.
     pub async fn delete_webhook_signed(&self, id: &str, user_action: Option<SignedAction>) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        self.change(async move { webhooks::delete_webhook(&hub, &id, user_action).await }).await
+        self.change(Box::pin(async move { webhooks::delete_webhook(&hub, &id, user_action).await })).await
     }
 }

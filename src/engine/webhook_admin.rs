@@ -56,7 +56,7 @@ impl Engine {
     /// Changes a webhook (the fields given); answers it without its secret.
     pub async fn update_webhook(&self, id: &str, update: WebhookUpdate) -> Result<Webhook, Error> {
         let (hub, id) = (self.hub.clone(), id.to_owned());
-        self.change(async move { webhooks::update_webhook(&hub, &id, update, None).await }).await
+        self.change(Box::pin(async move { webhooks::update_webhook(&hub, &id, update, None).await })).await
     }
 
     /// Sends one signed `webhook.ping` event to the webhook now (whatever its

@@ -204,7 +204,9 @@ pub struct Activity {
     /// The request as stored.
     pub activity: ActivityRequest,
     /// When it was evaluated.
+    #[serde(serialize_with = "super::rfc3339::serialize")]
     pub date_created: DateTime<Utc>,
     /// When its status last changed.
+    #[serde(serialize_with = "super::rfc3339::serialize")]
     pub date_updated: DateTime<Utc>,
 }

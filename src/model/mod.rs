@@ -8,6 +8,7 @@ pub mod event;
 pub mod ids;
 pub mod policy;
 pub mod principal;
+pub mod rfc3339;
 pub mod signed_action;
 pub mod text;
 pub mod webhook;
