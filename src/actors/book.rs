@@ -106,13 +106,25 @@ impl AddressBook {
 
     /// The window's actor, started empty on first use.
     pub(crate) fn window(&self, key: &WindowKey, now: DateTime<Utc>) -> Addr<WindowActor> {
+        self.with_window(key, now, Addr::clone)
+    }
+
+    /// What `reach` does with the address of the window of `key` (started
+    /// if it does not run), without a copy of the address: each copy of an
+    /// actix address allocates, and a message sent borrows it only.
+    pub(crate) fn with_window<R>(
+        &self,
+        key: &WindowKey,
+        now: DateTime<Utc>,
+        reach: impl FnOnce(&Addr<WindowActor>) -> R,
+    ) -> R {
         if let Some(slot) = self.windows.get(key) {
             slot.shared.touch(now);
-            return slot.addr.clone();
+            return reach(&slot.addr);
         }
         let slot = self.windows.entry(key.clone()).or_insert_with(|| self.start_window(key.clone(), Ledger::default()));
         slot.shared.touch(now);
-        slot.addr.clone()
+        reach(&slot.addr)
     }
 
     /// Counts a committed activity in the window of `key`: queued for the

@@ -364,7 +364,7 @@ impl Hub {
                 change.and_then(|c| workflow::changed_policy(&c, self.state.policy(&c.entity_id).as_ref(), now));
             if let Some(policy) = applied {
                 tracing::info!(policy = %policy.id, "governed policy change applied");
-                facts.push(Fact::PolicyPut(Json(policy)));
+                facts.push(Fact::PolicyPut(Json(Box::new(policy))));
             }
         }
         self.commit(facts, 0).await?;

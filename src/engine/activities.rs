@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::future::join_all;
+use chrono::{DateTime, Utc};
+use futures_util::future::{join_all, BoxFuture};
 use serde_json::json;
+use smallvec::SmallVec;
 
 use crate::actors::hub::Hub;
-use crate::actors::window::{Checked, Release, Reserve};
+use crate::actors::window::{Checked, Held, Release, Reserve};
 use crate::error::{Error, ValidationError};
 use crate::journal::facts::{Count, EvaluatedActivity, Fact, Json};
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus};
@@ -26,23 +28,34 @@ static RESERVATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 
 /// Evaluates a `Wallets:Sign` activity; a repeated `externalId` answers with
 /// the stored activity and evaluates nothing again.
-pub(super) async fn evaluate(
+///
+/// The evaluation is boxed once, here: unboxed, its few kilobytes would be
+/// copied on every move (into its task, into each caller's own future).
+pub(super) fn evaluate(
     hub: Arc<Hub>,
     request: ActivityRequest,
     user_action: Option<SignedAction>,
-) -> Result<Activity, Error> {
+) -> BoxFuture<'static, Result<Activity, Error>> {
     if request.kind != ActivityKind::WalletsSign {
-        return Err(ValidationError::new(
+        let refused = ValidationError::new(
             "kind",
             "must be `Wallets:Sign`; policy changes make their own `Policies:Modify` activities",
-        )
-        .into());
+        );
+        return Box::pin(std::future::ready(Err(refused.into())));
     }
-    // The evaluation's future is boxed: unboxed, its ~6 KB would be copied
-    // on every move of this future (into its task, into each caller's own).
-    let Some(external_id) = request.external_id.clone() else {
-        return Box::pin(evaluate_once(&hub, request, user_action)).await;
-    };
+    match request.external_id.clone() {
+        None => Box::pin(evaluate_once(hub, request, user_action)),
+        Some(external_id) => Box::pin(evaluate_repeatable(hub, request, user_action, external_id)),
+    }
+}
+
+/// [`evaluate`] for a request with an `externalId`.
+async fn evaluate_repeatable(
+    hub: Arc<Hub>,
+    request: ActivityRequest,
+    user_action: Option<SignedAction>,
+    external_id: String,
+) -> Result<Activity, Error> {
     // Validated before the slot is taken: an invalid request holds none
     // (`evaluate_once` builds the view again, from the request it owns).
     wallet_subject(&request, &hub.settings().prices)?;
@@ -53,7 +66,7 @@ pub(super) async fn evaluate(
     let id = slot
         .activity
         .get_or_try_init(|| async {
-            let activity = Box::pin(evaluate_once(&hub, request, user_action)).await?;
+            let activity = Box::pin(evaluate_once(hub.clone(), request, user_action)).await?;
             Ok::<_, Error>(evaluated.insert(activity).id.clone())
         })
         .await?;
@@ -74,10 +87,11 @@ pub(super) async fn evaluate(
 }
 
 async fn evaluate_once(
-    hub: &Hub,
+    hub: Arc<Hub>,
     request: ActivityRequest,
     user_action: Option<SignedAction>,
 ) -> Result<Activity, Error> {
+    let hub = hub.as_ref();
     let subject = wallet_subject(&request, &hub.settings().prices)?;
     let started = Instant::now();
     let asked_at = hub.now();
@@ -85,8 +99,10 @@ async fn evaluate_once(
     let matching = snapshot.matching(&subject);
     let reservation = RESERVATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-    let mut judged: Vec<Option<Judged>> = Vec::with_capacity(matching.len());
-    let mut checks: Vec<(usize, WindowCheck)> = Vec::new();
+    // Most activities meet a few policies and fewer windows: the per-activity
+    // lists live inline in this (boxed) future, not in allocations of their own.
+    let mut judged: SmallVec<[Option<Judged>; 4]> = SmallVec::with_capacity(matching.len());
+    let mut checks: SmallVec<[(usize, WindowCheck); 2]> = SmallVec::new();
     for (i, policy) in matching.iter().enumerate() {
         match rule_outcome(policy, &subject) {
             RuleOutcome::Decided { triggered, reason } => judged.push(Some(Judged { policy, triggered, reason })),
@@ -97,21 +113,18 @@ async fn evaluate_once(
         }
     }
     let answers = join_all(checks.iter().map(|(_, check)| {
-        hub.book().window(&check.key, asked_at).send(Reserve {
-            velocity: check.velocity.clone(),
-            reservation,
-            quantity: check.quantity,
-            now: asked_at,
-        })
+        let reserve =
+            Reserve { velocity: check.velocity.clone(), reservation, quantity: check.quantity, now: asked_at };
+        hub.book().with_window(&check.key, asked_at, |window| window.send(reserve))
     }))
     .await;
     // The activity happens at the latest time its windows checked it at
     // (never earlier than asked): its counts and its dates agree.
     let mut now = asked_at;
-    let mut checked_at = Vec::with_capacity(checks.len());
+    let mut checked_at: SmallVec<[DateTime<Utc>; 2]> = SmallVec::with_capacity(checks.len());
     // The holds on this activity's reservations: dropped (settled) once its
     // counts are queued or its releases sent, or on any way out before.
-    let mut held = Vec::with_capacity(checks.len());
+    let mut held: SmallVec<[Held; 2]> = SmallVec::with_capacity(checks.len());
     for ((i, _), answer) in checks.iter().zip(answers) {
         // A window that cannot answer fails closed.
         let answer = match answer {
@@ -129,7 +142,7 @@ async fn evaluate_once(
         checked_at.push(answer.at);
         judged[*i] = Some(Judged { policy: matching[*i], triggered: answer.triggered, reason: answer.reason.into() });
     }
-    let judged: Vec<Judged> = judged.into_iter().flatten().collect();
+    let judged: SmallVec<[Judged; 4]> = judged.into_iter().flatten().collect();
     let settings = hub.settings();
     let verdict = decide(settings.mode, settings.default_action, &subject, &judged);
 
@@ -170,7 +183,7 @@ async fn evaluate_once(
     facts.push(Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts });
     if let Some(approval) = approval {
         notices.add(hub.state(), "policy.approval.pending", json!({ "approval": approval }), now);
-        facts.push(Fact::ApprovalOpened(Json(approval)));
+        facts.push(Fact::ApprovalOpened(Json(Box::new(approval))));
     }
     facts.extend(notices.take_facts());
 
@@ -179,7 +192,7 @@ async fn evaluate_once(
     let committed = hub.commit(facts, reservation).await;
     if committed.is_err() || !counted {
         for (_, check) in &checks {
-            hub.book().window(&check.key, now).do_send(Release { reservation });
+            hub.book().with_window(&check.key, now, |window| window.do_send(Release { reservation }));
         }
     }
     drop(held);

@@ -93,7 +93,7 @@ pub(super) async fn propose(
     facts.push(Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts: Vec::new() });
 
     let Some(mut approval) = approval else {
-        facts.push(Fact::PolicyPut(Json(target.clone())));
+        facts.push(Fact::PolicyPut(Json(Box::new(target.clone()))));
         facts.extend(notices.take_facts());
         hub.commit(facts, 0).await?;
         hub.announce(notices);
@@ -120,8 +120,8 @@ pub(super) async fn propose(
     // Dfns' shape: the approval shows the change it decides.
     approval.activity.change_request = Some(Box::new(change.clone()));
     notices.add(state, "policy.approval.pending", json!({ "approval": approval }), now);
-    facts.push(Fact::ApprovalOpened(Json(approval)));
-    facts.push(Fact::ChangeRequestOpened(Json(change.clone())));
+    facts.push(Fact::ApprovalOpened(Json(Box::new(approval))));
+    facts.push(Fact::ChangeRequestOpened(Json(Box::new(change.clone()))));
     facts.extend(notices.take_facts());
     hub.commit(facts, 0).await?;
     hub.announce(notices);

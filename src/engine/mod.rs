@@ -364,8 +364,7 @@ impl Engine {
     /// Evaluates a `Wallets:Sign` activity and answers once the answer is
     /// durable: `Allowed`, `Blocked` or `PendingApproval`.
     pub async fn evaluate(&self, request: ActivityRequest) -> Result<Activity, Error> {
-        // Boxed: a few kilobytes, which every move would copy otherwise.
-        self.change(Box::pin(activities::evaluate(self.hub.clone(), request, None))).await
+        self.change(activities::evaluate(self.hub.clone(), request, None)).await
     }
 
     /// One activity (read from the journal).
@@ -546,7 +545,7 @@ impl Engine {
     pub async fn window_total(&self, policy_id: &str, scope_key: &str) -> Option<String> {
         let compiled = self.hub.state().compiled(policy_id)?;
         let CompiledRule::Velocity(velocity) = &compiled.rule else { return None };
-        let key = WindowKey { policy_id: policy_id.to_owned(), scope_key: scope_key.to_owned() };
+        let key = WindowKey { policy_id: policy_id.into(), scope_key: scope_key.into() };
         let now = self.hub.now();
         self.hub.book().window(&key, now).send(Total { velocity: velocity.clone(), now }).await.ok()
     }

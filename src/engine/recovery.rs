@@ -29,7 +29,7 @@ use warden_journal::Seq;
 /// (Two levels: the few policies stay in cache, so a count costs one lookup of
 /// its scope.) Scope keys are chosen by callers (wallet ids, addresses), so
 /// they are hashed with a seeded hasher.
-pub(super) type LedgersByWindow = HashMap<String, HashMap<String, Ledger, RandomState>, RandomState>;
+pub(super) type LedgersByWindow = HashMap<Arc<str>, HashMap<Arc<str>, Ledger, RandomState>, RandomState>;
 
 /// Rebuilds the state of `hub` from its journal and starts leading from it.
 /// Runs once, before a single node answers.

@@ -126,7 +126,7 @@ impl Engine {
             let mut ledgers = LedgersByWindow::default();
             for policy_id in index.policies() {
                 let read = index.read(state.journal().as_ref(), &policy_id, oldest, upto, |_| true)?;
-                let by_scope = ledgers.entry(policy_id).or_default();
+                let by_scope = ledgers.entry(policy_id.into()).or_default();
                 for (key, ledger) in read {
                     by_scope.insert(key.scope_key, ledger);
                 }

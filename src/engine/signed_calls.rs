@@ -23,7 +23,7 @@ impl Engine {
         user_action: Option<SignedAction>,
     ) -> Result<Activity, Error> {
         // Boxed: a few kilobytes, which every move would copy otherwise.
-        self.change(Box::pin(activities::evaluate(self.hub.clone(), request, user_action))).await
+        self.change(activities::evaluate(self.hub.clone(), request, user_action)).await
     }
 
     /// [`Engine::create_policy`], signed by `caller`.

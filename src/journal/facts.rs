@@ -135,7 +135,7 @@ pub mod compact_time {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Fact {
     /// A policy now reads so (create, update, archive).
-    PolicyPut(Json<Policy>),
+    PolicyPut(Json<Box<Policy>>),
     /// An activity was evaluated (or a policy change recorded as one); when it
     /// was allowed, `counts` are what it added to windows.
     ActivityEvaluated {
@@ -145,7 +145,7 @@ pub enum Fact {
         counts: Vec<Count>,
     },
     /// An approval was opened.
-    ApprovalOpened(Json<Approval>),
+    ApprovalOpened(Json<Box<Approval>>),
     /// A decision was taken on an approval.
     DecisionRecorded {
         /// The approval.
@@ -168,7 +168,7 @@ pub enum Fact {
         counts: Vec<Count>,
     },
     /// A governed policy change is waiting for its approval.
-    ChangeRequestOpened(Json<ChangeRequest>),
+    ChangeRequestOpened(Json<Box<ChangeRequest>>),
     /// A webhook was registered (its secret included: deliveries need it).
     WebhookPut(Json<Webhook>),
     /// A webhook was deleted.

@@ -102,6 +102,9 @@ pub struct CompiledPolicy {
     pub filters: CompiledFilters,
     /// Creation order, the tie-break of `first-match`.
     pub ordinal: u64,
+    /// The policy's id, shared by the keys of its velocity windows (a
+    /// window check copies a pointer, not the text).
+    pub id: Arc<str>,
 }
 
 /// Validates a policy body; the error names the offending field.
@@ -113,7 +116,8 @@ pub fn validate(spec: &PolicySpec) -> Result<(), ValidationError> {
 /// Compiles a stored policy.
 pub fn compile(policy: Arc<Policy>, ordinal: u64) -> Result<CompiledPolicy, ValidationError> {
     let (rule, filters) = compile_parts(&policy.spec)?;
-    Ok(CompiledPolicy { policy, rule, filters, ordinal })
+    let id = Arc::from(policy.id.as_str());
+    Ok(CompiledPolicy { policy, rule, filters, ordinal, id })
 }
 
 fn compile_parts(spec: &PolicySpec) -> Result<(CompiledRule, CompiledFilters), ValidationError> {

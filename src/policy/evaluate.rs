@@ -51,9 +51,11 @@ pub enum Quantity {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct WindowKey {
     /// The velocity policy.
-    pub policy_id: String,
+    pub policy_id: Arc<str>,
     /// Wallet id, initiator id, recipient, or `*` for the organization.
-    pub scope_key: String,
+    /// Shared (the check, its count and the window's map entry hold the
+    /// same text) and written as a plain string.
+    pub scope_key: Arc<str>,
 }
 
 /// What to ask a window: may `quantity` be added without exceeding the limit?
@@ -123,23 +125,19 @@ pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject<'_>) -> RuleOutco
 
 fn window_check(policy: &CompiledPolicy, velocity: &Velocity, subject: &Subject<'_>) -> WindowCheck {
     // The key outlives the request (the window's actor keeps it): owned.
-    let scope_key = match velocity.scope {
-        VelocityScope::Wallet => subject.wallet_id.unwrap_or_default().to_owned(),
-        VelocityScope::Initiator => subject.initiator_id.to_owned(),
+    let scope_key: Arc<str> = match velocity.scope {
+        VelocityScope::Wallet => subject.wallet_id.unwrap_or_default().into(),
+        VelocityScope::Initiator => subject.initiator_id.into(),
         // Activities without a recipient share one window: fail closed.
-        VelocityScope::Recipient => subject.recipient().unwrap_or("-").to_owned(),
-        VelocityScope::Organization => "*".to_owned(),
+        VelocityScope::Recipient => subject.recipient().unwrap_or("-").into(),
+        VelocityScope::Organization => "*".into(),
     };
     let quantity = match &velocity.measure {
         Measure::Usd(_) => subject.usd_value.map(Quantity::Usd),
         Measure::Asset { symbol, .. } => subject.amount_of(symbol).map(Quantity::Units),
         Measure::Count(_) => Some(Quantity::One),
     };
-    WindowCheck {
-        key: WindowKey { policy_id: policy.policy.id.clone(), scope_key },
-        velocity: velocity.clone(),
-        quantity,
-    }
+    WindowCheck { key: WindowKey { policy_id: policy.id.clone(), scope_key }, velocity: velocity.clone(), quantity }
 }
 
 /// Describes a window span for reasons.

@@ -44,7 +44,7 @@ impl State {
         match fact {
             Fact::PolicyPut(Json(policy)) => {
                 let id = policy.id.clone();
-                if self.policies.put(policy) {
+                if self.policies.put(*policy) {
                     effects.push(Effect::RuleChanged(id));
                 }
             }
@@ -59,7 +59,7 @@ impl State {
                 effects.extend(counts.into_iter().map(Effect::Count));
             }
             // Its actor starts when a decision or its deadline reaches it.
-            Fact::ApprovalOpened(Json(approval)) => self.approvals.open(approval, seq),
+            Fact::ApprovalOpened(Json(approval)) => self.approvals.open(*approval, seq),
             Fact::DecisionRecorded { approval_id, decision: Json(decision) } => {
                 self.approvals.decide(&approval_id, decision, seq);
             }
@@ -94,7 +94,7 @@ impl State {
                     self.pending_changes.insert(change.entity_id.clone(), change.id.clone());
                     self.change_of_approval.insert(change.approval_id.clone(), change.id.clone());
                 }
-                self.change_requests.put(change);
+                self.change_requests.put(*change);
             }
             Fact::WebhookPut(Json(webhook)) => self.webhooks.put(webhook),
             Fact::WebhookDeleted { webhook_id } => {

@@ -269,7 +269,7 @@ fn replay(id: &str, seqs: &[Seq], journal: &dyn Journal) -> Result<Approval, Err
     let mut approval: Option<Approval> = None;
     for &seq in seqs {
         match (read_fact(journal, seq)?, approval.as_mut()) {
-            (Fact::ApprovalOpened(Json(opened)), None) if opened.id == id => approval = Some(opened),
+            (Fact::ApprovalOpened(Json(opened)), None) if opened.id == id => approval = Some(*opened),
             (Fact::DecisionRecorded { approval_id, decision: Json(decision) }, Some(a)) if approval_id == id => {
                 workflow::apply_decision(a, decision);
             }

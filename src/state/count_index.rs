@@ -37,10 +37,10 @@ impl CountIndex {
             if counts[..i].iter().any(|earlier| earlier.window.policy_id == count.window.policy_id) {
                 continue;
             }
-            match self.by_policy.get_mut(&count.window.policy_id) {
+            match self.by_policy.get_mut(&*count.window.policy_id) {
                 Some(mut seqs) => seqs.push((count.at, seq)),
                 None => {
-                    self.by_policy.entry(count.window.policy_id.clone()).or_default().push((count.at, seq));
+                    self.by_policy.entry(count.window.policy_id.to_string()).or_default().push((count.at, seq));
                 }
             }
         }
@@ -91,7 +91,7 @@ impl CountIndex {
         for seq in self.seqs(policy_id, since, upto) {
             let mut fact: Fact = read_fact(journal, seq)?;
             for count in fact.take_counts() {
-                if count.window.policy_id != policy_id || count.at < since || !keep(&count.window) {
+                if *count.window.policy_id != *policy_id || count.at < since || !keep(&count.window) {
                     continue;
                 }
                 if let Some(quantity) = count.quantity {
