@@ -148,8 +148,11 @@ impl WindowShared {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).push(count);
     }
 
-    fn take_counts(&self) -> Vec<Commit> {
-        std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Swaps the queued counts into `batch` (empty), whose buffer becomes
+    /// the queue's: once both have grown to a burst, queuing allocates
+    /// nothing.
+    fn take_counts(&self, batch: &mut Vec<Commit>) {
+        std::mem::swap(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()), batch);
     }
 
     fn has_counts(&self) -> bool {
@@ -199,6 +202,8 @@ pub struct WindowActor {
     holds: Arc<AtomicUsize>,
     /// Those of earlier generations (before restarts) still held.
     earlier_holds: Vec<Arc<AtomicUsize>>,
+    /// The buffer queued counts are swapped into (see [`WindowShared::take_counts`]).
+    spare: Vec<Commit>,
 }
 
 impl WindowActor {
@@ -224,15 +229,19 @@ impl WindowActor {
             restarts,
             holds: Arc::default(),
             earlier_holds: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
     /// Applies the counts queued since the last message, each as the handler
     /// of [`Commit`] would (a panic in one restarts the window: `Err`).
     fn count_queued(&mut self, ctx: &mut Context<Self>) -> Result<(), Crashed> {
-        for commit in self.shared.take_counts() {
+        let mut batch = std::mem::take(&mut self.spare);
+        self.shared.take_counts(&mut batch);
+        for commit in batch.drain(..) {
             self.count(commit, ctx)?;
         }
+        self.spare = batch;
         Ok(())
     }
 
@@ -318,7 +327,8 @@ impl Supervised for WindowActor {
 }
 
 fn closed(now: DateTime<Utc>, why: &str) -> ReserveAnswer {
-    ReserveAnswer { triggered: true, reason: format!("velocity window unavailable ({why}); fails closed"), at: now }
+    let reason = format!("velocity window unavailable ({why}); fails closed").into();
+    ReserveAnswer { triggered: true, reason, at: now }
 }
 
 impl Handler<Reserve> for WindowActor {

@@ -112,12 +112,18 @@ async fn evaluate_once(
             }
         }
     }
-    let answers = join_all(checks.iter().map(|(_, check)| {
+    let reserve = |check: &WindowCheck| {
         let reserve =
             Reserve { velocity: check.velocity.clone(), reservation, quantity: check.quantity, now: asked_at };
         hub.book().with_window(&check.key, asked_at, |window| window.send(reserve))
-    }))
-    .await;
+    };
+    // One window (the usual case) is awaited as it is: `join_all` would
+    // allocate twice for it.
+    let answers: SmallVec<[_; 2]> = match checks.as_slice() {
+        [] => SmallVec::new(),
+        [(_, only)] => smallvec::smallvec![reserve(only).await],
+        several => join_all(several.iter().map(|(_, check)| reserve(check))).await.into(),
+    };
     // The activity happens at the latest time its windows checked it at
     // (never earlier than asked): its counts and its dates agree.
     let mut now = asked_at;
@@ -134,13 +140,13 @@ async fn evaluate_once(
             }
             Err(_) => ReserveAnswer {
                 triggered: true,
-                reason: "velocity window unavailable; fails closed".to_owned(),
+                reason: "velocity window unavailable; fails closed".into(),
                 at: asked_at,
             },
         };
         now = now.max(answer.at);
         checked_at.push(answer.at);
-        judged[*i] = Some(Judged { policy: matching[*i], triggered: answer.triggered, reason: answer.reason.into() });
+        judged[*i] = Some(Judged { policy: matching[*i], triggered: answer.triggered, reason: answer.reason });
     }
     let judged: SmallVec<[Judged; 4]> = judged.into_iter().flatten().collect();
     let settings = hub.settings();

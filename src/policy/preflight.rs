@@ -64,7 +64,7 @@ impl PolicyEvaluator {
                 RuleOutcome::Decided { triggered, reason } => (triggered, reason),
                 RuleOutcome::Window(check) => {
                     let answer = Ledger::default().reserve(&check.velocity, 0, check.quantity, DateTime::UNIX_EPOCH);
-                    (answer.triggered, answer.reason.into())
+                    (answer.triggered, answer.reason)
                 }
             };
             judged.push(Judged { policy, triggered, reason });

@@ -1,6 +1,7 @@
 //! Velocity window accounting, without actors: the entries of one window, the
 //! check-and-reserve step, and where a window starts.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry as Held;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -48,8 +49,8 @@ enum Total {
 pub struct ReserveAnswer {
     /// Whether the rule triggered (then nothing was reserved).
     pub triggered: bool,
-    /// Why, for a person.
-    pub reason: String,
+    /// Why, for a person (fixed text is not allocated).
+    pub reason: Cow<'static, str>,
     /// The time the check was made at: the caller's time, or the window's
     /// latest if that is later (see [`Ledger`]).
     pub at: DateTime<Utc>,
@@ -145,7 +146,7 @@ impl Ledger {
         let Some(quantity) = quantity else {
             return ReserveAnswer {
                 triggered: true,
-                reason: format!("value is unpriced; velocity limit fails closed {}", span()),
+                reason: format!("value is unpriced; velocity limit fails closed {}", span()).into(),
                 at: now,
             };
         };
@@ -177,10 +178,10 @@ impl Ledger {
             _ => Some("activity does not fit this window's measure; fails closed".to_owned()),
         };
         match verdict {
-            Some(reason) => ReserveAnswer { triggered: true, reason, at: now },
+            Some(reason) => ReserveAnswer { triggered: true, reason: reason.into(), at: now },
             None => {
                 self.reserved.insert(reservation, (now, quantity));
-                ReserveAnswer { triggered: false, reason: "within the velocity limit".to_owned(), at: now }
+                ReserveAnswer { triggered: false, reason: Cow::Borrowed("within the velocity limit"), at: now }
             }
         }
     }
