@@ -243,7 +243,15 @@ impl EngineBuilder {
 /// does not move) before this function can be cancelled. A panic of the
 /// change answers `TaskFailed` on either way, as a task's would, and never
 /// unwinds into the caller.
+///
+/// The runtime that will run the rest is found before the first poll: a
+/// caller outside a tokio runtime is refused before the change has done
+/// anything (a commit handed to the writer by that poll, then a failed
+/// spawn, would leave facts journaled and never applied).
 async fn detached<T: Send + 'static>(mut change: BoxFuture<'static, Result<T, Error>>) -> Result<T, Error> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|e| Unavailable::TaskFailed {
+        reason: format!("the engine's calls run on a tokio runtime (actix's included): {e}"),
+    })?;
     let first = std::future::poll_fn(|cx| {
         let poll = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.as_mut().poll(cx)));
         Poll::Ready(poll)
@@ -254,7 +262,7 @@ async fn detached<T: Send + 'static>(mut change: BoxFuture<'static, Result<T, Er
         Ok(Poll::Pending) => {}
         Err(panic) => return Err(Unavailable::TaskFailed { reason: panic_message(panic.as_ref()) }.into()),
     }
-    tokio::spawn(change).await.map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })?
+    runtime.spawn(change).await.map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })?
 }
 
 /// What a panic said, as a task's `JoinError` would tell it.
@@ -288,6 +296,21 @@ mod detached_tests {
             panic!("after waiting")
         })));
         assert!(is_task_failed(&answer, "after waiting"), "{answer:?}");
+    }
+
+    #[test]
+    fn a_caller_outside_a_runtime_is_refused_before_the_change_does_anything() {
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = started.clone();
+        let change = detached(Box::pin(async move {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok(())
+        }));
+        // Polled on this plain thread, outside any runtime.
+        let answer: Result<(), Error> = futures_util::FutureExt::now_or_never(change).expect("refused at once");
+        assert!(is_task_failed(&answer, "tokio runtime"), "{answer:?}");
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst), "the change was not polled");
     }
 
     #[test]

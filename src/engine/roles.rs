@@ -112,7 +112,8 @@ impl Engine {
     pub async fn demote(&self) -> Result<Seq, Error> {
         let hub = self.hub.clone();
         if let Some(writer) = hub.leadership().uninstall() {
-            // Joins the writer thread: every queued batch is committed or fenced.
+            // Joins the writer thread (or waits for an append in place):
+            // every queued batch is committed or fenced.
             let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         }
         hub.leadership().drained().await;

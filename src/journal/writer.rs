@@ -59,9 +59,10 @@ impl JournalWriter {
         JournalWriter { route: Route::Thread { jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) } }
     }
 
-    /// Commits `facts` as one atomic unit, grouped with other callers' facts;
-    /// answers the seq of the first (the others follow contiguously). A
-    /// journal error comes back as the journal reported it.
+    /// Commits `facts` as one atomic unit (on the thread route, grouped with
+    /// other callers' facts in one append); answers the seq of the first
+    /// (the others follow contiguously). A journal error comes back as the
+    /// journal reported it.
     pub async fn commit(&self, facts: &[Fact]) -> Result<Seq, Error> {
         let payloads: Vec<Vec<u8>> = facts.iter().map(Fact::encode).collect();
         let jobs = match &self.route {

@@ -28,9 +28,12 @@
 //!
 //! `WARDEN_COMPARE_ONLY=engine` prints instead the cost of the whole
 //! `Engine::evaluate` on a memory journal, `engine <case> in_flight=<n>
-//! recorder=<r> cpu_ns=<n> wall_ns=<n>` (CPU of every thread, per activity),
-//! for the scenario's amount limits (`K=1`, `K=100`), a velocity window
-//! (`velocity`), and `K=1` with the Prometheus recorder installed.
+//! recorder=<r> journal=<j> cpu_ns=<n> wall_ns=<n>` (CPU of every thread, per
+//! activity, requests built before timing), for the scenario's amount limits
+//! (`K=1`, `K=100`), a velocity window (`velocity`), `K=1` with the memory
+//! journal reached through the writer thread as a journal that syncs is
+//! (`journal=memory-through-writer-thread`), and `K=1` with the Prometheus
+//! recorder installed.
 //!
 //! Each figure is the median of [`RUNS`] timed runs after a warm-up. Progress
 //! notes go to standard error. `WARDEN_COMPARE_USD` sets the timed transfer's
@@ -58,6 +61,7 @@ use warden_compare::{
     median, stream_wallet, transfer, velocity_policy, warden_policies, MATCHING_TAG, POSTGRES_SCHEMA, VELOCITY_LIMIT,
     WINDOW_SECONDS,
 };
+use warden_journal::{Record, Seq};
 use warden_postgres::testing::TempPostgres;
 use warden_redb::RedbJournal;
 
@@ -89,15 +93,20 @@ fn main() {
     if only == "engine" {
         for k in [1, 100] {
             let policies = warden_policies(k).into_iter().map(|p| p.spec).collect();
-            engine_cost(&format!("K={k}"), policies, "none");
+            engine_cost(&format!("K={k}"), policies, "none", Route::InPlace);
         }
         // A window checked on every activity: a round trip to its actor.
-        engine_cost("velocity", vec![velocity_policy()], "none");
+        engine_cost("velocity", vec![velocity_policy()], "none", Route::InPlace);
+        // What a journal that syncs pays besides its fsync: the hand-off to
+        // the writer thread and back (a memory journal that does not say
+        // its appends never wait).
+        let policies = warden_policies(1).into_iter().map(|p| p.spec).collect();
+        engine_cost("K=1", policies, "none", Route::WriterThread);
         // As the server runs it: metrics reach a Prometheus recorder (process
         // wide and for good, so last).
         warden::http::install_metrics();
         let policies = warden_policies(1).into_iter().map(|p| p.spec).collect();
-        engine_cost("K=1", policies, "prometheus");
+        engine_cost("K=1", policies, "prometheus", Route::InPlace);
         return;
     }
     if only != "durable" {
@@ -340,15 +349,56 @@ fn process_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// CPU and wall time per `Engine::evaluate` on a memory journal, with
-/// `policies` (the case is named `case`) and the metrics `recorder` the
-/// process has, one at a time and [`ENGINE_IN_FLIGHT`] in flight.
-fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str) {
+/// How the engine's commits reach the memory journal of [`engine_cost`].
+#[derive(Clone, Copy)]
+enum Route {
+    /// Appended on the caller's thread (the memory journal's own route).
+    InPlace,
+    /// Through the writer thread, as every journal that syncs is.
+    WriterThread,
+}
+
+/// A memory journal that keeps the trait's default answer to
+/// `appends_without_waiting` (`false`), so the engine hands its commits to
+/// the writer thread.
+struct ThroughTheWriter(warden::MemoryJournal);
+
+impl warden::Journal for ThroughTheWriter {
+    fn append(&self, payloads: &[Vec<u8>]) -> Result<Seq, warden::JournalError> {
+        self.0.append(payloads)
+    }
+
+    fn scan(
+        &self,
+        from: Seq,
+        visit: &mut dyn FnMut(Record) -> Result<(), warden::JournalError>,
+    ) -> Result<(), warden::JournalError> {
+        self.0.scan(from, visit)
+    }
+
+    fn read(&self, seq: Seq) -> Result<Option<Record>, warden::JournalError> {
+        self.0.read(seq)
+    }
+
+    fn last_seq(&self) -> Result<Option<Seq>, warden::JournalError> {
+        self.0.last_seq()
+    }
+}
+
+/// CPU and wall time per `Engine::evaluate` on a memory journal reached by
+/// `route`, with `policies` (the case is named `case`) and the metrics
+/// `recorder` the process has, one at a time and [`ENGINE_IN_FLIGHT`] in
+/// flight.
+fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str, route: Route) {
     const ENGINE_IN_FLIGHT: usize = 64;
     const ACTIVITIES: u64 = 20_000;
     let sys = actix::System::new();
     let engine = sys.block_on(async {
-        let engine = Engine::builder().journal(warden::MemoryJournal::new()).build().await.expect("engine builds");
+        let builder = match route {
+            Route::InPlace => Engine::builder().journal(warden::MemoryJournal::new()),
+            Route::WriterThread => Engine::builder().journal(ThroughTheWriter(warden::MemoryJournal::new())),
+        };
+        let engine = builder.build().await.expect("engine builds");
         let admin = warden::Principal::user("us-alice", &[warden::Role::Admin]);
         for policy in policies {
             engine.create_policy(&admin, policy).await.expect("policy is created");
@@ -384,7 +434,11 @@ fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str) {
         run(ACTIVITIES / 4);
         let (mut cpu, mut wall): (Vec<f64>, Vec<f64>) = (0..RUNS).map(|_| run(ACTIVITIES)).unzip();
         println!(
-            "engine {case} in_flight={in_flight} recorder={recorder} cpu_ns={:.0} wall_ns={:.0}",
+            "engine {case} in_flight={in_flight} recorder={recorder} journal={} cpu_ns={:.0} wall_ns={:.0}",
+            match route {
+                Route::InPlace => "memory",
+                Route::WriterThread => "memory-through-writer-thread",
+            },
             median(&mut cpu),
             median(&mut wall)
         );

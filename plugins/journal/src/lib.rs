@@ -90,8 +90,9 @@ pub trait Journal: Send + Sync + 'static {
         false
     }
 
-    /// Whether [`Journal::append`] returns without waiting on a disk, a lock
-    /// held elsewhere or another process: a journal kept in memory. The
+    /// Whether [`Journal::append`] returns without waiting on a disk or
+    /// another process (a journal kept in memory; it may still wait a moment
+    /// for its own lock, held by a read that copies records out). The
     /// engine then appends on the caller's own thread instead of handing the
     /// batch to its writer thread and back, which costs two thread wake-ups
     /// and gains nothing when there is no fsync to group. `false` (the

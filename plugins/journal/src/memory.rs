@@ -64,7 +64,9 @@ impl Journal for MemoryJournal {
         Ok((len > 0).then_some(len))
     }
 
-    /// An append extends a vector under a mutex that no call holds for long.
+    /// An append extends a vector under the journal's mutex, which other
+    /// calls hold only to copy records in or out (a whole scan's tail at
+    /// most: an append may wait that long, never on a disk).
     fn appends_without_waiting(&self) -> bool {
         true
     }
