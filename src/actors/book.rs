@@ -111,7 +111,12 @@ impl AddressBook {
 
     /// What `reach` does with the address of the window of `key` (started
     /// if it does not run), without a copy of the address: each copy of an
-    /// actix address allocates, and a message sent borrows it only.
+    /// actix address allocates, and a send borrows it. (Once the window's
+    /// mailbox holds 16 messages, actix parks the shared address and a send
+    /// through it keeps its message, with a copy of the address, in the
+    /// `Request` until that is first polled: `evaluate_once` polls at once,
+    /// so each activity's reservations are still queued before it awaits
+    /// their answers, in order.)
     pub(crate) fn with_window<R>(
         &self,
         key: &WindowKey,

@@ -202,7 +202,9 @@ pub struct WindowActor {
     holds: Arc<AtomicUsize>,
     /// Those of earlier generations (before restarts) still held.
     earlier_holds: Vec<Arc<AtomicUsize>>,
-    /// The buffer queued counts are swapped into (see [`WindowShared::take_counts`]).
+    /// The buffer queued counts are swapped into (see
+    /// [`WindowShared::take_counts`]); it and the queue keep the capacity of
+    /// the largest burst the window has seen, for as long as it runs.
     spare: Vec<Commit>,
 }
 

@@ -22,7 +22,6 @@ impl Engine {
         request: ActivityRequest,
         user_action: Option<SignedAction>,
     ) -> Result<Activity, Error> {
-        // Boxed: a few kilobytes, which every move would copy otherwise.
         self.change(activities::evaluate(self.hub.clone(), request, user_action)).await
     }
 
