@@ -20,7 +20,6 @@ use crate::model::signed_action::SignedAction;
 use crate::policy::subject::wallet_subject;
 use crate::policy::window_math::ReserveAnswer;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome, WindowCheck};
-use crate::state::Notices;
 use crate::workflow::open_approval;
 
 /// Reservation ids: unique per process (a restarted window knows none).
@@ -181,14 +180,14 @@ async fn evaluate_once(
         date_updated: now,
     };
 
-    let mut notices = Notices::default();
+    let mut notices = hub.notices();
     notices.triggered(hub.state(), &activity);
     let counted = !counts.is_empty();
     let mut facts = Vec::with_capacity(4);
     facts.extend(user_action.map(|signed| Fact::UserActionSigned(Json(signed))));
     facts.push(Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts });
     if let Some(approval) = approval {
-        notices.add(hub.state(), "policy.approval.pending", json!({ "approval": approval }), now);
+        notices.add(hub.state(), "policy.approval.pending", || json!({ "approval": approval }), now);
         facts.push(Fact::ApprovalOpened(Json(Box::new(approval))));
     }
     facts.extend(notices.take_facts());
