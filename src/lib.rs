@@ -24,9 +24,9 @@ mod workflow;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    ActivityFilter, ApprovalFilter, Engine, EngineBuilder, Page, PageRequest, PingOutcome, PolicyChange, PolicyView,
-    WebhookEventFilter, DEFAULT_EXTERNAL_ID_RETENTION, DEFAULT_PAGE_LIMIT, DEFAULT_WEBHOOK_BACKLOG,
-    DEFAULT_WINDOW_IDLE, MAX_PAGE_LIMIT, MAX_REASON_CHARS, PING_KIND,
+    ActivityAsJson, ActivityFilter, ApprovalFilter, Engine, EngineBuilder, Page, PageRequest, PingOutcome,
+    PolicyChange, PolicyView, WebhookEventFilter, DEFAULT_EXTERNAL_ID_RETENTION, DEFAULT_PAGE_LIMIT,
+    DEFAULT_WEBHOOK_BACKLOG, DEFAULT_WINDOW_IDLE, MAX_PAGE_LIMIT, MAX_REASON_CHARS, PING_KIND,
 };
 pub use error::{Conflict, Error, Forbidden, Unavailable, ValidationError};
 pub use model::activity::{

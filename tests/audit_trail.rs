@@ -71,3 +71,31 @@ async fn activities_are_read_from_their_journal_record() {
 async fn evaluate_on(engine: &Engine, usd: &str, patch: serde_json::Value) -> Activity {
     engine.evaluate(transfer_with(usd, patch)).await.expect("activity is evaluated")
 }
+
+/// What the HTTP adapter answers with: the activity's text as journaled.
+#[actix_rt::test]
+async fn the_text_answered_is_the_activity_as_journaled() {
+    let journal = Arc::new(CountingReads::default());
+    let clock = ManualClock::new(t0());
+    let engine = engine_on(&journal, &clock).await;
+    let Ok(PolicyChange::Applied(_)) = engine.create_policy(&admin(), large_transaction_policy()).await else {
+        panic!("the policy applies at once");
+    };
+    let as_json = |usd: &str, patch| engine.evaluate_signed_as_json(transfer_with(usd, patch), None);
+    for (usd, patch) in [("10", json!({})), ("150000", json!({"externalId": "order-2"}))] {
+        let answer = as_json(usd, patch).await.unwrap();
+        assert_eq!(answer.json, serde_json::to_string(&answer.activity).unwrap());
+        assert_eq!(engine.activity(&answer.activity.id).unwrap(), answer.activity, "it is the journaled activity");
+    }
+    assert_eq!(journal.reads(), 2, "only the two reads asked for above");
+
+    // A repeat is answered from the record, as it stands now.
+    let first = as_json("150000", json!({"externalId": "order-2"})).await.unwrap();
+    clock.advance(Duration::minutes(5));
+    let approval = first.activity.approval_id.as_deref().unwrap();
+    engine.decide(&user("us-1"), approval, DecisionValue::Denied, "no").await.unwrap();
+    let repeat = as_json("150000", json!({"externalId": "order-2"})).await.unwrap();
+    assert_eq!(repeat.activity.id, first.activity.id);
+    assert_eq!(repeat.activity.status, ActivityStatus::Denied);
+    assert_eq!(repeat.json, serde_json::to_string(&repeat.activity).unwrap());
+}

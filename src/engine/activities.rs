@@ -25,6 +25,19 @@ use crate::workflow::open_approval;
 /// Reservation ids: unique per process (a restarted window knows none).
 static RESERVATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// Whether the caller also wants the activity's JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Text {
+    /// The activity alone (an embedder).
+    Without,
+    /// The activity and its text, as its record holds it (an adapter that
+    /// answers in JSON sends these bytes instead of encoding them again).
+    With,
+}
+
+/// An evaluated activity and, when asked for, its JSON text.
+pub(super) type Evaluated = (Activity, Option<String>);
+
 /// Evaluates a `Wallets:Sign` activity; a repeated `externalId` answers with
 /// the stored activity and evaluates nothing again.
 ///
@@ -34,7 +47,8 @@ pub(super) fn evaluate(
     hub: Arc<Hub>,
     request: ActivityRequest,
     user_action: Option<SignedAction>,
-) -> BoxFuture<'static, Result<Activity, Error>> {
+    text: Text,
+) -> BoxFuture<'static, Result<Evaluated, Error>> {
     if request.kind != ActivityKind::WalletsSign {
         let refused = ValidationError::new(
             "kind",
@@ -43,8 +57,8 @@ pub(super) fn evaluate(
         return Box::pin(std::future::ready(Err(refused.into())));
     }
     match request.external_id.clone() {
-        None => Box::pin(evaluate_once(hub, request, user_action)),
-        Some(external_id) => Box::pin(evaluate_repeatable(hub, request, user_action, external_id)),
+        None => Box::pin(evaluate_once(hub, request, user_action, text)),
+        Some(external_id) => Box::pin(evaluate_repeatable(hub, request, user_action, external_id, text)),
     }
 }
 
@@ -54,7 +68,8 @@ async fn evaluate_repeatable(
     request: ActivityRequest,
     user_action: Option<SignedAction>,
     external_id: String,
-) -> Result<Activity, Error> {
+    text: Text,
+) -> Result<Evaluated, Error> {
     // Validated before the slot is taken: an invalid request holds none
     // (`evaluate_once` builds the view again, from the request it owns).
     wallet_subject(&request, &hub.settings().prices)?;
@@ -65,15 +80,21 @@ async fn evaluate_repeatable(
     let id = slot
         .activity
         .get_or_try_init(|| async {
-            let activity = Box::pin(evaluate_once(hub.clone(), request, user_action)).await?;
-            Ok::<_, Error>(evaluated.insert(activity).id.clone())
+            let answer = Box::pin(evaluate_once(hub.clone(), request, user_action, text)).await?;
+            Ok::<_, Error>(evaluated.insert(answer).0.id.clone())
         })
         .await?;
-    if let Some(activity) = evaluated {
-        return Ok(activity);
+    if let Some(answer) = evaluated {
+        return Ok(answer);
     }
     let (state, id) = (hub.state().clone(), id.clone());
-    let read = move || state.activity(&id)?.ok_or_else(|| Error::not_found("activity", &id));
+    let read = move || {
+        let activity = state.activity(&id)?.ok_or_else(|| Error::not_found("activity", &id))?;
+        // A repeat is rare: its text is encoded again, from the activity as
+        // it stands now (an approval may have changed its status).
+        let json = (text == Text::With).then(|| serde_json::to_string(&activity).expect("activities always serialize"));
+        Ok((activity, json))
+    };
     if !hub.state().journal().reads_wait_on_network() {
         // A local read (redb's cache, memory) costs microseconds: cheaper
         // here than the ~70 us of a hand-off to the blocking pool.
@@ -89,7 +110,8 @@ async fn evaluate_once(
     hub: Arc<Hub>,
     request: ActivityRequest,
     user_action: Option<SignedAction>,
-) -> Result<Activity, Error> {
+    text: Text,
+) -> Result<Evaluated, Error> {
     let hub = hub.as_ref();
     let subject = wallet_subject(&request, &hub.settings().prices)?;
     let started = Instant::now();
@@ -185,7 +207,9 @@ async fn evaluate_once(
     let counted = !counts.is_empty();
     let mut facts = Vec::with_capacity(4);
     facts.extend(user_action.map(|signed| Fact::UserActionSigned(Json(signed))));
-    facts.push(Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts });
+    let record = EvaluatedActivity::of(&activity);
+    let json = (text == Text::With).then(|| record.json.clone());
+    facts.push(Fact::ActivityEvaluated { activity: record, counts });
     if let Some(approval) = approval {
         notices.add(hub.state(), "policy.approval.pending", || json!({ "approval": approval }), now);
         facts.push(Fact::ApprovalOpened(Json(Box::new(approval))));
@@ -207,5 +231,5 @@ async fn evaluate_once(
     metrics::counter!("warden_activities_total", "status" => activity.status.as_str()).increment(1);
     metrics::histogram!("warden_evaluation_duration_seconds").record(started.elapsed().as_secs_f64());
     tracing::debug!(activity = %activity.id, status = activity.status.as_str(), "activity evaluated");
-    Ok(activity)
+    Ok((activity, json))
 }

@@ -46,6 +46,7 @@ use crate::workflow::PolicyOperation;
 
 pub use approvals::MAX_REASON_CHARS;
 pub use governance::PolicyChange;
+pub use signed_calls::ActivityAsJson;
 pub use webhook_admin::{last_try_failed, PingOutcome, WebhookEventFilter, PING_KIND};
 
 /// Default of `window_idle_seconds`: a window holding nothing stops after
@@ -289,7 +290,8 @@ impl Engine {
     /// Evaluates a `Wallets:Sign` activity and answers once the answer is
     /// durable: `Allowed`, `Blocked` or `PendingApproval`.
     pub async fn evaluate(&self, request: ActivityRequest) -> Result<Activity, Error> {
-        self.change(activities::evaluate(self.hub.clone(), request, None)).await
+        let evaluation = activities::evaluate(self.hub.clone(), request, None, activities::Text::Without);
+        self.change(evaluation).await.map(|(activity, _)| activity)
     }
 
     /// One activity (read from the journal).

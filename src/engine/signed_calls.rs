@@ -15,6 +15,16 @@ use crate::workflow::PolicyOperation;
 
 use super::{activities, webhooks, Engine, PolicyChange};
 
+/// An evaluated activity and its JSON text (the same activity, as its
+/// journal record holds it).
+#[derive(Debug, Clone)]
+pub struct ActivityAsJson {
+    /// The activity.
+    pub activity: Activity,
+    /// Its JSON text: what `serde_json::to_string(&activity)` writes.
+    pub json: String,
+}
+
 impl Engine {
     /// [`Engine::evaluate`], signed by its initiator.
     pub async fn evaluate_signed(
@@ -22,7 +32,24 @@ impl Engine {
         request: ActivityRequest,
         user_action: Option<SignedAction>,
     ) -> Result<Activity, Error> {
-        self.change(activities::evaluate(self.hub.clone(), request, user_action)).await
+        let evaluation = activities::evaluate(self.hub.clone(), request, user_action, activities::Text::Without);
+        self.change(evaluation).await.map(|(activity, _)| activity)
+    }
+
+    /// [`Engine::evaluate_signed`], answering also the activity's JSON text
+    /// as its journal record holds it: an adapter that answers in JSON sends
+    /// these bytes instead of encoding the activity a second time.
+    pub async fn evaluate_signed_as_json(
+        &self,
+        request: ActivityRequest,
+        user_action: Option<SignedAction>,
+    ) -> Result<ActivityAsJson, Error> {
+        let evaluation = activities::evaluate(self.hub.clone(), request, user_action, activities::Text::With);
+        let (activity, json) = self.change(evaluation).await?;
+        // INVARIANT (text asked for): both ways of `evaluate` keep the text
+        // when asked; encoding again is only the way out of a broken promise.
+        let json = json.unwrap_or_else(|| serde_json::to_string(&activity).expect("activities always serialize"));
+        Ok(ActivityAsJson { activity, json })
     }
 
     /// [`Engine::create_policy`], signed by `caller`.

@@ -1,8 +1,10 @@
 //! `/v2/activities`: evaluate an activity, and the audit trail.
 
+use actix_web::http::header::ContentType;
 use actix_web::web::{Data, Json, Path};
+use actix_web::HttpResponse;
 
-use crate::engine::{ActivityFilter, Engine, Page};
+use crate::engine::{ActivityAsJson, ActivityFilter, Engine, Page};
 use crate::http::auth::{Authorized, Caller, SignerRole};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
@@ -15,6 +17,7 @@ use crate::model::activity::{Activity, ActivityRequest, ActivityStatus, Initiato
 const STATUSES: &[&str] = &["Allowed", "Blocked", "PendingApproval", "Approved", "Denied", "Expired"];
 
 /// Evaluates a `Wallets:Sign` activity; the initiator defaults to the caller.
+/// The answer is the activity's JSON text as journaled, not a second encoding.
 #[utoipa::path(
     post, path = "/v2/activities", operation_id = "submitActivity", tag = "activities",
     request_body = crate::model::activity::ActivityRequest,
@@ -25,19 +28,19 @@ pub async fn submit(
     caller: Authorized<SignerRole>,
     signed: UserAction,
     JsonBody(mut request): JsonBody<ActivityRequest>,
-) -> Result<Json<Activity>, Problem> {
+) -> Result<HttpResponse, Problem> {
     let caller = caller.0;
     if request.initiator.is_none() {
         request.initiator = Some(Initiator { id: caller.id, kind: caller.kind });
     }
-    let activity = engine.evaluate_signed(request, signed.0).await?;
+    let ActivityAsJson { activity, json } = engine.evaluate_signed_as_json(request, signed.0).await?;
     tracing::info!(
         activity = %activity.id,
         status = activity.status.as_str(),
         approval = activity.approval_id.as_deref().unwrap_or(""),
         "activity evaluated"
     );
-    Ok(Json(activity))
+    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(json))
 }
 
 /// One activity.
