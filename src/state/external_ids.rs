@@ -31,9 +31,8 @@ pub(crate) struct ExternalIds {
 impl ExternalIds {
     /// The slot of `key`, made now if new.
     pub(crate) fn slot(&self, key: &str, now: DateTime<Utc>) -> Arc<Slot> {
-        if let Some(slot) = self.slots.get(key) {
-            return slot.clone();
-        }
+        // Most keys are new: one lookup that inserts, rather than a read
+        // first (a repeat pays for the key's copy instead).
         let fresh = || Arc::new(Slot { activity: OnceCell::new(), at: now.timestamp() });
         self.slots.entry(key.to_owned()).or_insert_with(fresh).clone()
     }
