@@ -159,6 +159,19 @@ async fn malformed_json_is_400() {
             assert!(detail.starts_with("body:") || detail.contains("JSON"), "`{detail}` says nothing of the JSON");
         }
     }
+    // A key given twice is refused wherever it is, named with the object
+    // that has it: in an unknown field too, which serde alone would skip.
+    let twice: &[(&[u8], &str)] = &[
+        (br#"{"kind": "Wallets:Sign", "kind": "Wallets:Sign"}"#, "body: duplicate field `kind`"),
+        (br#"{"kind": "Wallets:Sign", "wallet": {"id": "wa-1", "id": "wa-2"}}"#, "wallet: duplicate field `id`"),
+        (br#"{"kind": "Wallets:Sign", "note": [{"a": 1, "a": 2}]}"#, "note[0]: duplicate field `a`"),
+    ];
+    for (body, detail) in twice {
+        let reply =
+            server.send(Method::POST, "/v2/activities", Some(BOB), Some("application/json"), body.to_vec()).await;
+        reply.assert_problem(400, "");
+        assert_eq!(reply.body["detail"], *detail);
+    }
     // Deeply nested JSON is refused by the parser's depth limit, not a stack overflow.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let reply =

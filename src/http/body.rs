@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
-use super::strict_json::{parse_unique, Strict};
+use super::strict_json;
 use crate::config::DEFAULT_BODY_LIMIT;
 
 /// The body size limit in force (app data; the default applies without it).
@@ -105,12 +105,25 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             Err(e) => Problem::bad_request(format!("body: is not valid JSON: {e}")),
         });
     }
-    // Parsed whole first, then read strictly (no struct from an array, see
-    // `strict_json`); the streaming reader runs again only to name where a
-    // document that is not JSON breaks.
-    match parse_unique(bytes) {
-        Ok(value) => serde_path_to_error::deserialize(Strict(&value)).map_err(|error| mismatch(&error)),
-        Err(_) => Err(syntax_problem::<T>(bytes)),
+    // One pass over the text, read strictly (no struct from an array, no key
+    // given twice: see `strict_json`).
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match strict_json::deserialize(&mut deserializer) {
+        Ok(value) => match deserializer.end() {
+            Ok(()) => Ok(value),
+            Err(e) => Err(Problem::bad_request(format!("body: is not valid JSON: {e}"))),
+        },
+        // A document that is not JSON is said to be so, where it breaks (see
+        // `syntax_problem`), whatever the strict reading met first. Only a
+        // refused body pays for reading the text again.
+        Err(error)
+            if error.inner().is_syntax()
+                || error.inner().is_eof()
+                || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() =>
+        {
+            Err(syntax_problem::<T>(bytes))
+        }
+        Err(error) => Err(mismatch(&error)),
     }
 }
 
@@ -181,6 +194,17 @@ mod tests {
     fn a_number_where_a_name_belongs_is_a_type_error() {
         let body = br#"{"kind": 7}"#;
         let problem = parse::<ActivityRequest>(body).unwrap_err();
+        assert!(problem.detail.starts_with("kind: invalid type: integer `7`"), "{}", problem.detail);
+    }
+
+    #[test]
+    fn a_key_given_twice_is_named_with_its_object() {
+        let body = br#"{"kind": "Wallets:Sign", "wallet": {"id": "wa-1", "extra": {"a": 1, "b": [], "a": 2}}}"#;
+        let problem = parse::<ActivityRequest>(body).unwrap_err();
+        assert_eq!(problem.detail, "wallet.extra: duplicate field `a`");
+        // A well-formed document is not called malformed for what comes
+        // before the key given twice.
+        let problem = parse::<ActivityRequest>(br#"{"kind": 7, "kind": "Wallets:Sign"}"#).unwrap_err();
         assert!(problem.detail.starts_with("kind: invalid type: integer `7`"), "{}", problem.detail);
     }
 
