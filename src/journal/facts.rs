@@ -16,6 +16,8 @@
 //! Version 1 (the first build's format, with the activity parsed on every
 //! restart) was never released; this build reads version 2 only.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
@@ -69,8 +71,8 @@ pub struct Count {
 /// indexed fields always agree with the text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluatedActivity {
-    /// Activity id.
-    pub id: String,
+    /// Activity id (shared: the activity table keeps it as its key).
+    pub id: Arc<str>,
     /// The caller's idempotency key.
     pub external_id: Option<String>,
     /// The wallet, for lists filtered by wallet.
@@ -88,7 +90,7 @@ impl EvaluatedActivity {
     /// The record of `activity`.
     pub fn of(activity: &Activity) -> Self {
         EvaluatedActivity {
-            id: activity.id.clone(),
+            id: Arc::from(activity.id.as_str()),
             external_id: activity.activity.external_id.clone(),
             wallet_id: activity.activity.wallet.as_ref().map(|w| w.id.clone()),
             status: activity.status,
@@ -310,7 +312,7 @@ mod tests {
         let Fact::ActivityEvaluated { activity: read, .. } = Fact::decode(&fact.encode()).unwrap() else {
             panic!("another fact came back");
         };
-        assert_eq!(read.id, "ac-1");
+        assert_eq!(&*read.id, "ac-1");
         assert_eq!(read.external_id.as_deref(), Some("order-7"));
         assert_eq!(read.wallet_id.as_deref(), Some("wa-1"));
         assert_eq!(read.date, original.date_updated);

@@ -4,6 +4,8 @@
 //! someone asks for it, so the trail can grow for years, and a restart neither
 //! parses nor keeps the activities it folds.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use warden_journal::Seq;
 
@@ -17,7 +19,8 @@ use super::store::Keyed;
 /// An activity in the trail.
 #[derive(Debug, Clone)]
 pub(crate) struct ActivityEntry {
-    id: String,
+    /// Shared with the table's key: millions of entries keep each id once.
+    id: Arc<str>,
     /// The seq of its `ActivityEvaluated` record.
     seq: Seq,
     /// Supersedes the record's (an approval resolved since).
@@ -30,6 +33,10 @@ pub(crate) struct ActivityEntry {
 impl Keyed for ActivityEntry {
     fn key(&self) -> &str {
         &self.id
+    }
+
+    fn shared_key(&self) -> Arc<str> {
+        self.id.clone()
     }
 }
 

@@ -52,6 +52,12 @@ pub struct Page<T> {
 pub trait Keyed {
     /// The id.
     fn key(&self) -> &str;
+
+    /// The id, shared: the table keeps it as its key. An entity that holds
+    /// its id shared already hands out its own, so the id is kept once.
+    fn shared_key(&self) -> Arc<str> {
+        Arc::from(self.key())
+    }
 }
 
 macro_rules! keyed {
@@ -115,7 +121,7 @@ impl<T: Clone + Keyed> Store<T> {
         // page never hands out a token past an item it has not seen. (Locks
         // are taken order first, then map, as `page` does.)
         let mut order = self.order.write().unwrap_or_else(|p| p.into_inner());
-        match self.items.entry(Arc::from(item.key())) {
+        match self.items.entry(item.shared_key()) {
             dashmap::Entry::Occupied(mut entry) => entry.get_mut().1 = item,
             dashmap::Entry::Vacant(entry) => {
                 let ordinal = self.next.fetch_add(1, Ordering::Relaxed);
