@@ -158,13 +158,6 @@ impl Hub {
         self.subscribers.subscribe()
     }
 
-    /// The announcements of a change beginning now: built for subscribers
-    /// only if someone subscribed (one who subscribes later hears of later
-    /// changes, as a broadcast's receiver would anyway).
-    pub(crate) fn notices(&self) -> Notices {
-        Notices::new(self.subscribers.receiver_count() > 0)
-    }
-
     /// Commits `facts` as one unit, then applies each under its seq and
     /// carries out what they ask. Counts of an activity that reserved under
     /// `reservation` turn that reservation into the count. Answers the seq of
@@ -336,7 +329,7 @@ impl Hub {
         }
         let resolved = next.status != ApprovalStatus::Pending;
         let request = &next.activity.request;
-        let mut notices = self.notices();
+        let mut notices = Notices::default();
         if resolved {
             let counts = if next.status == ApprovalStatus::Approved && request.kind == ActivityKind::WalletsSign {
                 self.counts_when_approved(&next.activity.id, request, now)
@@ -344,7 +337,7 @@ impl Hub {
                 Vec::new()
             };
             facts.push(Fact::ApprovalResolved { approval_id: next.id.clone(), status: next.status, date: now, counts });
-            notices.add(&self.state, "policy.approval.resolved", || json!({ "approval": next }), now);
+            notices.add(&self.state, "policy.approval.resolved", json!({ "approval": next }), now);
             tracing::info!(approval = %next.id, activity = %next.activity.id, status = next.status.as_str(), "approval resolved");
         }
         facts.extend(notices.take_facts());

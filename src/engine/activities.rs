@@ -20,6 +20,7 @@ use crate::model::signed_action::SignedAction;
 use crate::policy::subject::wallet_subject;
 use crate::policy::window_math::ReserveAnswer;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome, WindowCheck};
+use crate::state::Notices;
 use crate::workflow::open_approval;
 
 /// Reservation ids: unique per process (a restarted window knows none).
@@ -202,7 +203,7 @@ async fn evaluate_once(
         date_updated: now,
     };
 
-    let mut notices = hub.notices();
+    let mut notices = Notices::default();
     notices.triggered(hub.state(), &activity);
     let counted = !counts.is_empty();
     let mut facts = Vec::with_capacity(4);
@@ -211,7 +212,7 @@ async fn evaluate_once(
     let json = (text == Text::With).then(|| record.json.clone());
     facts.push(Fact::ActivityEvaluated { activity: record, counts });
     if let Some(approval) = approval {
-        notices.add(hub.state(), "policy.approval.pending", || json!({ "approval": approval }), now);
+        notices.add(hub.state(), "policy.approval.pending", json!({ "approval": approval }), now);
         facts.push(Fact::ApprovalOpened(Json(Box::new(approval))));
     }
     facts.extend(notices.take_facts());

@@ -16,6 +16,7 @@ use crate::model::principal::Principal;
 use crate::model::signed_action::SignedAction;
 use crate::policy::subject::policy_change_subject;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome};
+use crate::state::Notices;
 use crate::workflow::{check_lockout, open_approval, PolicyOperation};
 
 /// What became of a policy change.
@@ -86,7 +87,7 @@ pub(super) async fn propose(
         date_updated: now,
     };
 
-    let mut notices = hub.notices();
+    let mut notices = Notices::default();
     notices.triggered(state, &activity);
     let mut facts: Vec<Fact> = user_action.map(|signed| Fact::UserActionSigned(Json(signed))).into_iter().collect();
     facts.push(Fact::ActivityEvaluated { activity: EvaluatedActivity::of(&activity), counts: Vec::new() });
@@ -118,7 +119,7 @@ pub(super) async fn propose(
     };
     // Dfns' shape: the approval shows the change it decides.
     approval.activity.change_request = Some(Box::new(change.clone()));
-    notices.add(state, "policy.approval.pending", || json!({ "approval": approval }), now);
+    notices.add(state, "policy.approval.pending", json!({ "approval": approval }), now);
     facts.push(Fact::ApprovalOpened(Json(Box::new(approval))));
     facts.push(Fact::ChangeRequestOpened(Json(Box::new(change.clone()))));
     facts.extend(notices.take_facts());

@@ -16,10 +16,6 @@ use super::State;
 /// The announcements of one state change.
 #[derive(Debug, Default)]
 pub(crate) struct Notices {
-    /// Whether anyone subscribed to engine events when the change began: an
-    /// announcement that no subscriber and no webhook wants is not built
-    /// (most activities announce something, and most engines have neither).
-    listening: bool,
     /// For subscribers, once committed.
     pub(crate) notices: Vec<EngineEvent>,
     events: Vec<WebhookEvent>,
@@ -29,30 +25,13 @@ pub(crate) struct Notices {
 }
 
 impl Notices {
-    /// The announcements of a change begun while subscribers were
-    /// `listening` (or not).
-    pub(crate) fn new(listening: bool) -> Self {
-        Notices { listening, ..Notices::default() }
-    }
-
-    /// Announces `kind` with the data `data` makes: one queued event per
-    /// webhook that wants it, and one notice for subscribers.
+    /// Announces `kind` with `data`: one queued event per webhook that wants it.
     ///
     /// A webhook whose backlog is full loses its oldest pending event (it
     /// becomes `Failed`, in the same commit), so what one dead receiver holds
     /// stays bounded.
-    pub(crate) fn add(
-        &mut self,
-        state: &State,
-        kind: &str,
-        data: impl FnOnce() -> serde_json::Value,
-        now: DateTime<Utc>,
-    ) {
+    pub(crate) fn add(&mut self, state: &State, kind: &str, data: serde_json::Value, now: DateTime<Utc>) {
         let wanting = state.webhooks_wanting(kind);
-        if wanting.is_empty() && !self.listening {
-            return;
-        }
-        let data = data();
         // The text is for webhooks' deliveries only: none wanting, none made.
         let text = if wanting.is_empty() { String::new() } else { data.to_string() };
         for webhook_id in &wanting {
@@ -88,12 +67,10 @@ impl Notices {
     pub(crate) fn triggered(&mut self, state: &State, activity: &Activity) {
         let now = activity.date_created;
         for evaluation in &activity.policy_evaluations {
-            let data = || {
-                json!({"policyEvaluation": {
-                    "policyId": evaluation.policy_id, "activityId": activity.id,
-                    "triggered": evaluation.triggered, "reason": evaluation.reason, "date": now,
-                }})
-            };
+            let data = json!({"policyEvaluation": {
+                "policyId": evaluation.policy_id, "activityId": activity.id,
+                "triggered": evaluation.triggered, "reason": evaluation.reason, "date": now,
+            }});
             self.add(state, "policy.triggered", data, now);
         }
     }
@@ -102,32 +79,5 @@ impl Notices {
     pub(crate) fn take_facts(&mut self) -> impl Iterator<Item = Fact> {
         let queued = std::mem::take(&mut self.events).into_iter().map(|e| Fact::EventQueued(Json(e)));
         std::mem::take(&mut self.settled).into_iter().chain(queued)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    fn state() -> State {
-        State::new(Arc::new(warden_journal::MemoryJournal::new()), 16)
-    }
-
-    #[test]
-    fn an_announcement_nobody_wants_is_not_built() {
-        let mut notices = Notices::new(false);
-        notices.add(&state(), "policy.triggered", || panic!("built for nobody"), Utc::now());
-        assert!(notices.notices.is_empty());
-        assert_eq!(notices.take_facts().count(), 0);
-    }
-
-    #[test]
-    fn subscribers_listening_get_the_announcement() {
-        let mut notices = Notices::new(true);
-        notices.add(&state(), "policy.triggered", || json!({"n": 1}), Utc::now());
-        assert_eq!(notices.notices.len(), 1);
-        assert_eq!(notices.notices[0].data, json!({"n": 1}));
     }
 }
