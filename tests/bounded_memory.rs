@@ -10,17 +10,6 @@ use common::*;
 use serde_json::json;
 use warden::*;
 
-/// Waits (bounded) until `done` holds; the registry's timers run on real time.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if done() {
-            return;
-        }
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
 fn to(recipient: &str) -> ActivityRequest {
     transfer_with("10", json!({"transaction": {"recipient": recipient}}))
 }

@@ -23,15 +23,6 @@ fn velocity_policy(limit: &str) -> PolicySpec {
 }
 
 /// Waits (bounded) until `done` holds; the actors restart asynchronously.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if done() {
-            return;
-        }
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
 
 async fn window_with_700() -> (Harness, Policy, String) {
     let h = harness(|b| b).await;

@@ -12,6 +12,17 @@ use serde_json::{json, Value};
 use warden::*;
 use warden_journal::{Record, Seq};
 
+/// Waits (polling every 10 ms, at most 6 s) until `done` holds.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
 /// 2026-11-22 10:00 UTC, a Sunday.
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
