@@ -22,8 +22,6 @@ fn velocity_policy(limit: &str) -> PolicySpec {
         "action": {"kind": "Block"}}))
 }
 
-/// Waits (bounded) until `done` holds; the actors restart asynchronously.
-
 async fn window_with_700() -> (Harness, Policy, String) {
     let h = harness(|b| b).await;
     let policy = h.add_policy(velocity_policy("1000")).await;

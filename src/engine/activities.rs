@@ -31,8 +31,9 @@ static RESERVATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 pub(super) enum Text {
     /// The activity alone (an embedder).
     Without,
-    /// The activity and its text, as its record holds it (an adapter that
-    /// answers in JSON sends these bytes instead of encoding them again).
+    /// The activity and its text: a new activity's record's text (an
+    /// adapter that answers in JSON sends these bytes instead of encoding
+    /// them again); a repeat's, encoded from the activity as it stands.
     With,
 }
 

@@ -15,8 +15,8 @@ use crate::workflow::PolicyOperation;
 
 use super::{activities, webhooks, Engine, PolicyChange};
 
-/// An evaluated activity and its JSON text (the same activity, as its
-/// journal record holds it).
+/// An evaluated activity and its JSON text: what
+/// `serde_json::to_string(&activity)` writes.
 #[derive(Debug, Clone)]
 pub struct ActivityAsJson {
     /// The activity.
@@ -36,9 +36,11 @@ impl Engine {
         self.change(evaluation).await.map(|(activity, _)| activity)
     }
 
-    /// [`Engine::evaluate_signed`], answering also the activity's JSON text
-    /// as its journal record holds it: an adapter that answers in JSON sends
-    /// these bytes instead of encoding the activity a second time.
+    /// [`Engine::evaluate_signed`], answering also the activity's JSON text:
+    /// for a new activity, its record's text (an adapter that answers in
+    /// JSON sends these bytes instead of encoding the activity a second
+    /// time); for a repeated `externalId`, the stored activity as it stands
+    /// now (an approval may have resolved it since), encoded again.
     pub async fn evaluate_signed_as_json(
         &self,
         request: ActivityRequest,

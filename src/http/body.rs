@@ -150,14 +150,28 @@ fn syntax_problem<T: DeserializeOwned>(bytes: &[u8]) -> Problem {
         // A type mismatch before the syntax error: name the mismatch.
         return mismatch(&error);
     }
-    let path = error.path().to_string();
+    let path = shown_path(&error);
     // `.` is the root; `?` marks a position serde could not name.
     let at = if path == "." || path.starts_with('?') { "body" } else { path.as_str() };
     Problem::bad_request(format!("{at}: is not valid JSON: {}", error.inner()))
 }
 
-fn mismatch(error: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
+/// Longest JSON path a problem names: past it, the path is cut. A path
+/// holds the keys of unknown fields and maps, which are the caller's text,
+/// and an answer never echoes a caller's input whole.
+const MAX_PATH_CHARS: usize = 128;
+
+/// The path of `error`, cut to [`MAX_PATH_CHARS`].
+fn shown_path(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = error.path().to_string();
+    match path.char_indices().nth(MAX_PATH_CHARS) {
+        Some((cut, _)) => format!("{}…", &path[..cut]),
+        None => path,
+    }
+}
+
+fn mismatch(error: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let path = shown_path(error);
     let message = error.inner().to_string();
     // serde_json appends the position; the path already says where.
     let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(text, _)| text);
@@ -213,6 +227,32 @@ mod tests {
         // before the key given twice.
         let problem = parse::<ActivityRequest>(br#"{"kind": 7, "kind": "Wallets:Sign"}"#).unwrap_err();
         assert!(problem.detail.starts_with("kind: invalid type: integer `7`"), "{}", problem.detail);
+    }
+
+    #[test]
+    fn a_path_of_the_callers_keys_is_cut() {
+        let key = "k".repeat(10_000);
+        let body = format!(r#"{{"kind": "Wallets:Sign", "{key}": {{"a": 1, "a": 2}}}}"#);
+        let problem = parse::<ActivityRequest>(body.as_bytes()).unwrap_err();
+        assert!(problem.detail.len() < 400, "{} bytes", problem.detail.len());
+        assert!(problem.detail.starts_with(&format!("{}…: duplicate field `a`", "k".repeat(MAX_PATH_CHARS))));
+    }
+
+    #[test]
+    fn the_first_reading_refuses_what_the_second_names() {
+        // The reading without paths decides; only its refusals are read
+        // again. Each of these must be refused by it alone.
+        let refused: [&[u8]; 3] = [
+            br#"{"kind": "Wallets:Sign", "wallet": ["wa-1", []]}"#,
+            br#"{"kind": "Wallets:Sign", "kind": "Wallets:Sign"}"#,
+            br#"{"kind": "Wallets:Sign", "extra": [{"a": 1, "a": 1}]}"#,
+        ];
+        for body in refused {
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            let first: Result<ActivityRequest, _> =
+                serde::Deserialize::deserialize(strict_json::Strict(&mut deserializer));
+            assert!(first.is_err(), "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

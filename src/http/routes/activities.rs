@@ -17,7 +17,8 @@ use crate::model::activity::{Activity, ActivityRequest, ActivityStatus, Initiato
 const STATUSES: &[&str] = &["Allowed", "Blocked", "PendingApproval", "Approved", "Denied", "Expired"];
 
 /// Evaluates a `Wallets:Sign` activity; the initiator defaults to the caller.
-/// The answer is the activity's JSON text as journaled, not a second encoding.
+/// A new activity is answered with its record's JSON text, not a second
+/// encoding (a repeated `externalId`, with the activity as it stands now).
 #[utoipa::path(
     post, path = "/v2/activities", operation_id = "submitActivity", tag = "activities",
     request_body = crate::model::activity::ActivityRequest,
