@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use crate::actors::hub::Hub;
 use crate::actors::window::{Checked, Held, Release, Reserve};
 use crate::error::{Error, ValidationError};
-use crate::journal::facts::{Count, EvaluatedActivity, Fact, Json};
+use crate::journal::facts::{activity_json, Count, EvaluatedActivity, Fact, Json};
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus};
 use crate::model::ids::{new_id, IdKind};
 use crate::model::policy::ActivityKind;
@@ -94,7 +94,7 @@ async fn evaluate_repeatable(
         let activity = state.activity(&id)?.ok_or_else(|| Error::not_found("activity", &id))?;
         // A repeat is rare: its text is encoded again, from the activity as
         // it stands now (an approval may have changed its status).
-        let json = (text == Text::With).then(|| serde_json::to_string(&activity).expect("activities always serialize"));
+        let json = (text == Text::With).then(|| activity_json(&activity));
         Ok((activity, json))
     };
     if !hub.state().journal().reads_wait_on_network() {

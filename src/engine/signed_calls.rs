@@ -5,6 +5,7 @@
 //! [`Engine::decide_signed`], beside [`Engine::decide`].)
 
 use crate::error::Error;
+use crate::journal::facts::activity_json;
 use crate::model::activity::{Activity, ActivityRequest};
 use crate::model::policy::PolicySpec;
 use crate::model::principal::Principal;
@@ -50,7 +51,7 @@ impl Engine {
         let (activity, json) = self.change(evaluation).await?;
         // INVARIANT (text asked for): both ways of `evaluate` keep the text
         // when asked; encoding again is only the way out of a broken promise.
-        let json = json.unwrap_or_else(|| serde_json::to_string(&activity).expect("activities always serialize"));
+        let json = json.unwrap_or_else(|| activity_json(&activity));
         Ok(ActivityAsJson { activity, json })
     }
 

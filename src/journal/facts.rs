@@ -105,7 +105,8 @@ impl EvaluatedActivity {
 /// grows.
 const ACTIVITY_JSON_CAPACITY: usize = 1024;
 
-fn activity_json(activity: &Activity) -> String {
+/// The JSON text of `activity`, as its record holds it.
+pub(crate) fn activity_json(activity: &Activity) -> String {
     let mut text = Vec::with_capacity(ACTIVITY_JSON_CAPACITY);
     // INVARIANT (encodable facts): an activity is plain data with string
     // keys; JSON serialization cannot fail.
