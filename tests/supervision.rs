@@ -292,6 +292,7 @@ async fn a_reservation_granted_before_a_restart_still_holds_its_amount() {
     assert_eq!(second.status, ActivityStatus::Blocked, "100 + 700 + 700 is over 1000: {:?}", second.policy_evaluations);
     let reason = &second.policy_evaluations[0].reason;
     assert!(reason.contains("restarted while activities it had reserved for"), "{reason}");
+    assert_eq!(engine.window_checks_sent_to_actors(), 1, "the unsettled window answered through its actor");
     assert_eq!(engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("800"));
     let third = engine.evaluate(transfer_with("200", json!({}))).await.unwrap();
     assert_eq!(third.status, ActivityStatus::Allowed, "settled: the window answers again");

@@ -46,6 +46,17 @@ async fn rolling_usd_window_admits_up_to_the_limit_and_forgets_old_counts() {
     assert_eq!(other.status, Allowed);
 }
 
+/// A ready window whose lock nobody else holds is checked on its caller's
+/// thread: no check crosses to the window's actor, and every one counts.
+#[actix_rt::test]
+async fn checks_of_a_ready_window_are_taken_on_the_callers_thread() {
+    let h = harness(|b| b).await;
+    let policy = h.add_policy(usd_velocity("1000", json!({}))).await;
+    assert_eq!(statuses(&h, &["600", "300", "200", "100"]).await, [Allowed, Allowed, Blocked, Allowed]);
+    assert_eq!(h.engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("1000"));
+    assert_eq!(h.engine.window_checks_sent_to_actors(), 0);
+}
+
 #[actix_rt::test]
 async fn the_reason_says_what_the_window_holds() {
     let h = harness(|b| b).await;

@@ -20,12 +20,14 @@
 //! caller never reserves in a retired window, and a window started afresh
 //! holds, correctly, nothing.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+use futures_util::future::Either;
 use warden_journal::Journal;
 
 use crate::policy::compile::Span;
@@ -33,7 +35,8 @@ use crate::policy::window_math::Ledger;
 use crate::policy::WindowKey;
 
 use super::approval::{ApprovalActor, ApprovalPort};
-use super::window::{Commit, Prune, WindowActor, WindowShared};
+use super::guard::Crashed;
+use super::window::{crashed_check, Checked, Commit, Prune, Release, Reserve, Restart, WindowActor, WindowShared};
 use crate::state::CountIndex;
 
 struct WindowSlot {
@@ -79,6 +82,10 @@ pub(crate) struct AddressBook {
     journal: Arc<dyn Journal>,
     counts: Arc<CountIndex>,
     pub(crate) restarts: Restarts,
+    /// Velocity checks sent to a window's actor so far (its lock was held,
+    /// or it was restarting or failing); the others were taken on their
+    /// callers' threads.
+    pub(crate) checks_sent_to_actors: AtomicU64,
 }
 
 impl AddressBook {
@@ -93,6 +100,7 @@ impl AddressBook {
             journal,
             counts,
             restarts: Restarts::default(),
+            checks_sent_to_actors: AtomicU64::new(0),
         }
     }
 
@@ -106,30 +114,62 @@ impl AddressBook {
 
     /// The window's actor, started empty on first use.
     pub(crate) fn window(&self, key: &WindowKey, now: DateTime<Utc>) -> Addr<WindowActor> {
-        self.with_window(key, now, Addr::clone)
+        self.with_slot(key, now, |slot| slot.addr.clone())
     }
 
-    /// What `reach` does with the address of the window of `key` (started
-    /// if it does not run), without a copy of the address: each copy of an
-    /// actix address allocates, and a send borrows it. (Once the window's
-    /// mailbox holds 16 messages, actix parks the shared address and a send
-    /// through it keeps its message, with a copy of the address, in the
-    /// `Request` until that is first polled: `evaluate_once` polls at once,
-    /// so each activity's reservations are still queued before it awaits
-    /// their answers, in order.)
-    pub(crate) fn with_window<R>(
-        &self,
-        key: &WindowKey,
-        now: DateTime<Utc>,
-        reach: impl FnOnce(&Addr<WindowActor>) -> R,
-    ) -> R {
+    /// What `reach` does with the window of `key` (started if it does not
+    /// run), under its entry in the book, which a retirement excludes. A
+    /// send borrows the address from the entry: each copy of an actix
+    /// address allocates. (Once the window's mailbox holds 16 messages,
+    /// actix parks the shared address and a send through it keeps its
+    /// message, with a copy of the address, in the `Request` until that is
+    /// first polled: `evaluate_once` polls at once, so each activity's
+    /// reservations are still queued before it awaits their answers, in
+    /// order.)
+    fn with_slot<R>(&self, key: &WindowKey, now: DateTime<Utc>, reach: impl FnOnce(&WindowSlot) -> R) -> R {
         if let Some(slot) = self.windows.get(key) {
             slot.shared.touch(now);
-            return reach(&slot.addr);
+            return reach(&slot);
         }
         let slot = self.windows.entry(key.clone()).or_insert_with(|| self.start_window(key.clone(), Ledger::default()));
         slot.shared.touch(now);
-        reach(&slot.addr)
+        reach(&slot)
+    }
+
+    /// Checks and reserves in the window of `key` (started if it does not
+    /// run): on this thread when the window's lock is free (the answer is
+    /// ready at once), through its actor otherwise. A window that cannot
+    /// answer (its actor gone) is an error, and the check fails closed.
+    pub(crate) fn reserve(
+        &self,
+        key: &WindowKey,
+        now: DateTime<Utc>,
+        reserve: Reserve,
+    ) -> impl Future<Output = Result<Checked, MailboxError>> + 'static {
+        self.with_slot(key, now, |slot| match slot.shared.try_reserve(&reserve) {
+            Some(checked) => Either::Left(std::future::ready(Ok(checked.unwrap_or_else(|Crashed| {
+                // The check fails closed, so its activity's release would
+                // reach the actor too; the restart does not wait on that.
+                slot.addr.do_send(Restart);
+                crashed_check(reserve.now)
+            })))),
+            // Sent from the book's entry, without a copy of the address (see
+            // `with_slot`).
+            None => {
+                self.checks_sent_to_actors.fetch_add(1, Ordering::Relaxed);
+                Either::Right(slot.addr.send(reserve))
+            }
+        })
+    }
+
+    /// Drops `reservation` in the window of `key`: on this thread when the
+    /// window's lock is free, through its actor otherwise.
+    pub(crate) fn release(&self, key: &WindowKey, now: DateTime<Utc>, reservation: u64) {
+        self.with_slot(key, now, |slot| match slot.shared.try_release(reservation) {
+            Some(Ok(())) => {}
+            Some(Err(Crashed)) => slot.addr.do_send(Restart),
+            None => slot.addr.do_send(Release { reservation }),
+        })
     }
 
     /// Counts a committed activity in the window of `key`: queued for the
@@ -159,11 +199,12 @@ impl AddressBook {
     }
 
     fn start_window(&self, key: WindowKey, ledger: Ledger) -> WindowSlot {
-        let shared = Arc::new(WindowShared::default());
+        let label = format!("{}/{}", key.policy_id, key.scope_key);
+        let shared = Arc::new(WindowShared::new(label, ledger));
         let (journal, counts) = (self.journal.clone(), self.counts.clone());
         let (restarts, mine) = (self.restarts.windows.clone(), shared.clone());
         let addr = Supervisor::start_in_arbiter(&self.next_arbiter(), move |_| {
-            WindowActor::new(key, ledger, journal, counts, mine, restarts)
+            WindowActor::new(key, journal, counts, mine, restarts)
         });
         metrics::gauge!("warden_window_actors").increment(1.0);
         WindowSlot { addr, shared }

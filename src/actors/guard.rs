@@ -29,17 +29,25 @@ pub(crate) fn guarded<A, R>(
 where
     A: Actor<Context = Context<A>>,
 {
-    match catch_unwind(AssertUnwindSafe(|| {
+    let caught = caught(site, key, body);
+    if caught.is_err() {
+        ctx.stop();
+    }
+    caught
+}
+
+/// Runs `body` as the work of `site` for the actor keyed `key`, wherever it
+/// runs (a window's check runs on its caller's thread); a panic is caught and
+/// logged, and the caller must have the actor restarted.
+pub(crate) fn caught<R>(site: &'static str, key: &str, body: impl FnOnce() -> R) -> Result<R, Crashed> {
+    catch_unwind(AssertUnwindSafe(|| {
         crate::faults::trip(site, key);
         body()
-    })) {
-        Ok(value) => Ok(value),
-        Err(payload) => {
-            crashed(site, key, payload.as_ref());
-            ctx.stop();
-            Err(Crashed)
-        }
-    }
+    }))
+    .map_err(|payload| {
+        crashed(site, key, payload.as_ref());
+        Crashed
+    })
 }
 
 /// Logs a caught panic.

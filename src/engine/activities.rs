@@ -10,7 +10,7 @@ use serde_json::json;
 use smallvec::SmallVec;
 
 use crate::actors::hub::Hub;
-use crate::actors::window::{Checked, Held, Release, Reserve};
+use crate::actors::window::{Checked, Held, Reserve};
 use crate::error::{Error, ValidationError};
 use crate::journal::facts::{activity_json, Count, EvaluatedActivity, Fact, Json};
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus};
@@ -138,7 +138,7 @@ async fn evaluate_once(
     let reserve = |check: &WindowCheck| {
         let reserve =
             Reserve { velocity: check.velocity.clone(), reservation, quantity: check.quantity, now: asked_at };
-        hub.book().with_window(&check.key, asked_at, |window| window.send(reserve))
+        hub.book().reserve(&check.key, asked_at, reserve)
     };
     // One window (the usual case) is awaited as it is: `join_all` would
     // allocate twice for it.
@@ -223,7 +223,7 @@ async fn evaluate_once(
     let committed = hub.commit(facts, reservation).await;
     if committed.is_err() || !counted {
         for (_, check) in &checks {
-            hub.book().with_window(&check.key, now, |window| window.do_send(Release { reservation }));
+            hub.book().release(&check.key, now, reservation);
         }
     }
     drop(held);

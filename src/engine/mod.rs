@@ -486,6 +486,13 @@ impl Engine {
         )
     }
 
+    /// Velocity checks sent to a window's actor so far, because its lock was
+    /// held by another check or it was restarting or failing; every other
+    /// check was taken on its caller's thread.
+    pub fn window_checks_sent_to_actors(&self) -> u64 {
+        self.hub.book().checks_sent_to_actors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Live actors: (windows, approvals), as the gauges
     /// `warden_window_actors` and `warden_approval_actors` show.
     pub fn live_actors(&self) -> (usize, usize) {
