@@ -67,7 +67,7 @@ async fn an_idle_window_given_an_approved_count_does_not_retire_before_counting_
     h.approve(&user("us-1"), &id).await.unwrap();
     assert_eq!(h.approve(&user("us-2"), &id).await.unwrap().status, ApprovalStatus::Approved);
 
-    // The approval's count waits for the window's next message; past the
+    // The approval's count waits for the window's next use; past the
     // idle time the sweep must not retire the window with it.
     h.clock.advance(chrono::Duration::seconds(30));
     actix_rt::time::sleep(Duration::from_millis(800)).await;

@@ -48,11 +48,11 @@ async fn a_panic_in_reserve_fails_closed_then_the_window_answers_from_the_journa
 #[actix_rt::test]
 async fn a_panic_in_commit_loses_no_count() {
     let (h, policy, key) = window_with_700().await;
-    // A count is applied at the window's next message: the 700's, here.
+    // A count is applied at the window's next use: the 700's, here.
     assert_eq!(h.engine.window_total(&policy.id, "wa-1").await.as_deref(), Some("700"));
     faults::inject("window.commit", &key);
 
-    // Allowed and journaled; its count waits for the window's next message
+    // Allowed and journaled; its count waits for the window's next use
     // (here the read of its total), which crashes taking it in memory: that
     // call is answered unavailable, the next one from the journal.
     assert_eq!(h.submit(transfer_with("200", json!({}))).await.status, ActivityStatus::Allowed);
@@ -264,7 +264,7 @@ async fn restart_while_a_reservation_is_held() -> (Engine, ManualClock, Policy, 
         async move { engine.evaluate(transfer_with("700", json!({}))).await.unwrap() }
     });
     // The first activity has its reservation and waits on the journal; the
-    // window's next message panics and the window restarts.
+    // window's next use panics and the window restarts.
     eventually("the first activity waits on the journal", || journal.waiting() == 1).await;
     faults::inject("window.total", &format!("{}/wa-1", policy.id));
     let _ = engine.window_total(&policy.id, "wa-1").await;

@@ -2,8 +2,8 @@
 //! activities on one window admits exactly what the limit allows.
 //!
 //! Why "exactly" holds for a single velocity policy with action `Block`: an
-//! activity is checked against committed + reserved at the moment its
-//! `Reserve` reaches the window actor; every reservation it sees belongs to an
+//! activity is checked against committed + reserved at the moment it
+//! holds the window's lock (on its own thread, or in the window's actor); every reservation it sees belongs to an
 //! activity that passed the same check, and with one policy passing the check
 //! means `Allowed`, so that reservation becomes a count and is never released.
 //! Hence the total a blocked `v` was checked against is at most the final sum of

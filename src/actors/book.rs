@@ -173,7 +173,7 @@ impl AddressBook {
     }
 
     /// Counts a committed activity in the window of `key`: queued for the
-    /// window's next message when it runs (no hand-off to its arbiter; see
+    /// window's next use when it runs (no hand-off to its arbiter; see
     /// [`WindowShared`]), sent to a window started now otherwise.
     pub(crate) fn count(&self, key: &WindowKey, now: DateTime<Utc>, count: Commit) {
         // Queued under the map entry, which the idle sweep's retirement
