@@ -136,3 +136,21 @@ async fn an_approval_left_alone_keeps_no_actor_and_takes_decisions_again() {
     assert_eq!(h.approve(&user("us-2"), &id).await.unwrap().status, ApprovalStatus::Approved);
     assert_eq!(h.engine.live_actors().1, 0);
 }
+
+#[actix_rt::test]
+async fn an_approved_count_that_restarts_a_retired_window_is_seen_by_the_next_check() {
+    let h = harness(|b| b.window_idle(Duration::from_millis(200))).await;
+    h.add_policy(large_transaction_policy()).await;
+    h.add_policy(one_per_recipient_per_minute()).await;
+    let scope = "0xcc00000000000000000000000000000000000001";
+    let held = h.submit(transfer_with("150000", json!({"transaction": {"recipient": scope}}))).await;
+    assert_eq!(held.status, ActivityStatus::PendingApproval);
+    // The approval waits; the window, holding nothing, retires.
+    h.clock.advance(chrono::Duration::seconds(5));
+    eventually("the idle window to retire", || h.engine.live_actors().0 == 0).await;
+    let id = held.approval_id.unwrap();
+    h.approve(&user("us-1"), &id).await.unwrap();
+    assert_eq!(h.approve(&user("us-2"), &id).await.unwrap().status, ApprovalStatus::Approved);
+    // One per minute: the approved activity is that one.
+    assert_eq!(h.submit(to(scope)).await.status, ActivityStatus::Blocked);
+}

@@ -177,13 +177,10 @@ impl AddressBook {
     /// [`WindowShared`]), sent to a window started now otherwise.
     pub(crate) fn count(&self, key: &WindowKey, now: DateTime<Utc>, count: Commit) {
         // Queued under the map entry, which the idle sweep's retirement
-        // excludes: a window never retires with a count queued.
-        if let Some(slot) = self.windows.get(key) {
-            slot.shared.touch(now);
-            slot.shared.queue_count(count);
-            return;
-        }
-        self.window(key, now).do_send(count);
+        // excludes: a window never retires with a count queued. Queued also
+        // in a window started now: a message to its actor could be overtaken
+        // by a check taken on a caller's thread, which would not see it.
+        self.with_slot(key, now, |slot| slot.shared.queue_count(count));
     }
 
     /// Starts a window holding `ledger` (recovery), unless it runs already.
@@ -298,5 +295,41 @@ impl AddressBook {
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::compile::{Measure, Velocity};
+    use crate::policy::Quantity;
+    use rust_decimal::Decimal;
+
+    /// A count that starts its window (the window retired while an approval
+    /// waited) must be seen by the next check, whoever takes it.
+    #[actix_rt::test]
+    async fn a_count_that_starts_a_window_is_seen_by_the_next_check() {
+        let arbiter = Arbiter::new();
+        let handle = arbiter.handle();
+        // The window's arbiter is busy (other actors' work) for a moment.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        handle.spawn_fn(move || {
+            let _ = wait.recv();
+        });
+        let journal: Arc<dyn Journal> = Arc::new(warden_journal::MemoryJournal::new());
+        let book = AddressBook::new(vec![handle], journal, Arc::default());
+        let key = WindowKey { policy_id: "po-1".into(), scope_key: "wa-1".into() };
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let usd = |n: u64| Some(Quantity::Usd(Decimal::from(n)));
+        book.count(&key, now, Commit { reservation: 7, activity: "ac-approved".into(), quantity: usd(900), at: now });
+        let velocity = Velocity {
+            measure: Measure::Usd(Decimal::from(1000)),
+            span: Span::Rolling(3600),
+            scope: Default::default(),
+        };
+        let checked = book.reserve(&key, now, Reserve { velocity, reservation: 8, quantity: usd(200), now });
+        let _ = go.send(());
+        let checked = checked.await.unwrap();
+        assert!(checked.answer.triggered, "900 counted + 200 is over 1000: {:?}", checked.answer);
     }
 }

@@ -267,10 +267,12 @@ impl WindowShared {
         core.open_to_callers().then(|| self.reserve(&mut core, msg))
     }
 
-    /// Drops a reservation on the caller's thread, if the window is ready and
-    /// its lock free; `None` sends the caller to the actor.
+    /// Drops a reservation on the caller's thread, if the window is ready
+    /// (waiting for its lock: a release sent to the actor could be overtaken
+    /// by a later check, which would still see the amount); `None` sends the
+    /// caller to the actor.
     pub fn try_release(&self, reservation: u64) -> Option<Result<(), Crashed>> {
-        let mut core = self.try_core()?;
+        let mut core = self.core();
         core.open_to_callers().then(|| self.release(&mut core, reservation))
     }
 
@@ -288,6 +290,7 @@ impl WindowShared {
         let used = caught(site, &self.label, || body(&mut *core));
         if used.is_err() {
             core.health = Health::Crashed;
+            self.publish_idle(core);
         }
         used
     }
