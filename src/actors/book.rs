@@ -162,8 +162,9 @@ impl AddressBook {
         })
     }
 
-    /// Drops `reservation` in the window of `key`: on this thread when the
-    /// window's lock is free, through its actor otherwise.
+    /// Drops `reservation` in the window of `key`: on this thread (waiting
+    /// for the window's lock) when the window is ready, through its actor
+    /// otherwise.
     pub(crate) fn release(&self, key: &WindowKey, now: DateTime<Utc>, reservation: u64) {
         self.with_slot(key, now, |slot| match slot.shared.try_release(reservation) {
             Some(Ok(())) => {}
@@ -172,9 +173,10 @@ impl AddressBook {
         })
     }
 
-    /// Counts a committed activity in the window of `key`: queued for the
-    /// window's next use when it runs (no hand-off to its arbiter; see
-    /// [`WindowShared`]), sent to a window started now otherwise.
+    /// Counts a committed activity in the window of `key` (started if it
+    /// does not run): queued for the ledger's next use, which applies it
+    /// before anything else (no hand-off to its arbiter; see
+    /// [`WindowShared`]).
     pub(crate) fn count(&self, key: &WindowKey, now: DateTime<Utc>, count: Commit) {
         // Queued under the map entry, which the idle sweep's retirement
         // excludes: a window never retires with a count queued. Queued also

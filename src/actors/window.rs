@@ -388,8 +388,8 @@ impl WindowActor {
     }
 
     /// Stops the actor (its supervisor restarts it) if the window is down.
-    fn restart_if_crashed(&self, used: Result<(), Crashed>, ctx: &mut Context<Self>) {
-        if used.is_err() {
+    fn restart_if_crashed(&self, crashed: bool, ctx: &mut Context<Self>) {
+        if crashed {
             ctx.stop();
         }
     }
@@ -468,8 +468,7 @@ impl Handler<Reserve> for WindowActor {
 
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
         let reserved = self.shared.reserve(&mut self.shared.core(), &msg);
-        let checked = reserved.as_ref().map(|_| ()).map_err(|&crashed| crashed);
-        self.restart_if_crashed(checked, ctx);
+        self.restart_if_crashed(reserved.is_err(), ctx);
         MessageResult(reserved.unwrap_or_else(|Crashed| crashed_check(msg.now)))
     }
 }
@@ -485,7 +484,7 @@ impl Handler<Restart> for WindowActor {
     fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
         // Another message may have restarted it since.
         let crashed = self.shared.core().health == Health::Crashed;
-        self.restart_if_crashed(if crashed { Err(Crashed) } else { Ok(()) }, ctx);
+        self.restart_if_crashed(crashed, ctx);
     }
 }
 
@@ -501,7 +500,7 @@ impl Handler<Commit> for WindowActor {
             })
         });
         shared.publish_idle(&mut core);
-        self.restart_if_crashed(used, ctx);
+        self.restart_if_crashed(used.is_err(), ctx);
     }
 }
 
@@ -513,7 +512,7 @@ impl Handler<Release> for WindowActor {
         let mut core = shared.core();
         let used = shared.release(&mut core, msg.reservation);
         shared.publish_idle(&mut core);
-        self.restart_if_crashed(used, ctx);
+        self.restart_if_crashed(used.is_err(), ctx);
     }
 }
 
@@ -527,7 +526,7 @@ impl Handler<MergeCounts> for WindowActor {
             .count_queued(&mut core)
             .and_then(|()| shared.use_ledger(&mut core, "window.merge", |core| core.ledger.merge(msg.0)));
         shared.publish_idle(&mut core);
-        self.restart_if_crashed(used, ctx);
+        self.restart_if_crashed(used.is_err(), ctx);
     }
 }
 
@@ -537,8 +536,8 @@ impl Handler<Total> for WindowActor {
     fn handle(&mut self, msg: Total, ctx: &mut Context<Self>) -> String {
         let shared = self.shared.clone();
         let mut core = shared.core();
-        if let Err(crashed) = shared.count_queued(&mut core) {
-            self.restart_if_crashed(Err(crashed), ctx);
+        if shared.count_queued(&mut core).is_err() {
+            self.restart_if_crashed(true, ctx);
             return "unavailable: restarting".to_owned();
         }
         if let Health::Failed(why) = &core.health {
@@ -546,7 +545,7 @@ impl Handler<Total> for WindowActor {
         }
         let total =
             shared.use_ledger(&mut core, "window.total", |core| core.ledger.committed_total(&msg.velocity, msg.now));
-        self.restart_if_crashed(total.as_ref().map(|_| ()).map_err(|&crashed| crashed), ctx);
+        self.restart_if_crashed(total.is_err(), ctx);
         total.unwrap_or_else(|Crashed| "unavailable: restarting".to_owned())
     }
 }
@@ -567,7 +566,7 @@ impl Handler<Prune> for WindowActor {
             })
         });
         shared.publish_idle(&mut core);
-        self.restart_if_crashed(used, ctx);
+        self.restart_if_crashed(used.is_err(), ctx);
     }
 }
 
