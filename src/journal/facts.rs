@@ -108,11 +108,9 @@ const ACTIVITY_JSON_CAPACITY: usize = 1024;
 /// The JSON text of `activity`, as its record holds it.
 pub(crate) fn activity_json(activity: &Activity) -> String {
     let mut text = Vec::with_capacity(ACTIVITY_JSON_CAPACITY);
-    // INVARIANT (encodable facts): an activity is plain data with string
-    // keys; JSON serialization cannot fail.
-    serde_json::to_writer(&mut text, activity).expect("activities always serialize");
-    // serde_json writes UTF-8 only; the check is a scan of what it wrote.
-    String::from_utf8(text).expect("serde_json writes UTF-8")
+    crate::model::activity_json::write(activity, &mut text);
+    // Written from strings and ASCII only; the check is a scan of it.
+    String::from_utf8(text).expect("the activity's text is UTF-8")
 }
 
 /// Times as whole seconds and nanoseconds since the epoch: every

@@ -100,6 +100,17 @@ pub enum OperationKind {
     Delete,
 }
 
+impl OperationKind {
+    /// The contract's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Create => "Create",
+            OperationKind::Update => "Update",
+            OperationKind::Delete => "Delete",
+        }
+    }
+}
+
 /// The body of an activity, as submitted and as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

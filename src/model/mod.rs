@@ -1,6 +1,7 @@
 //! The contract's types, with the exact JSON names of `api.md`.
 
 pub mod activity;
+pub(crate) mod activity_json;
 pub mod amount;
 pub mod approval;
 pub mod change_request;

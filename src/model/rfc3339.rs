@@ -19,7 +19,7 @@ pub fn serialize<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S
 
 /// Writes the usual case (years 0 to 9999, no leap second) into `out` and
 /// answers its length; `None` leaves the rest to chrono.
-fn write(time: &DateTime<Utc>, out: &mut [u8; 30]) -> Option<usize> {
+pub(crate) fn write(time: &DateTime<Utc>, out: &mut [u8; 30]) -> Option<usize> {
     let year = u32::try_from(time.year()).ok().filter(|y| *y <= 9999)?;
     let nanos = time.nanosecond();
     if nanos >= 1_000_000_000 {
