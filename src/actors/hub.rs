@@ -210,14 +210,15 @@ impl Hub {
     }
 
     fn react(&self, effects: Vec<Effect>, reservation: u64) -> Vec<String> {
-        let now = self.clock.now();
+        // Read once, and only for counts: most activities count in no window.
+        let mut now = None;
         let mut queued = Vec::new();
         let mut changed_rules = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Count(count) => self.book.count(
                     &count.window,
-                    now,
+                    *now.get_or_insert_with(|| self.clock.now()),
                     Commit { reservation, activity: count.activity_id, quantity: count.quantity, at: count.at },
                 ),
                 Effect::ApprovalResolved { id, status } => {

@@ -62,11 +62,14 @@ impl Text<'_> {
         self.len += 1;
     }
 
-    /// `value` in exactly `digits` decimal digits, zero-padded.
-    fn number(&mut self, value: u32, digits: u32) {
-        for place in (0..digits).rev() {
-            self.byte(b'0' + (value / 10u32.pow(place) % 10) as u8);
+    /// `value` in exactly `digits` decimal digits, zero-padded: written
+    /// from the last digit back, dividing by the constant 10 only.
+    fn number(&mut self, mut value: u32, digits: usize) {
+        for slot in self.out[self.len..self.len + digits].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
         }
+        self.len += digits;
     }
 }
 
