@@ -185,10 +185,17 @@ impl AddressBook {
         self.with_slot(key, now, |slot| slot.shared.queue_count(count));
     }
 
-    /// Starts a window holding `ledger` (recovery), unless it runs already.
+    /// Adds the counts of `ledger` (read again from the journal after a rule
+    /// changed) to the window of `key`, started if it does not run.
+    pub(crate) fn merge(&self, key: &WindowKey, now: DateTime<Utc>, ledger: Ledger) {
+        self.with_slot(key, now, |slot| merge_into(slot, ledger));
+    }
+
+    /// Starts a window holding `ledger` (recovery), or adds its counts to
+    /// the window if it runs already.
     pub(crate) fn restore_window(&self, key: WindowKey, ledger: Ledger, now: DateTime<Utc>) {
         match self.windows.entry(key) {
-            dashmap::Entry::Occupied(slot) => slot.get().addr.do_send(super::window::MergeCounts(ledger)),
+            dashmap::Entry::Occupied(slot) => merge_into(slot.get(), ledger),
             dashmap::Entry::Vacant(slot) => {
                 let started = self.start_window(slot.key().clone(), ledger);
                 started.shared.touch(now);
@@ -300,6 +307,14 @@ impl AddressBook {
     }
 }
 
+/// Merges `ledger` into the window of `slot` on this thread; a window that
+/// crashed doing so restarts, and its rebuild reads the counts back.
+fn merge_into(slot: &WindowSlot, ledger: Ledger) {
+    if slot.shared.merge(ledger).is_err() {
+        slot.addr.do_send(Restart);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +348,95 @@ mod tests {
         let _ = go.send(());
         let checked = checked.await.unwrap();
         assert!(checked.answer.triggered, "900 counted + 200 is over 1000: {:?}", checked.answer);
+    }
+
+    /// Counts read back from the journal into a running window (a rule
+    /// changed; recovery over a window already started) must be seen by the
+    /// next check, even one taken on a caller's thread while the window's
+    /// arbiter is busy.
+    #[actix_rt::test]
+    async fn counts_merged_into_a_running_window_are_seen_by_the_next_check() {
+        let arbiter = Arbiter::new();
+        let handle = arbiter.handle();
+        let journal: Arc<dyn Journal> = Arc::new(warden_journal::MemoryJournal::new());
+        let book = AddressBook::new(vec![handle.clone()], journal, Arc::default());
+        let key = WindowKey { policy_id: "po-1".into(), scope_key: "wa-1".into() };
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let usd = |n: u64| Quantity::Usd(Decimal::from(n));
+        let velocity = Velocity {
+            measure: Measure::Usd(Decimal::from(1000)),
+            span: Span::Rolling(3600),
+            scope: Default::default(),
+        };
+        let reserve = |reservation| Reserve { velocity: velocity.clone(), reservation, quantity: Some(usd(200)), now };
+        let first = book.reserve(&key, now, reserve(1)).await.unwrap();
+        assert!(!first.answer.triggered, "the window runs, empty: {:?}", first.answer);
+        book.release(&key, now, 1);
+        // The window's arbiter is busy (other actors' work) from here on.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        handle.spawn_fn(move || {
+            let _ = wait.recv();
+        });
+        let mut ledger = Ledger::default();
+        ledger.push(now, usd(900), "ac-journaled");
+        book.merge(&key, now, ledger);
+        let checked = book.reserve(&key, now, reserve(2));
+        let _ = go.send(());
+        let checked = checked.await.unwrap();
+        assert!(checked.answer.triggered, "900 merged + 200 is over 1000: {:?}", checked.answer);
+    }
+
+    fn usd_limit(limit: u64) -> Velocity {
+        Velocity { measure: Measure::Usd(Decimal::from(limit)), span: Span::Rolling(3600), scope: Default::default() }
+    }
+
+    fn check_of(reservation: u64, amount: u64, now: DateTime<Utc>) -> Reserve {
+        Reserve { velocity: usd_limit(1000), reservation, quantity: Some(Quantity::Usd(Decimal::from(amount))), now }
+    }
+
+    /// A check that panics on a caller's thread fails closed and restarts
+    /// its window by itself: no release has to reach the actor for it.
+    #[actix_rt::test]
+    async fn a_check_that_panics_on_a_callers_thread_restarts_its_window() {
+        let arbiter = Arbiter::new();
+        let journal: Arc<dyn Journal> = Arc::new(warden_journal::MemoryJournal::new());
+        let book = AddressBook::new(vec![arbiter.handle()], journal, Arc::default());
+        let key = WindowKey { policy_id: "po-panics-inline".into(), scope_key: "wa-1".into() };
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        crate::faults::inject("window.reserve", "po-panics-inline/wa-1");
+        let checked = book.reserve(&key, now, check_of(1, 10, now)).await.unwrap();
+        assert!(checked.answer.triggered, "a check that panicked fails closed: {:?}", checked.answer);
+        assert_eq!(book.checks_sent_to_actors.load(Ordering::Relaxed), 0, "the check ran on this thread");
+        // No release follows: the restart must come from the check alone.
+        let restarted = async {
+            while book.restarts.windows.load(Ordering::Relaxed) == 0 {
+                actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        actix_rt::time::timeout(std::time::Duration::from_secs(10), restarted)
+            .await
+            .expect("the window's actor restarts after the check's panic");
+        let next = book.reserve(&key, now, check_of(2, 10, now)).await.unwrap();
+        assert!(!next.answer.triggered, "the restarted window answers again: {:?}", next.answer);
+    }
+
+    /// A window holding a reservation is never retired by the idle sweep,
+    /// even when its last use before the check left it idle.
+    #[actix_rt::test]
+    async fn a_window_holding_a_reservation_is_not_retired() {
+        let arbiter = Arbiter::new();
+        let journal: Arc<dyn Journal> = Arc::new(warden_journal::MemoryJournal::new());
+        let book = AddressBook::new(vec![arbiter.handle()], journal, Arc::default());
+        let key = WindowKey { policy_id: "po-1".into(), scope_key: "wa-1".into() };
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let later = now + chrono::Duration::seconds(1);
+        let _ = book.reserve(&key, now, check_of(1, 10, now)).await.unwrap();
+        book.release(&key, now, 1);
+        // Idle now (nothing held): the sweep would retire it.
+        let held = book.reserve(&key, now, check_of(2, 900, now)).await.unwrap();
+        assert!(!held.answer.triggered);
+        assert_eq!(book.sweep_windows(later, later, |_| Some(Span::Rolling(3600))), 0, "it holds 900");
+        book.release(&key, now, 2);
+        assert_eq!(book.sweep_windows(later, later, |_| Some(Span::Rolling(3600))), 1, "idle again: it retires");
     }
 }

@@ -41,7 +41,7 @@ use super::book::AddressBook;
 use super::leadership::Leadership;
 use super::serial::Serialized;
 use super::webhook_dispatcher::{DeliveryLog, Dispatcher, Wake};
-use super::window::{Commit, MergeCounts};
+use super::window::Commit;
 
 /// The hub of one engine.
 pub(crate) struct Hub {
@@ -270,7 +270,7 @@ impl Hub {
             }
         };
         for (key, ledger) in ledgers {
-            let _ = self.book.window(&key, now).send(MergeCounts(ledger)).await;
+            self.book.merge(&key, now, ledger);
         }
     }
 

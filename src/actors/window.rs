@@ -102,11 +102,6 @@ pub struct Release {
     pub reservation: u64,
 }
 
-/// Add the counts of a ledger read again from the journal (the rule changed).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct MergeCounts(pub Ledger);
-
 /// The committed total at `now` (for inspection and tests).
 #[derive(Message)]
 #[rtype(result = "String")]
@@ -339,6 +334,20 @@ impl WindowShared {
         Ok(Checked { answer, held })
     }
 
+    /// Adds the counts of `ledger` (read again from the journal) that the
+    /// window does not hold yet, under its lock: the next check, on whatever
+    /// thread, sees them (a message to the actor could be overtaken by a
+    /// check taken on a caller's thread). `Err`: the window is down, and its
+    /// actor must be sent [`Restart`] (its rebuild reads the counts back).
+    pub fn merge(&self, ledger: Ledger) -> Result<(), Crashed> {
+        let mut core = self.core();
+        let merged = self
+            .count_queued(&mut core)
+            .and_then(|()| self.use_ledger(&mut core, "window.merge", |core| core.ledger.merge(ledger)));
+        self.publish_idle(&mut core);
+        merged
+    }
+
     fn release(&self, core: &mut WindowCore, reservation: u64) -> Result<(), Crashed> {
         self.count_queued(core)?;
         self.use_ledger(core, "window.release", |core| core.ledger.release(reservation))?;
@@ -511,20 +520,6 @@ impl Handler<Release> for WindowActor {
         let shared = self.shared.clone();
         let mut core = shared.core();
         let used = shared.release(&mut core, msg.reservation);
-        shared.publish_idle(&mut core);
-        self.restart_if_crashed(used.is_err(), ctx);
-    }
-}
-
-impl Handler<MergeCounts> for WindowActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: MergeCounts, ctx: &mut Context<Self>) {
-        let shared = self.shared.clone();
-        let mut core = shared.core();
-        let used = shared
-            .count_queued(&mut core)
-            .and_then(|()| shared.use_ledger(&mut core, "window.merge", |core| core.ledger.merge(msg.0)));
         shared.publish_idle(&mut core);
         self.restart_if_crashed(used.is_err(), ctx);
     }
