@@ -100,14 +100,12 @@ impl EvaluatedActivity {
     }
 }
 
-/// Room for the JSON text of a usual activity (one transfer, a few policy
-/// evaluations): written into a buffer of this size, it is not copied as it
-/// grows.
-const ACTIVITY_JSON_CAPACITY: usize = 1024;
-
 /// The JSON text of `activity`, as its record holds it.
 pub(crate) fn activity_json(activity: &Activity) -> String {
-    let mut text = Vec::with_capacity(ACTIVITY_JSON_CAPACITY);
+    // Sized from the activity: a fixed guess either copied large texts as
+    // they grew or, at 1 KB, made every activity a large allocation (glibc's
+    // malloc then merges its free lists: a measurable part of `evaluate`).
+    let mut text = Vec::with_capacity(crate::model::activity_json::capacity_for(activity));
     crate::model::activity_json::write(activity, &mut text);
     // Written from strings and ASCII only; the check is a scan of it.
     String::from_utf8(text).expect("the activity's text is UTF-8")

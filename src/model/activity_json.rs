@@ -43,6 +43,37 @@ pub(crate) fn write(activity: &Activity, out: &mut Vec<u8>) {
     json.raw(b"}");
 }
 
+/// Room for the text of `activity`: its strings and generous room for the
+/// keys and punctuation around them. A text without escapes always fits
+/// (the tests check it), so writing it never copies the buffer to grow it,
+/// and the buffer is not much larger than the text it holds.
+pub(crate) fn capacity_for(activity: &Activity) -> usize {
+    // Keys and punctuation, with every optional field present: under 400
+    // bytes for the activity, 60 per evaluation and per asset, 3 per tag.
+    const FIXED: usize = 512;
+    const PER_ITEM: usize = 64;
+    const PER_TAG: usize = 4;
+    let Activity { id, approval_id, policy_evaluations, activity, .. } = activity;
+    let mut room = FIXED + id.len() + approval_id.as_ref().map_or(0, String::len);
+    for evaluation in policy_evaluations {
+        room += PER_ITEM + evaluation.policy_id.len() + evaluation.name.len() + evaluation.reason.len();
+    }
+    let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+    room += activity.initiator.as_ref().map_or(0, |i| i.id.len());
+    room += text(&activity.external_id) + text(&activity.policy_id);
+    if let Some(wallet) = &activity.wallet {
+        room += wallet.id.len() + wallet.tags.iter().map(|t| PER_TAG + t.len()).sum::<usize>();
+    }
+    if let Some(transaction) = &activity.transaction {
+        room += text(&transaction.network) + text(&transaction.recipient);
+        for asset in &transaction.assets {
+            let value = asset.value_usd.as_ref().map_or(0, |v| v.0.len());
+            room += PER_ITEM + asset.symbol.len() + asset.amount.0.len() + value;
+        }
+    }
+    room
+}
+
 /// The text being written.
 struct Json<'a>(&'a mut Vec<u8>);
 
@@ -315,6 +346,23 @@ mod tests {
             0..12,
         )
         .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    #[test]
+    fn the_text_of_an_activity_without_escapes_fits_its_capacity() {
+        let mut activity = every_field();
+        activity.policy_evaluations.iter_mut().for_each(|e| {
+            e.name = "plain".into();
+            e.reason = "r".repeat(300);
+        });
+        activity.activity.wallet.as_mut().unwrap().tags = vec![String::new(); 40];
+        activity.activity.external_id = Some("plain".into());
+        let template = activity.activity.transaction.as_ref().unwrap().assets[0].clone();
+        for assets in [0, 1, 30] {
+            activity.activity.transaction.as_mut().unwrap().assets = vec![template.clone(); assets];
+            let written = direct(&activity).len();
+            assert!(written <= capacity_for(&activity), "{written} > {}", capacity_for(&activity));
+        }
     }
 
     proptest! {
