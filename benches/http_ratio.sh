@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The HTTP goal of issue 13 in one command: `POST /v2/activities` against
+# `GET /healthz` on the same server (BENCHMARKS.md, section 12).
+#
+# Starts `warden serve` (release build, redb, development mode, RUST_LOG=warn)
+# on a fresh data directory, creates the load generator's seed policies, then
+# runs PAIRS pairs of `loadgen --healthz` and `loadgen` (the default mix,
+# 10,000 wallets), CONCURRENCY connections, DURATION seconds each, and prints
+# one line per pair:
+#
+#   http pair=<n> healthz_per_s=<n> activities_per_s=<n> ratio=<x>
+#        server_us_healthz=<n> server_us_activity=<n>
+#
+# (server_us: the server's CPU, user and system, per answered request, from
+# /proc). Each run starts once the server is idle. The load generator shares
+# the machine's cores with the server.
+#
+# Usage: benches/http_ratio.sh   (env: PAIRS=3 CONCURRENCY=64 DURATION=6 PORT=18180)
+set -euo pipefail
+
+PAIRS=${PAIRS:-3}
+CONCURRENCY=${CONCURRENCY:-64}
+DURATION=${DURATION:-6}
+PORT=${PORT:-18180}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin warden --example loadgen
+WARDEN="$ROOT/target/release/warden"
+LOADGEN="$ROOT/target/release/examples/loadgen"
+URL="http://127.0.0.1:$PORT"
+
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/warden-http-ratio.XXXXXX")
+RUST_LOG=warn "$WARDEN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$DATA/server.log" 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; rm -rf "$DATA"' EXIT
+
+TOKEN=""
+for _ in $(seq 100); do
+    TOKEN=$(sed -n 's/^WARDEN_TOKEN=//p' "$DATA/server.log" | head -n 1)
+    [ -n "$TOKEN" ] && curl -fs "$URL/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+[ -n "$TOKEN" ] || { echo "http_ratio: the server did not start; its log:" >&2; cat "$DATA/server.log" >&2; exit 1; }
+"$LOADGEN" --url "$URL" --token "$TOKEN" --seed-policies --requests 10 --concurrency 1 >/dev/null
+
+# CPU ticks (user + system) of the server so far.
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+TICKS_PER_S=$(getconf CLK_TCK)
+
+# Waits (up to 20 s) until the server spends no CPU for half a second: what
+# one run left behind (checkpoints, sweeps) is not counted in the next.
+wait_idle() {
+    local last now
+    last=$(server_ticks)
+    for _ in $(seq 40); do
+        sleep 0.5
+        now=$(server_ticks)
+        [ "$now" = "$last" ] && return
+        last=$now
+    done
+}
+
+# Runs the load generator with "$@"; prints "<requests/s> <server us per request>".
+measure() {
+    local before after out rate
+    wait_idle
+    before=$(server_ticks)
+    out=$("$LOADGEN" --url "$URL" "$@" --concurrency "$CONCURRENCY" --duration "$DURATION" 2>&1)
+    after=$(server_ticks)
+    rate=$(grep -oE '[0-9]+ requests/s' <<<"$out" | cut -d' ' -f1)
+    [ -n "$rate" ] || { echo "http_ratio: the load generator failed: $out" >&2; exit 1; }
+    awk -v r="$rate" -v t=$((after - before)) -v hz="$TICKS_PER_S" -v d="$DURATION" \
+        'BEGIN { printf "%d %.1f\n", r, (t / hz) * 1e6 / (r * d) }'
+}
+
+for pair in $(seq "$PAIRS"); do
+    read -r healthz healthz_us < <(measure --healthz)
+    read -r activities activity_us < <(measure --token "$TOKEN" --wallets 10000)
+    awk -v p="$pair" -v h="$healthz" -v a="$activities" -v hu="$healthz_us" -v au="$activity_us" 'BEGIN {
+        printf "http pair=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f server_us_healthz=%s server_us_activity=%s\n",
+            p, h, a, a / h, hu, au }'
+done
