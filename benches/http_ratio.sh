@@ -15,7 +15,10 @@
 # /proc). Each run starts once the server is idle. The load generator shares
 # the machine's cores with the server.
 #
-# Usage: benches/http_ratio.sh   (env: PAIRS=3 CONCURRENCY=64 DURATION=6 PORT=18180)
+# Needs curl (to see the server up).
+#
+# Usage: benches/http_ratio.sh   (env: PAIRS=3 CONCURRENCY=64 DURATION=6 PORT=18180,
+#        WARDEN_BIN=<another build of warden>)
 set -euo pipefail
 
 PAIRS=${PAIRS:-3}
@@ -25,8 +28,10 @@ PORT=${PORT:-18180}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin warden --example loadgen
-WARDEN="$ROOT/target/release/warden"
-LOADGEN="$ROOT/target/release/examples/loadgen"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+# WARDEN_BIN serves from another build (to alternate two builds).
+WARDEN="${WARDEN_BIN:-$TARGET/release/warden}"
+LOADGEN="$TARGET/release/examples/loadgen"
 URL="http://127.0.0.1:$PORT"
 
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/warden-http-ratio.XXXXXX")
@@ -60,22 +65,32 @@ wait_idle() {
     done
 }
 
-# Runs the load generator with "$@"; prints "<requests/s> <server us per request>".
+# Runs the load generator with "$@"; prints "<requests/s> <server us per
+# request>". Every request must be answered 200 (a run of 401s or 503s would
+# give a ratio of something else).
 measure() {
-    local before after out rate
+    local before after out rate answered statuses
     wait_idle
     before=$(server_ticks)
-    out=$("$LOADGEN" --url "$URL" "$@" --concurrency "$CONCURRENCY" --duration "$DURATION" 2>&1)
+    out=$("$LOADGEN" --url "$URL" "$@" --concurrency "$CONCURRENCY" --duration "$DURATION" 2>&1) || true
     after=$(server_ticks)
-    rate=$(grep -oE '[0-9]+ requests/s' <<<"$out" | cut -d' ' -f1)
-    [ -n "$rate" ] || { echo "http_ratio: the load generator failed: $out" >&2; exit 1; }
-    awk -v r="$rate" -v t=$((after - before)) -v hz="$TICKS_PER_S" -v d="$DURATION" \
-        'BEGIN { printf "%d %.1f\n", r, (t / hz) * 1e6 / (r * d) }'
+    rate=$(sed -n 's/.* \([0-9]*\) requests\/s$/\1/p' <<<"$out")
+    answered=$(sed -n 's/^requests: \([0-9]*\) answered, 0 failed.*/\1/p' <<<"$out")
+    statuses=$(sed -n 's/^http status: //p' <<<"$out")
+    if [ -z "$rate" ] || [ -z "$answered" ] || [ "$statuses" != "200 $answered" ]; then
+        echo "http_ratio: a run was not answered 200 throughout:" >&2
+        echo "$out" >&2
+        return 1
+    fi
+    awk -v r="$rate" -v n="$answered" -v t=$((after - before)) -v hz="$TICKS_PER_S" \
+        'BEGIN { printf "%d %.1f\n", r, (t / hz) * 1e6 / n }'
 }
 
 for pair in $(seq "$PAIRS"); do
-    read -r healthz healthz_us < <(measure --healthz)
-    read -r activities activity_us < <(measure --token "$TOKEN" --wallets 10000)
+    healthz_run=$(measure --healthz)
+    activities_run=$(measure --token "$TOKEN" --wallets 10000)
+    read -r healthz healthz_us <<<"$healthz_run"
+    read -r activities activity_us <<<"$activities_run"
     awk -v p="$pair" -v h="$healthz" -v a="$activities" -v hu="$healthz_us" -v au="$activity_us" 'BEGIN {
         printf "http pair=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f server_us_healthz=%s server_us_activity=%s\n",
             p, h, a, a / h, hu, au }'

@@ -420,6 +420,120 @@ mod tests {
         assert!(!next.answer.triggered, "the restarted window answers again: {:?}", next.answer);
     }
 
+    /// A memory journal whose reads wait until the gate opens: a window's
+    /// rebuild stays under way meanwhile.
+    struct GatedReads {
+        journal: warden_journal::MemoryJournal,
+        open: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+    }
+
+    impl GatedReads {
+        fn wait(&self) {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+    }
+
+    impl Journal for GatedReads {
+        fn append(&self, payloads: &[Vec<u8>]) -> Result<warden_journal::Seq, warden_journal::JournalError> {
+            self.journal.append(payloads)
+        }
+
+        fn scan(
+            &self,
+            from: warden_journal::Seq,
+            visit: &mut dyn FnMut(warden_journal::Record) -> Result<(), warden_journal::JournalError>,
+        ) -> Result<(), warden_journal::JournalError> {
+            self.wait();
+            self.journal.scan(from, visit)
+        }
+
+        fn read(
+            &self,
+            seq: warden_journal::Seq,
+        ) -> Result<Option<warden_journal::Record>, warden_journal::JournalError> {
+            self.wait();
+            self.journal.read(seq)
+        }
+
+        fn last_seq(&self) -> Result<Option<warden_journal::Seq>, warden_journal::JournalError> {
+            self.journal.last_seq()
+        }
+    }
+
+    /// A merge that panics while its window rebuilds (merges run on their
+    /// caller's thread in any state) restarts the window: the rebuild under
+    /// way does not declare the half-changed ledger ready.
+    #[actix_rt::test]
+    async fn a_merge_that_panics_during_a_rebuild_restarts_the_window() {
+        use crate::journal::facts::{Count, Fact};
+        let arbiter = Arbiter::new();
+        let gated = Arc::new(GatedReads {
+            journal: warden_journal::MemoryJournal::new(),
+            open: std::sync::Mutex::new(false),
+            opened: std::sync::Condvar::new(),
+        });
+        let journal: Arc<dyn Journal> = gated.clone();
+        let index = Arc::new(CountIndex::default());
+        let book = AddressBook::new(vec![arbiter.handle()], journal.clone(), index.clone());
+        let key = WindowKey { policy_id: "po-merge-panics".into(), scope_key: "wa-1".into() };
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        // One count journaled and indexed, so that a rebuild reads the journal.
+        let counts = vec![Count {
+            activity_id: "ac-journaled".into(),
+            window: key.clone(),
+            quantity: Some(Quantity::Usd(Decimal::from(100))),
+            at: now,
+        }];
+        let fact = Fact::ApprovalResolved {
+            approval_id: "ap-1".into(),
+            status: crate::model::approval::ApprovalStatus::Approved,
+            date: now,
+            counts: counts.clone(),
+        };
+        let seq = journal.append(&[fact.encode()]).unwrap();
+        index.record(seq, &counts);
+        // A check that panics restarts the window; its rebuild waits at the gate.
+        crate::faults::inject("window.reserve", "po-merge-panics/wa-1");
+        let failed = book.reserve(&key, now, check_of(1, 10, now)).await.unwrap();
+        assert!(failed.answer.triggered);
+        let restarted = |at_least: u64| {
+            let restarts = book.restarts.windows.clone();
+            async move {
+                while restarts.load(Ordering::Relaxed) < at_least {
+                    actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+        };
+        let limit = std::time::Duration::from_secs(10);
+        actix_rt::time::timeout(limit, restarted(1)).await.expect("the first restart");
+        // A merge that panics during the rebuild.
+        crate::faults::inject("window.merge", "po-merge-panics/wa-1");
+        book.merge(&key, now, Ledger::default());
+        gated.open();
+        actix_rt::time::timeout(limit, restarted(2)).await.expect("the window restarts after the merge's panic");
+        // Once rebuilt again, it holds the journaled count.
+        let rebuilt = async {
+            loop {
+                let checked = book.reserve(&key, now, check_of(2, 950, now)).await.unwrap();
+                if !checked.answer.reason.contains("unavailable") {
+                    break checked.answer;
+                }
+                actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        let answer = actix_rt::time::timeout(limit, rebuilt).await.expect("the window is rebuilt");
+        assert!(answer.triggered, "100 journaled + 950 is over 1000: {answer:?}");
+    }
+
     /// A window holding a reservation is never retired by the idle sweep,
     /// even when its last use before the check left it idle.
     #[actix_rt::test]

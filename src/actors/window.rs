@@ -405,13 +405,26 @@ impl WindowActor {
 
     /// Reads this window's counts from the journal on a blocking thread; the
     /// mailbox waits meanwhile.
+    ///
+    /// A merge may use the ledger meanwhile (it runs on its caller's thread
+    /// in any state); if it panicked, the window is restarted instead of
+    /// being declared ready or failed over the half-changed ledger.
     fn rebuild(&mut self, ctx: &mut Context<Self>) {
-        self.shared.core().health = Health::Rebuilding;
+        {
+            let mut core = self.shared.core();
+            if core.health == Health::Crashed {
+                return self.restart_if_crashed(true, ctx);
+            }
+            core.health = Health::Rebuilding;
+        }
         let (journal, index, key) = (self.journal.clone(), self.counts.clone(), self.key.clone());
         let read = tokio::task::spawn_blocking(move || counts_of(journal.as_ref(), &index, &key));
         ctx.wait(read.into_actor(self).map(|read, window, ctx| {
             let shared = window.shared.clone();
             let mut core = shared.core();
+            if core.health == Health::Crashed {
+                return window.restart_if_crashed(true, ctx);
+            }
             let failure = match read {
                 Ok(Ok(ledger)) => {
                     core.ledger.merge(ledger);

@@ -48,8 +48,9 @@ pub(crate) fn write(activity: &Activity, out: &mut Vec<u8>) {
 /// (the tests check it), so writing it never copies the buffer to grow it,
 /// and the buffer is not much larger than the text it holds.
 pub(crate) fn capacity_for(activity: &Activity) -> usize {
-    // Keys and punctuation, with every optional field present: under 400
-    // bytes for the activity, 60 per evaluation and per asset, 3 per tag.
+    // Keys and punctuation, with every optional field present and the
+    // longest names: at most about 430 bytes for the activity (dates chrono
+    // writes itself included), 60 per evaluation and per asset, 3 per tag.
     const FIXED: usize = 512;
     const PER_ITEM: usize = 64;
     const PER_TAG: usize = 4;

@@ -417,7 +417,8 @@ fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str, ro
     for in_flight in [1, ENGINE_IN_FLIGHT] {
         let run = |activities: u64| {
             let (mut cpu, mut wall) = (Duration::ZERO, Duration::ZERO);
-            for _ in 0..activities / ENGINE_BATCH as u64 {
+            let batches = activities.div_ceil(ENGINE_BATCH as u64);
+            for _ in 0..batches {
                 // Built just before their batch and outside the timed part,
                 // as the pure comparison's requests are: a caller's copy of
                 // its request is not the engine's cost, and the engine gets
@@ -438,7 +439,7 @@ fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str, ro
                     wall += started.elapsed();
                 });
             }
-            let per = |d: Duration| d.as_nanos() as f64 / activities as f64;
+            let per = |d: Duration| d.as_nanos() as f64 / (batches * ENGINE_BATCH as u64) as f64;
             (per(cpu), per(wall))
         };
         run(ACTIVITIES / 4);
