@@ -322,6 +322,16 @@ mod tests {
     use crate::policy::Quantity;
     use rust_decimal::Decimal;
 
+    /// A book over a memory journal whose windows run on `arbiter`.
+    fn memory_book(arbiter: ArbiterHandle) -> AddressBook {
+        AddressBook::new(vec![arbiter], Arc::new(warden_journal::MemoryJournal::new()), Arc::default())
+    }
+
+    /// The tests' time.
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).expect("a valid time")
+    }
+
     /// A count that starts its window (the window retired while an approval
     /// waited) must be seen by the next check, whoever takes it.
     #[actix_rt::test]
@@ -333,10 +343,9 @@ mod tests {
         handle.spawn_fn(move || {
             let _ = wait.recv();
         });
-        let journal: Arc<dyn Journal> = Arc::new(warden_journal::MemoryJournal::new());
-        let book = AddressBook::new(vec![handle], journal, Arc::default());
+        let book = memory_book(handle);
         let key = WindowKey { policy_id: "po-1".into(), scope_key: "wa-1".into() };
-        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let now = t0();
         let usd = |n: u64| Some(Quantity::Usd(Decimal::from(n)));
         book.count(&key, now, Commit { reservation: 7, activity: "ac-approved".into(), quantity: usd(900), at: now });
         let velocity = Velocity {
@@ -358,10 +367,9 @@ mod tests {
     async fn counts_merged_into_a_running_window_are_seen_by_the_next_check() {
         let arbiter = Arbiter::new();
         let handle = arbiter.handle();
-        let journal: Arc<dyn Journal> = Arc::new(warden_journal::MemoryJournal::new());
-        let book = AddressBook::new(vec![handle.clone()], journal, Arc::default());
+        let book = memory_book(handle.clone());
         let key = WindowKey { policy_id: "po-1".into(), scope_key: "wa-1".into() };
-        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let now = t0();
         let usd = |n: u64| Quantity::Usd(Decimal::from(n));
         let velocity = Velocity {
             measure: Measure::Usd(Decimal::from(1000)),
@@ -399,10 +407,9 @@ mod tests {
     #[actix_rt::test]
     async fn a_check_that_panics_on_a_callers_thread_restarts_its_window() {
         let arbiter = Arbiter::new();
-        let journal: Arc<dyn Journal> = Arc::new(warden_journal::MemoryJournal::new());
-        let book = AddressBook::new(vec![arbiter.handle()], journal, Arc::default());
+        let book = memory_book(arbiter.handle());
         let key = WindowKey { policy_id: "po-panics-inline".into(), scope_key: "wa-1".into() };
-        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let now = t0();
         crate::faults::inject("window.reserve", "po-panics-inline/wa-1");
         let checked = book.reserve(&key, now, check_of(1, 10, now)).await.unwrap();
         assert!(checked.answer.triggered, "a check that panicked fails closed: {:?}", checked.answer);
@@ -485,7 +492,7 @@ mod tests {
         let index = Arc::new(CountIndex::default());
         let book = AddressBook::new(vec![arbiter.handle()], journal.clone(), index.clone());
         let key = WindowKey { policy_id: "po-merge-panics".into(), scope_key: "wa-1".into() };
-        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let now = t0();
         // One count journaled and indexed, so that a rebuild reads the journal.
         let counts = vec![Count {
             activity_id: "ac-journaled".into(),
@@ -539,10 +546,9 @@ mod tests {
     #[actix_rt::test]
     async fn a_window_holding_a_reservation_is_not_retired() {
         let arbiter = Arbiter::new();
-        let journal: Arc<dyn Journal> = Arc::new(warden_journal::MemoryJournal::new());
-        let book = AddressBook::new(vec![arbiter.handle()], journal, Arc::default());
+        let book = memory_book(arbiter.handle());
         let key = WindowKey { policy_id: "po-1".into(), scope_key: "wa-1".into() };
-        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let now = t0();
         let later = now + chrono::Duration::seconds(1);
         let _ = book.reserve(&key, now, check_of(1, 10, now)).await.unwrap();
         book.release(&key, now, 1);
