@@ -27,14 +27,9 @@ pub(crate) fn write(activity: &Activity, out: &mut Vec<u8>) {
         json.raw(b",\"approvalId\":");
         json.string(approval_id);
     }
-    json.raw(b",\"policyEvaluations\":[");
-    for (i, evaluation) in policy_evaluations.iter().enumerate() {
-        if i > 0 {
-            json.raw(b",");
-        }
-        json.policy_evaluation(evaluation);
-    }
-    json.raw(b"],\"activity\":");
+    json.raw(b",\"policyEvaluations\":");
+    json.list(policy_evaluations, Json::policy_evaluation);
+    json.raw(b",\"activity\":");
     json.request(activity);
     json.raw(b",\"dateCreated\":");
     json.time(date_created);
@@ -122,6 +117,18 @@ impl Json<'_> {
         self.0.extend_from_slice(&bytes[start..]);
     }
 
+    /// `items` as a JSON array, each written by `item`.
+    fn list<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
+        self.raw(b"[");
+        for (i, one) in items.iter().enumerate() {
+            if i > 0 {
+                self.raw(b",");
+            }
+            item(self, one);
+        }
+        self.raw(b"]");
+    }
+
     fn optional_string(&mut self, key: &[u8], value: Option<&str>) {
         if let Some(value) = value {
             self.raw(key);
@@ -169,14 +176,9 @@ impl Json<'_> {
         if let Some(Wallet { id, tags }) = wallet {
             self.raw(b",\"wallet\":{\"id\":");
             self.string(id);
-            self.raw(b",\"tags\":[");
-            for (i, tag) in tags.iter().enumerate() {
-                if i > 0 {
-                    self.raw(b",");
-                }
-                self.string(tag);
-            }
-            self.raw(b"]}");
+            self.raw(b",\"tags\":");
+            self.list(tags, |json, tag| json.string(tag));
+            self.raw(b"}");
         }
         if let Some(transaction) = transaction {
             self.raw(b",\"transaction\":");
@@ -199,22 +201,21 @@ impl Json<'_> {
         self.raw(b"\"");
         self.optional_string(b",\"network\":", network.as_deref());
         self.optional_string(b",\"recipient\":", recipient.as_deref());
-        self.raw(b",\"assets\":[");
-        for (i, asset) in assets.iter().enumerate() {
-            if i > 0 {
-                self.raw(b",");
-            }
-            let Asset { symbol, decimals, amount, value_usd } = asset;
-            self.raw(b"{\"symbol\":");
-            self.string(symbol);
-            self.raw(b",\"decimals\":");
-            self.raw(itoa_u8(*decimals, &mut [0; 3]));
-            self.raw(b",\"amount\":");
-            self.string(&amount.0);
-            self.optional_string(b",\"valueUsd\":", value_usd.as_ref().map(|v| v.0.as_str()));
-            self.raw(b"}");
-        }
-        self.raw(b"]}");
+        self.raw(b",\"assets\":");
+        self.list(assets, Json::asset);
+        self.raw(b"}");
+    }
+
+    fn asset(&mut self, asset: &Asset) {
+        let Asset { symbol, decimals, amount, value_usd } = asset;
+        self.raw(b"{\"symbol\":");
+        self.string(symbol);
+        self.raw(b",\"decimals\":");
+        self.raw(itoa_u8(*decimals, &mut [0; 3]));
+        self.raw(b",\"amount\":");
+        self.string(&amount.0);
+        self.optional_string(b",\"valueUsd\":", value_usd.as_ref().map(|v| v.0.as_str()));
+        self.raw(b"}");
     }
 }
 
