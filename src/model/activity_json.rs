@@ -78,43 +78,22 @@ impl Json<'_> {
         self.0.extend_from_slice(bytes);
     }
 
-    /// `text` as a JSON string, escaped as `serde_json` escapes: `"`, `\`
-    /// and the control characters below 0x20, nothing else.
+    /// `text` as a JSON string. A string without a byte that `serde_json`
+    /// escapes (see [`needs_escape`]) is copied as it is; any other is
+    /// written by `serde_json`.
     fn string(&mut self, text: &str) {
         let bytes = text.as_bytes();
+        // Most strings (ids, names, addresses) need no escape: one pass that
+        // the compiler can vectorize decides, and they are copied whole. The
+        // rare others are escaped by serde_json itself.
+        if bytes.iter().fold(false, |any, &b| any | needs_escape(b)) {
+            serde_json::to_writer(&mut *self.0, text).expect("a string always serializes");
+            return;
+        }
         self.0.reserve(bytes.len() + 2);
         self.0.push(b'"');
-        // Most strings (ids, names, addresses) need no escape: one pass that
-        // the compiler can vectorize decides, and they are copied whole.
-        if !bytes.iter().fold(false, |any, &b| any | needs_escape(b)) {
-            self.0.extend_from_slice(bytes);
-        } else {
-            self.escaped(bytes);
-        }
+        self.0.extend_from_slice(bytes);
         self.0.push(b'"');
-    }
-
-    fn escaped(&mut self, bytes: &[u8]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if !needs_escape(b) {
-                continue;
-            }
-            self.0.extend_from_slice(&bytes[start..i]);
-            match b {
-                b'"' => self.raw(b"\\\""),
-                b'\\' => self.raw(b"\\\\"),
-                0x08 => self.raw(b"\\b"),
-                0x09 => self.raw(b"\\t"),
-                0x0A => self.raw(b"\\n"),
-                0x0C => self.raw(b"\\f"),
-                0x0D => self.raw(b"\\r"),
-                _ => self.raw(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]]),
-            }
-            start = i + 1;
-        }
-        self.0.extend_from_slice(&bytes[start..]);
     }
 
     /// `items` as a JSON array, each written by `item`.

@@ -1,7 +1,7 @@
 //! An in-memory table of one entity type, kept in creation order for lists
 //! with stable pagination tokens.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -127,7 +127,7 @@ pub struct Store<T> {
     // Keys are ids the engine made (random, not chosen by callers), so a
     // fast non-keyed hash is safe here. The map and the order share each id.
     items: DashMap<Arc<str>, (u64, T), FxBuildHasher>,
-    order: RwLock<Order>,
+    order: RwLock<BTreeMap<u64, Arc<str>>>,
     next: AtomicU64,
 }
 
@@ -135,7 +135,7 @@ impl<T> Default for Store<T> {
     fn default() -> Self {
         Store {
             items: DashMap::with_hasher(FxBuildHasher),
-            order: RwLock::new(Order::default()),
+            order: RwLock::new(BTreeMap::new()),
             next: AtomicU64::new(1),
         }
     }
@@ -168,7 +168,7 @@ impl<T: Clone + Keyed> Store<T> {
             dashmap::Entry::Occupied(mut entry) => entry.get_mut().1 = item,
             dashmap::Entry::Vacant(entry) => {
                 let ordinal = self.next.fetch_add(1, Ordering::Relaxed);
-                order.push(ordinal, entry.key().clone());
+                order.insert(ordinal, entry.key().clone());
                 entry.insert((ordinal, item));
             }
         }
@@ -197,7 +197,7 @@ impl<T: Clone + Keyed> Store<T> {
     /// Removes the item.
     pub fn remove(&self, id: &str) -> Option<T> {
         let (_, (ordinal, item)) = self.items.remove(id)?;
-        self.order.write().unwrap_or_else(|p| p.into_inner()).remove(ordinal);
+        self.order.write().unwrap_or_else(|p| p.into_inner()).remove(&ordinal);
         Some(item)
     }
 
@@ -238,7 +238,7 @@ impl<T: Clone + Keyed> Store<T> {
             let order = self.order.read().unwrap_or_else(|p| p.into_inner());
             let mut picked = Vec::with_capacity(limit.min(64));
             let mut more = false;
-            for (ordinal, id) in order.after(after) {
+            for (ordinal, id) in order.range(after + 1..) {
                 // Filtered in place: only the items of the page are cloned.
                 let Some(entry) = self.items.get(id) else { continue };
                 if !keep(&entry.1) {
@@ -255,35 +255,6 @@ impl<T: Clone + Keyed> Store<T> {
         let last = picked.last().map(|(ordinal, _)| *ordinal);
         let items = picked.into_iter().map(|(_, item)| view(item)).collect::<Result<Vec<V>, Error>>()?;
         Ok(Page { items, next_page_token: if more { last.map(|o| token(o, scope)) } else { None } })
-    }
-}
-
-/// The ids of a table in creation order. Ordinals are drawn in increasing
-/// order under the order lock and pushed at once, so the list stays sorted by
-/// appending: an insert is a push at the back, not a tree's descent and node
-/// splits (it is part of every activity), and a page starts at a binary
-/// search. A removal (webhooks only) shifts the entries after it.
-#[derive(Debug, Default)]
-struct Order {
-    entries: VecDeque<(u64, Arc<str>)>,
-}
-
-impl Order {
-    fn push(&mut self, ordinal: u64, id: Arc<str>) {
-        debug_assert!(self.entries.back().is_none_or(|(last, _)| *last < ordinal), "ordinals increase");
-        self.entries.push_back((ordinal, id));
-    }
-
-    fn remove(&mut self, ordinal: u64) {
-        if let Ok(at) = self.entries.binary_search_by_key(&ordinal, |(o, _)| *o) {
-            self.entries.remove(at);
-        }
-    }
-
-    /// The entries with an ordinal above `ordinal`, in order.
-    fn after(&self, ordinal: u64) -> impl Iterator<Item = &(u64, Arc<str>)> {
-        let start = self.entries.partition_point(|(o, _)| *o <= ordinal);
-        self.entries.range(start..)
     }
 }
 
