@@ -105,10 +105,9 @@ pub(crate) fn activity_json(activity: &Activity) -> String {
     // Sized from the activity: a fixed guess either copied large texts as
     // they grew or, at 1 KB, made every activity a large allocation (glibc's
     // malloc then merges its free lists: a measurable part of `evaluate`).
-    let mut text = Vec::with_capacity(crate::model::activity_json::capacity_for(activity));
+    let mut text = String::with_capacity(crate::model::activity_json::capacity_for(activity));
     crate::model::activity_json::write(activity, &mut text);
-    // Written from strings and ASCII only; the check is a scan of it.
-    String::from_utf8(text).expect("the activity's text is UTF-8")
+    text
 }
 
 /// Times as whole seconds and nanoseconds since the epoch: every

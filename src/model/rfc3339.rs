@@ -20,6 +20,9 @@ pub fn serialize<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S
 /// Writes the usual case (years 0 to 9999, no leap second) into `out` and
 /// answers its length; `None` leaves the rest to chrono.
 pub(crate) fn write(time: &DateTime<Utc>, out: &mut [u8; 30]) -> Option<usize> {
+    // The fields of the naive time: `DateTime`'s own getters each add the
+    // (zero) offset again.
+    let time = time.naive_utc();
     let year = u32::try_from(time.year()).ok().filter(|y| *y <= 9999)?;
     let nanos = time.nanosecond();
     if nanos >= 1_000_000_000 {
