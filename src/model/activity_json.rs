@@ -91,9 +91,9 @@ impl Json<'_> {
     /// written by `serde_json`.
     fn string(&mut self, text: &str) {
         let bytes = text.as_bytes();
-        // Most strings (ids, names, addresses) need no escape: one pass that
-        // the compiler can vectorize decides, and they are copied whole. The
-        // rare others are escaped by serde_json itself.
+        // Most strings (ids, names, addresses) need no escape: a check eight
+        // bytes at a time decides, and they are copied whole. The rare
+        // others are escaped by serde_json itself.
         if any_needs_escape(bytes) {
             self.serde_json(text);
             return;
