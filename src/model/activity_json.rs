@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::activity::{Activity, ActivityRequest, Asset, Initiator, PolicyEvaluation, Transaction, Wallet};
 use super::principal::PrincipalKind;
+use super::rfc3339;
 
 /// Appends the JSON text of `activity` to `out`.
 pub(crate) fn write(activity: &Activity, out: &mut String) {
@@ -32,7 +33,7 @@ pub(crate) fn write(activity: &Activity, out: &mut String) {
     json.raw(",\"activity\":");
     json.request(activity);
     let mut created = [0u8; 30];
-    let created_text = usual_time(date_created, &mut created);
+    let created_text = rfc3339::text(date_created, &mut created);
     json.raw(",\"dateCreated\":");
     json.time(date_created, created_text);
     json.raw(",\"dateUpdated\":");
@@ -41,7 +42,7 @@ pub(crate) fn write(activity: &Activity, out: &mut String) {
         json.time(date_updated, created_text);
     } else {
         let mut updated = [0u8; 30];
-        json.time(date_updated, usual_time(date_updated, &mut updated));
+        json.time(date_updated, rfc3339::text(date_updated, &mut updated));
     }
     json.raw("}");
 }
@@ -123,7 +124,7 @@ impl Json<'_> {
         }
     }
 
-    /// `time`, whose text is `usual` when [`usual_time`] wrote it.
+    /// `time`, whose text is `usual` when [`rfc3339::text`] wrote it.
     fn time(&mut self, time: &DateTime<Utc>, usual: Option<&str>) {
         match usual {
             Some(text) => {
@@ -224,12 +225,6 @@ impl Json<'_> {
     }
 }
 
-/// The text of `time` written into `buffer`, unless chrono must write it.
-fn usual_time<'b>(time: &DateTime<Utc>, buffer: &'b mut [u8; 30]) -> Option<&'b str> {
-    let len = super::rfc3339::write(time, buffer)?;
-    std::str::from_utf8(&buffer[..len]).ok()
-}
-
 /// Whether `serde_json` escapes `byte` in a string.
 fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
@@ -247,6 +242,7 @@ fn any_needs_escape(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
     let mut found = 0;
     for chunk in &mut chunks {
+        // Always 8 bytes; a zero word would only send the string to serde.
         let word = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
         found |= below(word, 0x20) | zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\')));
     }

@@ -9,12 +9,18 @@ use serde::Serializer;
 
 /// Writes `time` as the same text chrono's `Serialize` writes.
 pub fn serialize<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    let mut text = [0u8; 30];
-    match write(time, &mut text) {
-        // The buffer holds ASCII digits and separators only.
-        Some(len) => serializer.serialize_str(std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?),
+    match text(time, &mut [0u8; 30]) {
+        Some(text) => serializer.serialize_str(text),
         None => serde::Serialize::serialize(time, serializer),
     }
+}
+
+/// The text of `time` written into `buffer` (see [`write`]); `None` when
+/// chrono must write it.
+pub(crate) fn text<'b>(time: &DateTime<Utc>, buffer: &'b mut [u8; 30]) -> Option<&'b str> {
+    let len = write(time, buffer)?;
+    // ASCII digits and separators only: the check never fails.
+    std::str::from_utf8(&buffer[..len]).ok()
 }
 
 /// Writes the usual case (years 0 to 9999, no leap second) into `out` and

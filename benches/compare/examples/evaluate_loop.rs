@@ -21,7 +21,6 @@ use futures_util::future::join_all;
 use warden::Engine;
 use warden_compare::{transfer, warden_policies, MATCHING_TAG};
 
-#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
