@@ -4,9 +4,10 @@
 // The layers import one way, in this order (rustfmt sorts the lines below):
 // model, policy, workflow (pure: no actix, no tokio), journal, state,
 // actors, engine, then http, config, cluster and audit; the leaves clock,
-// faults and credential below them all. `tests/layers.rs` checks it;
+// faults, credential and allocator below them all. `tests/layers.rs` checks it;
 // `docs/design.md` says what each layer holds.
 mod actors;
+pub mod allocator;
 pub mod audit;
 mod clock;
 pub mod cluster;

@@ -13,6 +13,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("faults", 0),
     // Keys and signatures of signed user actions: a leaf, named by the model.
     ("credential", 0),
+    // The binary's allocator: names nothing of the crate.
+    ("allocator", 0),
     ("model", 1),
     // The errors name model types (an approval's status); the model names no error.
     ("error", 1),

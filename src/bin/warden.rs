@@ -35,7 +35,7 @@ use warden_redb::{Commit, RedbJournal};
 /// small objects per request, from several threads, and glibc's allocator
 /// took about a tenth of its CPU under load.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: warden::allocator::Mimalloc = warden::allocator::Mimalloc;
 
 /// The journal's file name inside the data directory.
 const JOURNAL_FILE: &str = "warden.redb";

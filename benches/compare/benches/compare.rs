@@ -68,7 +68,7 @@ use warden_redb::RedbJournal;
 /// As the `warden` binary allocates (see `--features mimalloc` above).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: warden::allocator::Mimalloc = warden::allocator::Mimalloc;
 
 /// Concurrent callers of the durable comparison.
 const CALLERS: [usize; 4] = [1, 16, 64, 256];

@@ -22,7 +22,7 @@ use warden::Engine;
 use warden_compare::{transfer, warden_policies, MATCHING_TAG};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: warden::allocator::Mimalloc = warden::allocator::Mimalloc;
 
 const IN_FLIGHT: usize = 64;
 const BATCH: usize = 500;
