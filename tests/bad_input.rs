@@ -251,6 +251,8 @@ async fn oversized_bodies_are_413_and_non_json_bodies_415() {
         "application/xml",
         "multipart/form-data; boundary=x",
         "not a media type",
+        // Not the usual header, though it starts as it does.
+        "application/jsonx",
     ] {
         let body = seed_policy().to_string().into_bytes();
         let reply = server.send(Method::POST, "/v2/policies", Some(ALICE), Some(content_type), body).await;
@@ -259,8 +261,9 @@ async fn oversized_bodies_are_413_and_non_json_bodies_415() {
     assert_eq!(state(&server).await, before);
     server.get("/healthz", None).await.expect(200);
 
-    // JSON with a charset, and structured `+json` types, are JSON.
-    for content_type in ["application/json; charset=utf-8", "application/merge-patch+json"] {
+    // JSON with a charset, and structured `+json` types, are JSON; media
+    // types are case-insensitive.
+    for content_type in ["application/json; charset=utf-8", "application/merge-patch+json", "Application/JSON"] {
         let body = seed_policy().to_string().into_bytes();
         let reply = server.send(Method::POST, "/v2/policies", Some(ALICE), Some(content_type), body).await;
         reply.expect(200);

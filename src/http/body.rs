@@ -55,6 +55,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 /// JSON is `application/json` or any `application/*+json`. A request without
 /// a Content-Type is read as JSON, as most JSON APIs do.
 fn check_content_type(request: &HttpRequest) -> Result<(), Problem> {
+    // What nearly every client sends, taken without parsing a media type.
+    let content_type = request.headers().get(header::CONTENT_TYPE);
+    if content_type.is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"application/json")) {
+        return Ok(());
+    }
     let mime =
         request.mime_type().map_err(|_| Problem::unsupported_media_type("content-type: is not a valid media type"))?;
     let Some(mime) = mime else { return Ok(()) };
