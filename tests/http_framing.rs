@@ -87,6 +87,27 @@ async fn malformed_request_lines_and_headers_get_a_problem_document() {
     server.stop().await;
 }
 
+/// A body in several chunks is read whole (a one-chunk body is kept as it
+/// came; more are joined).
+#[actix_rt::test]
+async fn a_body_in_several_chunks_is_read_whole() {
+    let server = TestServer::start().await;
+    let body = activity("150", Some("chunked-1")).to_string();
+    let (a, rest) = body.split_at(7);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    let chunks: String = [a, b, c].iter().map(|chunk| format!("{:x}\r\n{chunk}\r\n", chunk.len())).collect();
+    let request = format!(
+        "POST /v2/activities HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {BOB}\r\nContent-Type: application/json\r\n\
+         Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}0\r\n\r\n"
+    );
+    let responses = exchange(&server.base, request.as_bytes()).await;
+    assert_eq!(responses.len(), 1, "{responses:?}");
+    assert_eq!(responses[0].status, 200, "{:?}", String::from_utf8_lossy(&responses[0].body));
+    let activity: Value = serde_json::from_slice(&responses[0].body).expect("an activity");
+    assert_eq!(activity["activity"]["externalId"], "chunked-1", "{activity}");
+    server.stop().await;
+}
+
 #[actix_rt::test]
 async fn bad_body_framing_gets_a_problem_document() {
     let server = TestServer::start().await;

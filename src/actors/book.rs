@@ -27,6 +27,7 @@ use std::sync::{Arc, Weak};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use futures_util::future::Either;
 use warden_journal::Journal;
 
@@ -75,7 +76,9 @@ pub(crate) struct Restarts {
 
 /// The address books.
 pub(crate) struct AddressBook {
-    windows: DashMap<WindowKey, WindowSlot>,
+    /// Keyed by caller-chosen scopes: hashed with a seeded fast hasher
+    /// (SipHash, the default, was most of a lookup's cost).
+    windows: DashMap<WindowKey, WindowSlot, RandomState>,
     approvals: DashMap<String, ApprovalSlot>,
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
@@ -93,7 +96,7 @@ impl AddressBook {
     /// (windows through the records `counts` names).
     pub(crate) fn new(arbiters: Vec<ArbiterHandle>, journal: Arc<dyn Journal>, counts: Arc<CountIndex>) -> Self {
         AddressBook {
-            windows: DashMap::new(),
+            windows: DashMap::default(),
             approvals: DashMap::new(),
             arbiters,
             next: AtomicUsize::new(0),

@@ -86,15 +86,24 @@ pub(super) fn check_declared_length(request: &HttpRequest, limit: usize) -> Resu
 }
 
 pub(super) async fn read_limited(payload: &mut Payload, limit: usize) -> Result<Bytes, Problem> {
+    // A small body usually comes in one chunk: kept as it is, not copied.
+    let mut first: Option<Bytes> = None;
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| Problem::bad_request(format!("body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
+        let held = first.as_ref().map_or(0, Bytes::len) + body.len();
+        if held + chunk.len() > limit {
             return Err(Problem::payload_too_large(limit));
         }
-        body.extend_from_slice(&chunk);
+        match first.take() {
+            None if body.is_empty() => first = Some(chunk),
+            earlier => {
+                body.extend_from_slice(&earlier.unwrap_or_default());
+                body.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(body.freeze())
+    Ok(first.unwrap_or_else(|| body.freeze()))
 }
 
 /// Deserializes `bytes`, naming the JSON path of the first mismatch.

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use warden_journal::{Journal, Seq};
 
 use crate::error::Error;
@@ -26,7 +27,8 @@ use crate::policy::WindowKey;
 /// Per policy, `(counts from, seq)` of each record holding its counts.
 #[derive(Default)]
 pub(crate) struct CountIndex {
-    by_policy: DashMap<String, Vec<(DateTime<Utc>, Seq)>>,
+    /// Seeded fast hashing: every counted activity looks its policies up.
+    by_policy: DashMap<String, Vec<(DateTime<Utc>, Seq)>, RandomState>,
 }
 
 impl CountIndex {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use tokio::sync::OnceCell;
 
 /// One key: the activity it answered (once answered) and when it was first seen.
@@ -25,7 +26,8 @@ pub(crate) struct Slot {
 /// The keys.
 #[derive(Debug, Default)]
 pub(crate) struct ExternalIds {
-    slots: DashMap<String, Arc<Slot>>,
+    /// Caller-chosen keys: hashed with a seeded fast hasher.
+    slots: DashMap<String, Arc<Slot>, RandomState>,
 }
 
 impl ExternalIds {
