@@ -86,24 +86,22 @@ pub(super) fn check_declared_length(request: &HttpRequest, limit: usize) -> Resu
 }
 
 pub(super) async fn read_limited(payload: &mut Payload, limit: usize) -> Result<Bytes, Problem> {
-    // A small body usually comes in one chunk: kept as it is, not copied.
-    let mut first: Option<Bytes> = None;
-    let mut body = BytesMut::new();
+    // A small body usually comes in one chunk: kept as it came, not copied.
+    let mut whole = Bytes::new(); // the body while it is one chunk
+    let mut joined = BytesMut::new(); // the body once it is more
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| Problem::bad_request(format!("body could not be read: {e}")))?;
-        let held = first.as_ref().map_or(0, Bytes::len) + body.len();
-        if held + chunk.len() > limit {
+        if whole.len() + joined.len() + chunk.len() > limit {
             return Err(Problem::payload_too_large(limit));
         }
-        match first.take() {
-            None if body.is_empty() => first = Some(chunk),
-            earlier => {
-                body.extend_from_slice(&earlier.unwrap_or_default());
-                body.extend_from_slice(&chunk);
-            }
+        if whole.is_empty() && joined.is_empty() {
+            whole = chunk;
+        } else {
+            joined.extend_from_slice(&std::mem::take(&mut whole));
+            joined.extend_from_slice(&chunk);
         }
     }
-    Ok(first.unwrap_or_else(|| body.freeze()))
+    Ok(if joined.is_empty() { whole } else { joined.freeze() })
 }
 
 /// Deserializes `bytes`, naming the JSON path of the first mismatch.
