@@ -10,11 +10,12 @@
 //! its journal record), and that path was about a tenth of the instructions
 //! of an `Engine::evaluate` (BENCHMARKS.md, section 12, *eighth pass*).
 //!
-//! An alignment of 8 or less needs none of that: every mimalloc block is a
-//! whole number of words from a start aligned to at least 16 bytes, so any
-//! block meets it. Those requests (nearly all of Rust's: bytes, integers,
-//! pointers) take the plain `mi_malloc` family; larger alignments keep the
-//! aligned one. The library leaves the choice of allocator to whoever embeds
+//! An alignment of 8 or less needs none of that: mimalloc's blocks are whole
+//! words laid out from word-aligned starts, so every block meets it (the
+//! test below checks every small size and some large ones; a 1-byte block
+//! is 8-aligned, not 16). Those requests (nearly all of Rust's: bytes,
+//! integers, pointers) take the plain `mi_malloc` family; larger alignments
+//! keep the aligned one. The library leaves the choice of allocator to whoever embeds
 //! it; this type is here so that the binary and the benches share one.
 
 use std::alloc::{GlobalAlloc, Layout};
