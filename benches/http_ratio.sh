@@ -12,8 +12,13 @@
 #        server_us_healthz=<n> server_us_activity=<n>
 #
 # (server_us: the server's CPU, user and system, per answered request, from
-# /proc). Each run starts once the server is idle. The load generator shares
-# the machine's cores with the server.
+# /proc; steal_pct: the share of the machine's CPU time its hypervisor took
+# away during the run, from /proc/stat). Each run starts once the server is
+# idle. The load generator shares the machine's cores with the server.
+#
+# On a shared VM the steal varies from second to second (0 to 58% in one
+# minute here), and a run it hits answers fewer requests and spends more CPU
+# on each: only a pair whose two runs both had little steal measures Warden.
 #
 # Needs curl (to see the server up).
 #
@@ -52,6 +57,10 @@ done
 server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 TICKS_PER_S=$(getconf CLK_TCK)
 
+# The machine's CPU ticks so far: "<all> <stolen>" (/proc/stat's first line;
+# steal is its eighth figure).
+machine_ticks() { awk 'NR == 1 { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $9; exit }' /proc/stat; }
+
 # Waits (up to 20 s) until the server spends no CPU for half a second: what
 # one run left behind (checkpoints, sweeps) is not counted in the next.
 wait_idle() {
@@ -66,14 +75,16 @@ wait_idle() {
 }
 
 # Runs the load generator with "$@"; prints "<requests/s> <server us per
-# request>". Every request must be answered 200 (a run of 401s or 503s would
+# request> <steal %>". Every request must be answered 200 (a run of 401s or 503s would
 # give a ratio of something else).
 measure() {
-    local before after out rate answered statuses
+    local before after machine_before machine_after out rate answered statuses
     wait_idle
     before=$(server_ticks)
+    machine_before=$(machine_ticks)
     out=$("$LOADGEN" --url "$URL" "$@" --concurrency "$CONCURRENCY" --duration "$DURATION" 2>&1) || true
     after=$(server_ticks)
+    machine_after=$(machine_ticks)
     rate=$(sed -n 's/.* \([0-9]*\) requests\/s$/\1/p' <<<"$out")
     answered=$(sed -n 's/^requests: \([0-9]*\) answered, 0 failed.*/\1/p' <<<"$out")
     statuses=$(sed -n 's/^http status: //p' <<<"$out")
@@ -83,15 +94,19 @@ measure() {
         return 1
     fi
     awk -v r="$rate" -v n="$answered" -v t=$((after - before)) -v hz="$TICKS_PER_S" \
-        'BEGIN { printf "%d %.1f\n", r, (t / hz) * 1e6 / n }'
+        -v m0="$machine_before" -v m1="$machine_after" 'BEGIN {
+        split(m0, a, " "); split(m1, b, " ")
+        steal = (b[1] > a[1]) ? 100 * (b[2] - a[2]) / (b[1] - a[1]) : 0
+        printf "%d %.1f %.0f\n", r, (t / hz) * 1e6 / n, steal }'
 }
 
 for pair in $(seq "$PAIRS"); do
     healthz_run=$(measure --healthz)
     activities_run=$(measure --token "$TOKEN" --wallets 10000)
-    read -r healthz healthz_us <<<"$healthz_run"
-    read -r activities activity_us <<<"$activities_run"
-    awk -v p="$pair" -v h="$healthz" -v a="$activities" -v hu="$healthz_us" -v au="$activity_us" 'BEGIN {
-        printf "http pair=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f server_us_healthz=%s server_us_activity=%s\n",
-            p, h, a, a / h, hu, au }'
+    read -r healthz healthz_us healthz_steal <<<"$healthz_run"
+    read -r activities activity_us activity_steal <<<"$activities_run"
+    awk -v p="$pair" -v h="$healthz" -v a="$activities" -v hu="$healthz_us" -v au="$activity_us" \
+        -v hs="$healthz_steal" -v as="$activity_steal" 'BEGIN {
+        printf "http pair=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f server_us_healthz=%s server_us_activity=%s steal_pct_healthz=%s steal_pct_activity=%s\n",
+            p, h, a, a / h, hu, au, hs, as }'
 done
