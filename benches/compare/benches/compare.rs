@@ -28,8 +28,10 @@
 //!
 //! `WARDEN_COMPARE_ONLY=engine` prints instead the cost of the whole
 //! `Engine::evaluate` on a memory journal, `engine <case> in_flight=<n>
-//! recorder=<r> journal=<j> cpu_ns=<n> wall_ns=<n>` (CPU of every thread, per
-//! activity, requests built before timing, a batch of 500 at a time), for the scenario's amount limits
+//! recorder=<r> journal=<j> cpu_ns=<n> wall_ns=<n> steal_pct=<n>` (CPU of every
+//! thread, per activity, requests built before timing, a batch of 500 at a
+//! time; `steal_pct`: the share of the machine's CPU time its hypervisor took
+//! away during the runs, which slows what is left), for the scenario's amount limits
 //! (`K=1`, `K=100`), a velocity window (`velocity`), `K=1` with the memory
 //! journal reached through the writer thread as a journal that syncs is
 //! (`journal=memory-through-writer-thread`), and `K=1` with the Prometheus
@@ -349,6 +351,33 @@ fn process_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+/// The machine's CPU time so far, in ticks of `/proc/stat` (all zero where
+/// it cannot be read).
+#[derive(Clone, Copy)]
+struct MachineTicks {
+    all: u64,
+    stolen: u64,
+}
+
+fn machine_ticks() -> MachineTicks {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+    let figures: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    MachineTicks { all: figures.iter().sum(), stolen: figures.get(7).copied().unwrap_or(0) }
+}
+
+impl MachineTicks {
+    /// Percent of the machine's CPU time stolen between `before` and now.
+    fn steal_pct_since(self, before: MachineTicks) -> f64 {
+        let all = self.all.saturating_sub(before.all);
+        if all == 0 {
+            return 0.0;
+        }
+        100.0 * self.stolen.saturating_sub(before.stolen) as f64 / all as f64
+    }
+}
+
 /// How the engine's commits reach the memory journal of [`engine_cost`].
 #[derive(Clone, Copy)]
 enum Route {
@@ -417,6 +446,7 @@ fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str, ro
     for in_flight in [1, ENGINE_IN_FLIGHT] {
         let run = |activities: u64| {
             let (mut cpu, mut wall) = (Duration::ZERO, Duration::ZERO);
+            let machine_before = machine_ticks();
             let batches = activities.div_ceil(ENGINE_BATCH as u64);
             for _ in 0..batches {
                 // Built just before their batch and outside the timed part,
@@ -440,18 +470,25 @@ fn engine_cost(case: &str, policies: Vec<warden::PolicySpec>, recorder: &str, ro
                 });
             }
             let per = |d: Duration| d.as_nanos() as f64 / (batches * ENGINE_BATCH as u64) as f64;
-            (per(cpu), per(wall))
+            (per(cpu), per(wall), machine_ticks().steal_pct_since(machine_before))
         };
         run(ACTIVITIES / 4);
-        let (mut cpu, mut wall): (Vec<f64>, Vec<f64>) = (0..RUNS).map(|_| run(ACTIVITIES)).unzip();
+        let (mut cpu, mut wall, mut steal) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let (c, w, s) = run(ACTIVITIES);
+            cpu.push(c);
+            wall.push(w);
+            steal.push(s);
+        }
         println!(
-            "engine {case} in_flight={in_flight} recorder={recorder} journal={} cpu_ns={:.0} wall_ns={:.0}",
+            "engine {case} in_flight={in_flight} recorder={recorder} journal={} cpu_ns={:.0} wall_ns={:.0} steal_pct={:.0}",
             match route {
                 Route::InPlace => "memory",
                 Route::WriterThread => "memory-through-writer-thread",
             },
             median(&mut cpu),
-            median(&mut wall)
+            median(&mut wall),
+            median(&mut steal)
         );
     }
     engine.shutdown();
