@@ -22,8 +22,11 @@
 #
 # Needs curl (to see the server up).
 #
+# and then the mean rates over all pairs (`http all`) and over the quiet
+# pairs, whose two runs both lost under QUIET percent to steal (`http quiet`).
+#
 # Usage: benches/http_ratio.sh   (env: PAIRS=3 CONCURRENCY=64 DURATION=6 PORT=18180,
-#        WARDEN_BIN=<another build of warden>)
+#        QUIET=5, WARDEN_BIN=<another build of warden>)
 set -euo pipefail
 
 PAIRS=${PAIRS:-3}
@@ -108,5 +111,17 @@ for pair in $(seq "$PAIRS"); do
     awk -v p="$pair" -v h="$healthz" -v a="$activities" -v hu="$healthz_us" -v au="$activity_us" \
         -v hs="$healthz_steal" -v as="$activity_steal" 'BEGIN {
         printf "http pair=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f server_us_healthz=%s server_us_activity=%s steal_pct_healthz=%s steal_pct_activity=%s\n",
-            p, h, a, a / h, hu, au, hs, as }'
+            p, h, a, a / h, hu, au, hs, as }' | tee -a "$DATA/pairs"
 done
+
+# The mean rates over all pairs, and over the pairs whose two runs both lost
+# under QUIET percent of the machine to steal (none: no such line).
+awk -v quiet="${QUIET:-5}" '
+    function field(name,   i, kv) { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == name) return kv[2] } }
+    { h += field("healthz_per_s"); a += field("activities_per_s"); n++
+      if (field("steal_pct_healthz") < quiet && field("steal_pct_activity") < quiet) {
+          qh += field("healthz_per_s"); qa += field("activities_per_s"); qn++ } }
+    END {
+        if (n) printf "http all pairs=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f\n", n, h / n, a / n, a / h
+        if (qn) printf "http quiet pairs=%d steal_under_pct=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f\n", qn, quiet, qh / qn, qa / qn, qa / qh
+    }' "$DATA/pairs"
