@@ -21,6 +21,7 @@ mod journal;
 mod model;
 mod policy;
 mod state;
+mod telemetry;
 mod workflow;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,6 +1,6 @@
 //! The layers import one way, down this list: model, policy, workflow,
 //! journal, state, actors, engine, http, bin (with the leaves clock, faults
-//! and credential below all of them, error beside model, and config, audit
+//! and credential below all of them, error and telemetry beside model, and config, audit
 //! and cluster beside http). The pure layers (model, policy, workflow) use neither actix
 //! nor tokio. Read from the source text:
 //! every `crate::<module>` a file names must be of its own layer or a lower one.
@@ -18,6 +18,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("model", 1),
     // The errors name model types (an approval's status); the model names no error.
     ("error", 1),
+    // The hot path's metric handles: name the activity statuses.
+    ("telemetry", 1),
     ("policy", 2),
     ("workflow", 3),
     ("journal", 4),

@@ -34,6 +34,7 @@ use crate::policy::subject::wallet_subject;
 use crate::policy::window_math::window_start;
 use crate::policy::{rule_outcome, RuleOutcome, Settings};
 use crate::state::{Effect, Notices, State};
+use crate::telemetry;
 use crate::workflow;
 
 use super::approval::ApprovalPort;
@@ -229,13 +230,13 @@ impl Hub {
                         ApprovalStatus::Denied => ActivityStatus::Denied,
                         _ => ActivityStatus::Expired,
                     };
-                    metrics::counter!("warden_activities_total", "status" => activity.as_str()).increment(1);
+                    telemetry::activity_reached(activity);
                 }
                 Effect::RuleChanged(policy_id) => changed_rules.push(policy_id),
                 Effect::EventQueued(id) => queued.push(id),
             }
         }
-        metrics::gauge!("warden_approvals_pending").set(self.state.pending_approval_count() as f64);
+        telemetry::approvals_pending(self.state.pending_approval_count());
         if !queued.is_empty() {
             if let Some(dispatcher) = self.dispatcher.get() {
                 dispatcher.do_send(Wake { events: queued });

@@ -21,6 +21,7 @@ use crate::policy::subject::wallet_subject;
 use crate::policy::window_math::ReserveAnswer;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome, WindowCheck};
 use crate::state::Notices;
+use crate::telemetry;
 use crate::workflow::open_approval;
 
 /// Reservation ids: unique per process (a restarted window knows none).
@@ -230,8 +231,8 @@ async fn evaluate_once(
     committed?;
     hub.announce(notices);
     hub.announce_evaluated(&activity);
-    metrics::counter!("warden_activities_total", "status" => activity.status.as_str()).increment(1);
-    metrics::histogram!("warden_evaluation_duration_seconds").record(started.elapsed().as_secs_f64());
+    telemetry::activity_reached(activity.status);
+    telemetry::evaluation_took(started.elapsed().as_secs_f64());
     tracing::debug!(activity = %activity.id, status = activity.status.as_str(), "activity evaluated");
     Ok((activity, json))
 }

@@ -17,6 +17,7 @@ use crate::model::signed_action::SignedAction;
 use crate::policy::subject::policy_change_subject;
 use crate::policy::{decide, rule_outcome, Judged, RuleOutcome};
 use crate::state::Notices;
+use crate::telemetry;
 use crate::workflow::{check_lockout, open_approval, PolicyOperation};
 
 /// What became of a policy change.
@@ -97,7 +98,7 @@ pub(super) async fn propose(
         facts.extend(notices.take_facts());
         hub.commit(facts, 0).await?;
         hub.announce(notices);
-        metrics::counter!("warden_activities_total", "status" => "Allowed").increment(1);
+        telemetry::activity_reached(ActivityStatus::Allowed);
         tracing::info!(policy = %target.id, operation = ?operation.kind(), "policy change applied");
         return Ok(PolicyChange::Applied(target));
     };
@@ -125,7 +126,7 @@ pub(super) async fn propose(
     facts.extend(notices.take_facts());
     hub.commit(facts, 0).await?;
     hub.announce(notices);
-    metrics::counter!("warden_activities_total", "status" => "PendingApproval").increment(1);
+    telemetry::activity_reached(ActivityStatus::PendingApproval);
     tracing::info!(change_request = %change.id, policy = %change.entity_id, "policy change held for approval");
     Ok(PolicyChange::Pending(change))
 }

@@ -23,6 +23,7 @@ use crate::policy::limits::MAX_TIME_WINDOW_SECS;
 use crate::policy::window_math::Ledger;
 use crate::policy::WindowKey;
 use crate::state::CountIndex;
+use crate::telemetry;
 use warden_journal::Seq;
 
 /// The windows' counts as read from the journal, by policy, then by scope.
@@ -115,7 +116,7 @@ pub(super) fn collect_counts(
 pub(super) async fn start_leading(hub: &Arc<Hub>, ledgers: LedgersByWindow) {
     let state = hub.state().clone();
     let windows = restore_windows(hub, ledgers);
-    metrics::gauge!("warden_approvals_pending").set(state.pending_approval_count() as f64);
+    telemetry::approvals_pending(state.pending_approval_count());
     let expired = expire_due(hub).await;
     tracing::info!(windows, expired, pending = state.pending_approval_count(), "leading from the state");
 }

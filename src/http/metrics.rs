@@ -39,8 +39,12 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = buckets(PrometheusBuilder::new()).build_recorder();
             let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("another metrics recorder is installed; /metrics shows only what reaches this one");
+            match metrics::set_global_recorder(recorder) {
+                // Global for good: the hot path may keep its series.
+                Ok(()) => crate::telemetry::keep_handles(),
+                Err(_) => {
+                    tracing::warn!("another metrics recorder is installed; /metrics shows only what reaches this one")
+                }
             }
             describe();
             register_from_start();

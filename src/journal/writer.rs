@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use warden_journal::{Journal, JournalError, Seq};
 
 use crate::error::{Error, Unavailable};
+use crate::telemetry;
 
 use super::facts::Fact;
 
@@ -105,10 +106,13 @@ impl JournalWriter {
 fn append_measured(journal: &dyn Journal, batch: &[Vec<u8>]) -> Result<Seq, JournalError> {
     let started = Instant::now();
     let result = journal.append(batch);
-    metrics::histogram!("warden_journal_commit_duration_seconds").record(started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
     match &result {
-        Ok(_) => metrics::counter!("warden_journal_records_total").increment(batch.len() as u64),
-        Err(error) => tracing::error!(%error, records = batch.len(), "journal commit failed; its callers are told"),
+        Ok(_) => telemetry::journal_committed(seconds, Some(batch.len() as u64)),
+        Err(error) => {
+            telemetry::journal_committed(seconds, None);
+            tracing::error!(%error, records = batch.len(), "journal commit failed; its callers are told");
+        }
     }
     result
 }

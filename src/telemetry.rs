@@ -1,0 +1,111 @@
+//! The metrics every activity moves, kept as handles once Warden's own
+//! recorder is the process's.
+//!
+//! A `metrics::counter!` call looks its series up in the recorder each time:
+//! with the Prometheus recorder, a hash of the name and labels and a read of
+//! a sharded map, a few hundred nanoseconds, several times per activity.
+//! The global recorder can be set only once per process, so once
+//! `http::metrics::install` has made Warden's the global one, the series of
+//! the hot path are looked up once and kept here for good. Until then, and
+//! in a process whose recorder is someone else's, each call goes through
+//! the facade as before, to whatever recorder is current.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Gauge, Histogram};
+
+use crate::model::activity::ActivityStatus;
+
+/// Activities by the status they reached (label `status`).
+pub(crate) const ACTIVITIES: &str = "warden_activities_total";
+/// Time to evaluate one activity, journal commit included.
+pub(crate) const EVALUATION: &str = "warden_evaluation_duration_seconds";
+/// Approvals waiting for decisions.
+pub(crate) const APPROVALS_PENDING: &str = "warden_approvals_pending";
+/// Time of one journal commit.
+pub(crate) const COMMIT: &str = "warden_journal_commit_duration_seconds";
+/// Records committed to the journal.
+pub(crate) const RECORDS: &str = "warden_journal_records_total";
+
+struct Handles {
+    /// By status, in the order of [`ActivityStatus::ALL`].
+    activities: [Counter; ActivityStatus::ALL.len()],
+    evaluation: Histogram,
+    approvals_pending: Gauge,
+    commit: Histogram,
+    records: Counter,
+}
+
+static HANDLES: OnceLock<Handles> = OnceLock::new();
+
+/// Looks the hot path's series up in the global recorder and keeps them.
+/// Only for a recorder that stays global for good: the caller has just set it.
+pub(crate) fn keep_handles() {
+    HANDLES.get_or_init(|| Handles {
+        activities: ActivityStatus::ALL.map(|status| metrics::counter!(ACTIVITIES, "status" => status.as_str())),
+        evaluation: metrics::histogram!(EVALUATION),
+        approvals_pending: metrics::gauge!(APPROVALS_PENDING),
+        commit: metrics::histogram!(COMMIT),
+        records: metrics::counter!(RECORDS),
+    });
+}
+
+/// Counts one activity that reached `status`.
+pub(crate) fn activity_reached(status: ActivityStatus) {
+    match HANDLES.get() {
+        Some(handles) => handles.activities[status_index(status)].increment(1),
+        None => metrics::counter!(ACTIVITIES, "status" => status.as_str()).increment(1),
+    }
+}
+
+/// Records the seconds one evaluation took.
+pub(crate) fn evaluation_took(seconds: f64) {
+    match HANDLES.get() {
+        Some(handles) => handles.evaluation.record(seconds),
+        None => metrics::histogram!(EVALUATION).record(seconds),
+    }
+}
+
+/// Sets the number of approvals waiting for decisions.
+pub(crate) fn approvals_pending(count: usize) {
+    match HANDLES.get() {
+        Some(handles) => handles.approvals_pending.set(count as f64),
+        None => metrics::gauge!(APPROVALS_PENDING).set(count as f64),
+    }
+}
+
+/// Records the seconds one journal commit took, and its records if it
+/// succeeded.
+pub(crate) fn journal_committed(seconds: f64, records: Option<u64>) {
+    match HANDLES.get() {
+        Some(handles) => {
+            handles.commit.record(seconds);
+            if let Some(records) = records {
+                handles.records.increment(records);
+            }
+        }
+        None => {
+            metrics::histogram!(COMMIT).record(seconds);
+            if let Some(records) = records {
+                metrics::counter!(RECORDS).increment(records);
+            }
+        }
+    }
+}
+
+fn status_index(status: ActivityStatus) -> usize {
+    // The declaration order, which `ALL` follows (tested below).
+    status as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_has_its_own_series() {
+        for (i, status) in ActivityStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status_index(status), i, "{status:?}");
+        }
+    }
+}
