@@ -10,6 +10,10 @@
 #
 #   http pair=<n> healthz_per_s=<n> activities_per_s=<n> ratio=<x>
 #        server_us_healthz=<n> server_us_activity=<n>
+#        steal_pct_healthz=<x> steal_pct_activity=<x>
+#
+# and then the mean rates over all pairs (`http all`) and over the quiet
+# pairs, whose two runs both lost under QUIET percent to steal (`http quiet`)
 #
 # (server_us: the server's CPU, user and system, per answered request, from
 # /proc; steal_pct: the share of the machine's CPU time its hypervisor took
@@ -21,9 +25,6 @@
 # on each: only a pair whose two runs both had little steal measures Warden.
 #
 # Needs curl (to see the server up).
-#
-# and then the mean rates over all pairs (`http all`) and over the quiet
-# pairs, whose two runs both lost under QUIET percent to steal (`http quiet`).
 #
 # Usage: benches/http_ratio.sh   (env: PAIRS=3 CONCURRENCY=64 DURATION=6 PORT=18180,
 #        QUIET=5, WARDEN_BIN=<another build of warden>)
@@ -62,7 +63,8 @@ TICKS_PER_S=$(getconf CLK_TCK)
 
 # The machine's CPU ticks so far: "<all> <stolen>" (/proc/stat's first line;
 # steal is its eighth figure).
-machine_ticks() { awk 'NR == 1 { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $9; exit }' /proc/stat; }
+# (printf "%.0f": mawk prints integers over 2^31 in exponent form.)
+machine_ticks() { awk 'NR == 1 { t = 0; for (i = 2; i <= NF; i++) t += $i; printf "%.0f %.0f\n", t, $9; exit }' /proc/stat; }
 
 # Waits (up to 20 s) until the server spends no CPU for half a second: what
 # one run left behind (checkpoints, sweeps) is not counted in the next.
@@ -100,7 +102,7 @@ measure() {
         -v m0="$machine_before" -v m1="$machine_after" 'BEGIN {
         split(m0, a, " "); split(m1, b, " ")
         steal = (b[1] > a[1]) ? 100 * (b[2] - a[2]) / (b[1] - a[1]) : 0
-        printf "%d %.1f %.0f\n", r, (t / hz) * 1e6 / n, steal }'
+        printf "%d %.1f %.1f\n", r, (t / hz) * 1e6 / n, steal }'
 }
 
 for pair in $(seq "$PAIRS"); do
@@ -123,5 +125,5 @@ awk -v quiet="${QUIET:-5}" '
           qh += field("healthz_per_s"); qa += field("activities_per_s"); qn++ } }
     END {
         if (n) printf "http all pairs=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f\n", n, h / n, a / n, a / h
-        if (qn) printf "http quiet pairs=%d steal_under_pct=%d healthz_per_s=%d activities_per_s=%d ratio=%.2f\n", qn, quiet, qh / qn, qa / qn, qa / qh
+        if (qn) printf "http quiet pairs=%d steal_under_pct=%s healthz_per_s=%d activities_per_s=%d ratio=%.2f\n", qn, quiet, qh / qn, qa / qn, qa / qh
     }' "$DATA/pairs"

@@ -6,26 +6,21 @@
 //! a sharded map, a few hundred nanoseconds, several times per activity.
 //! The global recorder can be set only once per process, so once
 //! `http::metrics::install` has made Warden's the global one, the series of
-//! the hot path are looked up once and kept here for good. Until then, and
-//! in a process whose recorder is someone else's, each call goes through
-//! the facade as before, to whatever recorder is current.
+//! the hot path are looked up once and kept here for good (a thread-local
+//! recorder set later, `metrics::with_local_recorder`, no longer sees them).
+//! Until then, and in a process whose global recorder is someone else's,
+//! each call goes through the facade as before, to whatever recorder is
+//! current.
+//!
+//! The names are written out in each macro call: the macros make their key
+//! a `static` only from literals (a name in a `const` is hashed anew at
+//! every call).
 
 use std::sync::OnceLock;
 
 use metrics::{Counter, Gauge, Histogram};
 
 use crate::model::activity::ActivityStatus;
-
-/// Activities by the status they reached (label `status`).
-pub(crate) const ACTIVITIES: &str = "warden_activities_total";
-/// Time to evaluate one activity, journal commit included.
-pub(crate) const EVALUATION: &str = "warden_evaluation_duration_seconds";
-/// Approvals waiting for decisions.
-pub(crate) const APPROVALS_PENDING: &str = "warden_approvals_pending";
-/// Time of one journal commit.
-pub(crate) const COMMIT: &str = "warden_journal_commit_duration_seconds";
-/// Records committed to the journal.
-pub(crate) const RECORDS: &str = "warden_journal_records_total";
 
 struct Handles {
     /// By status, in the order of [`ActivityStatus::ALL`].
@@ -42,11 +37,12 @@ static HANDLES: OnceLock<Handles> = OnceLock::new();
 /// Only for a recorder that stays global for good: the caller has just set it.
 pub(crate) fn keep_handles() {
     HANDLES.get_or_init(|| Handles {
-        activities: ActivityStatus::ALL.map(|status| metrics::counter!(ACTIVITIES, "status" => status.as_str())),
-        evaluation: metrics::histogram!(EVALUATION),
-        approvals_pending: metrics::gauge!(APPROVALS_PENDING),
-        commit: metrics::histogram!(COMMIT),
-        records: metrics::counter!(RECORDS),
+        activities: ActivityStatus::ALL
+            .map(|status| metrics::counter!("warden_activities_total", "status" => status.as_str())),
+        evaluation: metrics::histogram!("warden_evaluation_duration_seconds"),
+        approvals_pending: metrics::gauge!("warden_approvals_pending"),
+        commit: metrics::histogram!("warden_journal_commit_duration_seconds"),
+        records: metrics::counter!("warden_journal_records_total"),
     });
 }
 
@@ -54,7 +50,7 @@ pub(crate) fn keep_handles() {
 pub(crate) fn activity_reached(status: ActivityStatus) {
     match HANDLES.get() {
         Some(handles) => handles.activities[status_index(status)].increment(1),
-        None => metrics::counter!(ACTIVITIES, "status" => status.as_str()).increment(1),
+        None => metrics::counter!("warden_activities_total", "status" => status.as_str()).increment(1),
     }
 }
 
@@ -62,7 +58,7 @@ pub(crate) fn activity_reached(status: ActivityStatus) {
 pub(crate) fn evaluation_took(seconds: f64) {
     match HANDLES.get() {
         Some(handles) => handles.evaluation.record(seconds),
-        None => metrics::histogram!(EVALUATION).record(seconds),
+        None => metrics::histogram!("warden_evaluation_duration_seconds").record(seconds),
     }
 }
 
@@ -70,13 +66,13 @@ pub(crate) fn evaluation_took(seconds: f64) {
 pub(crate) fn approvals_pending(count: usize) {
     match HANDLES.get() {
         Some(handles) => handles.approvals_pending.set(count as f64),
-        None => metrics::gauge!(APPROVALS_PENDING).set(count as f64),
+        None => metrics::gauge!("warden_approvals_pending").set(count as f64),
     }
 }
 
 /// Records the seconds one journal commit took, and its records if it
-/// succeeded.
-pub(crate) fn journal_committed(seconds: f64, records: Option<u64>) {
+/// succeeded (`None`: it failed).
+pub(crate) fn journal_commit_took(seconds: f64, records: Option<u64>) {
     match HANDLES.get() {
         Some(handles) => {
             handles.commit.record(seconds);
@@ -85,9 +81,9 @@ pub(crate) fn journal_committed(seconds: f64, records: Option<u64>) {
             }
         }
         None => {
-            metrics::histogram!(COMMIT).record(seconds);
+            metrics::histogram!("warden_journal_commit_duration_seconds").record(seconds);
             if let Some(records) = records {
-                metrics::counter!(RECORDS).increment(records);
+                metrics::counter!("warden_journal_records_total").increment(records);
             }
         }
     }

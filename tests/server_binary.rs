@@ -55,6 +55,10 @@ async fn the_binary_serves_the_seed_scenario_and_keeps_it_across_a_restart() {
     let log = dir.path().join("warden.log");
 
     let warden = Warden::start(&config, &data_dir, &log).await;
+    // A single node leads, and names itself as the leader.
+    let health = call(&warden, Method::GET, "/healthz", None, None).await.expect(200);
+    assert_eq!(health["role"], "leader", "{health}");
+    assert_eq!(health["leader"], warden.base.as_str(), "{health}");
     let policy = call(&warden, Method::POST, "/v2/policies", Some(ADMIN), Some(&seed_policy())).await.expect(200);
     let policy_id = policy["id"].as_str().unwrap().to_owned();
 

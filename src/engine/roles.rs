@@ -147,7 +147,8 @@ impl Engine {
         self.hub.leadership().set_lease_end(end);
     }
 
-    /// Where the leader is now (`None`: nobody leads), as read from the lease.
+    /// Where the leader is now (`None`: nobody leads), as read from the lease;
+    /// a single node names itself.
     pub fn set_leader_url(&self, url: Option<String>) {
         self.hub.leadership().set_leader_url(url);
     }

@@ -108,9 +108,9 @@ fn append_measured(journal: &dyn Journal, batch: &[Vec<u8>]) -> Result<Seq, Jour
     let result = journal.append(batch);
     let seconds = started.elapsed().as_secs_f64();
     match &result {
-        Ok(_) => telemetry::journal_committed(seconds, Some(batch.len() as u64)),
+        Ok(_) => telemetry::journal_commit_took(seconds, Some(batch.len() as u64)),
         Err(error) => {
-            telemetry::journal_committed(seconds, None);
+            telemetry::journal_commit_took(seconds, None);
             tracing::error!(%error, records = batch.len(), "journal commit failed; its callers are told");
         }
     }

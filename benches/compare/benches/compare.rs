@@ -34,9 +34,9 @@
 //! away during the runs). With the feature `cedar`, a `compare K=1` line
 //! comes first, and each engine line ends with `at_budget_speed_cpu_ns=<n>`:
 //! `cpu_ns` scaled by Cedar's decision then against its 2.5 us on the day the
-//! budget's figures were taken (this VM's speed moves by up to 2.3x from day
-//! to day, steal or not; Warden's pure evaluation moves with Cedar's). For the scenario's amount limits
-//! (`K=1`, `K=100`), a velocity window (`velocity`), `K=1` with the memory
+//! budget's figures were taken (this VM's speed moves by up to 2.5x from day
+//! to day, steal or not; Warden's pure evaluation moves with Cedar's). For
+//! the scenario's amount limits (`K=1`, `K=100`), a velocity window (`velocity`), `K=1` with the memory
 //! journal reached through the writer thread as a journal that syncs is
 //! (`journal=memory-through-writer-thread`), and `K=1` with the Prometheus
 //! recorder installed.
@@ -102,7 +102,7 @@ fn main() {
     // (page faults, cold caches, a vCPU still clocking up) are not its cost.
     let only = std::env::var("WARDEN_COMPARE_ONLY").unwrap_or_default();
     if only == "engine" {
-        // The day's speed: this VM's figures move by up to 2x from day to
+        // The day's speed: this VM's figures move by up to 2.5x from day to
         // day, and the budget's were taken when this line gave about 2.5 us
         // for Cedar and 100 ns for Warden. Taken first, in a clean process
         // (after the engine's runs, whose journal holds 200k activities,
