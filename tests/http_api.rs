@@ -274,6 +274,9 @@ async fn operational_routes_answer_without_a_token() {
     let server = TestServer::start().await;
     let health = server.get("/healthz", None).await.expect(200);
     assert_eq!(health["status"], "ok");
+    // A single node leads, and names itself.
+    assert_eq!(health["role"], "leader", "{health}");
+    assert_eq!(health["leader"], server.base.as_str(), "{health}");
     let metrics = server.get("/metrics", None).await;
     assert_eq!(metrics.status, 200);
     assert!(metrics.content_type.starts_with("text/plain"));

@@ -211,12 +211,6 @@ async fn serve(
     let listener =
         TcpListener::bind(&config.listen).map_err(|e| format!("cannot listen on `{}`: {e}", config.listen))?;
     let address = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    if cluster.is_none() {
-        // A single node is its own leader: `/healthz` names it as the
-        // contract's `leader` (a cluster's leader is named by its lease).
-        engine.set_leader_url(Some(format!("{scheme}://{address}")));
-    }
 
     if let Some(token) = dev_token {
         println!("development mode: principal `{DEV_PRINCIPAL_ID}` (Admin, Signer); this token is shown only once:");
@@ -233,6 +227,7 @@ async fn serve(
         }
         actix_web::rt::spawn(reload_on_sighup(hangups(), reloaders))
     });
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!("warden listening on {scheme}://{address}");
     tracing::info!(%address, data_dir = %config.data_dir.display(), journal = ?config.journal, principals = config.principals.len(), "warden started");
 

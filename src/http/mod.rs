@@ -168,6 +168,14 @@ impl Server {
         let per_worker = self.max_connections.div_ceil(workers).max(1);
         let body_limit = self.body_limit;
         let address = listener.local_addr().ok();
+        if let Some(address) = address {
+            // A node that leads without a lease (a single node) names itself
+            // as `/healthz`'s `leader`; a cluster's leader is named by its lease.
+            if self.engine.is_leader() && self.engine.leader_url().is_none() {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                self.engine.set_leader_url(Some(format!("{scheme}://{address}")));
+            }
+        }
 
         let app = move || {
             App::new()
