@@ -22,7 +22,8 @@ use metrics::{Counter, Gauge, Histogram};
 
 use crate::model::activity::ActivityStatus;
 
-struct Handles {
+/// The hot path's series in one recorder.
+pub(crate) struct Handles {
     /// By status, in the order of [`ActivityStatus::ALL`].
     activities: [Counter; ActivityStatus::ALL.len()],
     evaluation: Histogram,
@@ -33,17 +34,23 @@ struct Handles {
 
 static HANDLES: OnceLock<Handles> = OnceLock::new();
 
-/// Looks the hot path's series up in the global recorder and keeps them.
-/// Only for a recorder that stays global for good: the caller has just set it.
-pub(crate) fn keep_handles() {
-    HANDLES.get_or_init(|| Handles {
+/// The hot path's series, looked up in `recorder` (whatever recorder the
+/// calling thread has otherwise).
+pub(crate) fn handles_in(recorder: &dyn metrics::Recorder) -> Handles {
+    metrics::with_local_recorder(recorder, || Handles {
         activities: ActivityStatus::ALL
             .map(|status| metrics::counter!("warden_activities_total", "status" => status.as_str())),
         evaluation: metrics::histogram!("warden_evaluation_duration_seconds"),
         approvals_pending: metrics::gauge!("warden_approvals_pending"),
         commit: metrics::histogram!("warden_journal_commit_duration_seconds"),
         records: metrics::counter!("warden_journal_records_total"),
-    });
+    })
+}
+
+/// Keeps `handles` for the rest of the process: their recorder has just
+/// become the global one, which it stays.
+pub(crate) fn keep(handles: Handles) {
+    let _ = HANDLES.set(handles);
 }
 
 /// Counts one activity that reached `status`.

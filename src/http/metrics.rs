@@ -39,9 +39,11 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = buckets(PrometheusBuilder::new()).build_recorder();
             let handle = recorder.handle();
+            // Looked up in this recorder before it is given away; kept only
+            // if it becomes the global one, which it then stays for good.
+            let handles = crate::telemetry::handles_in(&recorder);
             match metrics::set_global_recorder(recorder) {
-                // Global for good: the hot path may keep its series.
-                Ok(()) => crate::telemetry::keep_handles(),
+                Ok(()) => crate::telemetry::keep(handles),
                 Err(_) => {
                     tracing::warn!("another metrics recorder is installed; /metrics shows only what reaches this one")
                 }
