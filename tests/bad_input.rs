@@ -64,6 +64,11 @@ async fn bad_policies_are_400_naming_the_field_and_change_nothing() {
         ),
         (with(p(), "/action/autoRejectTimeout", json!(-3)), "action.autoRejectTimeout"),
         (with(p(), "/filters/walletTags/hasAny", json!("treasury")), "filters.walletTags.hasAny"),
+        // A misspelled filter or filter key is refused, not ignored (ignored,
+        // it would widen the policy to every activity).
+        (with(p(), "/filters", json!({"walletTag": {"hasAny": ["treasury"]}})), "walletTag"),
+        (with(p(), "/filters/walletTags", json!({"hasAnny": ["treasury"]})), "hasAnny"),
+        (with(p(), "/filters", json!({"walletId": {"in": ["wa-1"], "notIn": ["wa-2"]}})), "notIn"),
         (with(p(), "/priority", json!("high")), "priority"),
         (with(p(), "/status", json!("Paused")), "status"),
     ];

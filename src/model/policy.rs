@@ -233,16 +233,21 @@ pub struct Approvers {
 }
 
 /// `{"in": [...]}`
+///
+/// The filter types refuse a key they do not know: a misspelled filter
+/// ignored would widen its policy to every activity, and under `first-match`
+/// a `NoAction` policy widened so allows what later policies would stop.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InList {
     /// The accepted values.
     #[serde(rename = "in")]
     pub values: Vec<String>,
 }
 
-/// `{"hasAny": [...], "hasAll": [...]}`
+/// `{"hasAny": [...], "hasAll": [...]}` (unknown keys refused, see [`InList`]).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TagFilter {
     /// At least one of these tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,8 +258,9 @@ pub struct TagFilter {
 }
 
 /// Which activities a policy applies to; each present filter must hold.
+/// Unknown filters are refused (see [`InList`]).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Filters {
     /// Wallet ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
