@@ -1,8 +1,8 @@
 //! The layers import one way, down this list: model, policy, workflow,
-//! journal, state, actors, engine, http, bin (with the leaves clock, faults
-//! and credential below all of them, error and telemetry beside model, and config, audit
-//! and cluster beside http). The pure layers (model, policy, workflow) use neither actix
-//! nor tokio. Read from the source text:
+//! journal, state, actors, engine, http, bin (with the leaves clock, faults,
+//! credential and allocator below all of them, error and telemetry beside
+//! model, and config, audit and cluster beside http). The pure layers (model,
+//! policy, workflow) use neither actix nor tokio. Read from the source text:
 //! every `crate::<module>` a file names must be of its own layer or a lower one.
 
 use std::path::{Path, PathBuf};
