@@ -8,7 +8,7 @@ use std::future::{ready, Ready};
 use std::marker::PhantomData;
 
 use actix_web::http::header;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use super::problem::Problem;
@@ -92,7 +92,20 @@ impl Credentials {
     /// certificate, else the one of its `Authorization: Bearer` header. With
     /// both, the token must be the same principal's (403 otherwise): a
     /// certificate-authenticated service cannot act as someone else.
+    ///
+    /// A request is authenticated once, by its first check (the signed
+    /// actions' middleware, then its route, both ask), against the
+    /// credentials in force then; the answer is kept in the request.
     pub fn caller(&self, request: &HttpRequest) -> Result<Principal, Problem> {
+        if let Some(Authenticated(principal)) = request.extensions().get::<Authenticated>() {
+            return Ok(principal.clone());
+        }
+        let principal = self.authenticate_request(request)?;
+        request.extensions_mut().insert(Authenticated(principal.clone()));
+        Ok(principal)
+    }
+
+    fn authenticate_request(&self, request: &HttpRequest) -> Result<Principal, Problem> {
         let by_certificate = request
             .conn_data::<ClientCertificate>()
             .and_then(|certificate| self.authenticate_certificate(&certificate.sha256));
@@ -131,6 +144,10 @@ impl Credentials {
         self.authenticate(token).cloned().ok_or_else(|| Problem::unauthorized("authorization: unknown bearer token"))
     }
 }
+
+/// The principal a request was authenticated as, kept in its extensions.
+#[derive(Debug)]
+struct Authenticated(Principal);
 
 /// Any authenticated principal.
 #[derive(Debug, Clone)]
@@ -241,6 +258,24 @@ mod tests {
         assert_eq!(credentials.authenticate("beta").map(|p| p.id.as_str()), Some("us-b"));
         assert!(credentials.authenticate("gamma").is_none());
         assert!(credentials.authenticate("").is_none());
+    }
+
+    #[test]
+    fn a_request_is_authenticated_once() {
+        let request = actix_web::test::TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Bearer alpha"))
+            .to_http_request();
+        let first = Credentials::default().with_token(Principal::user("us-a", &[Role::Admin]), "alpha");
+        assert_eq!(first.caller(&request).map(|p| p.id).ok().as_deref(), Some("us-a"));
+        // Another set (a reload) that does not know the token: the request
+        // keeps the principal its first check found, and hashes nothing more.
+        let reloaded = Credentials::default().with_token(Principal::user("us-b", &[]), "beta");
+        assert_eq!(reloaded.caller(&request).map(|p| p.id).ok().as_deref(), Some("us-a"));
+        // A new request is checked against the set it meets.
+        let next = actix_web::test::TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Bearer alpha"))
+            .to_http_request();
+        assert!(reloaded.caller(&next).is_err());
     }
 
     #[test]
