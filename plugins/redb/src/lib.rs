@@ -1,7 +1,7 @@
 //! Warden's durable [`Journal`](warden_journal::Journal): one redb file, one
-//! table `warden_journal` mapping each seq (`u64`) to its stored record, and
-//! by default a commit log beside the file (`<file>.log`) that takes each
-//! batch first.
+//! table `warden_journal` mapping the first seq (`u64`) of each *run* of
+//! consecutive records to the stored run, and by default a commit log beside
+//! the file (`<file>.log`) that takes each batch first.
 //!
 //! ```
 //! use warden_journal::Journal;
@@ -189,12 +189,22 @@
 //!
 //! # Corruption
 //!
-//! A stored value is `[version 1][CRC32 of seq ++ payload][payload]`. A
-//! value that is short, of another version, or fails its checksum is
-//! reported as [`JournalError::Corrupt`](warden_journal::JournalError::Corrupt)
-//! with its seq by `read` and `scan`, never skipped; `scan` also reports a
-//! missing seq in the middle of the journal. Since the seq is in the
-//! checksum, a value found under another key fails too.
+//! A stored value is a run: `[version 2][record count]`, then per record
+//! `[length][CRC32 of seq ++ payload][payload]`, at most 64 records and
+//! (unless it holds one) 32 KiB. Files of earlier versions hold one record per
+//! value, `[version 1][CRC32 of seq ++ payload][payload]`; both are read, and
+//! new records are written as runs after them (`record.rs`). A record that
+//! is short, of another version, or fails its checksum is reported as
+//! [`JournalError::Corrupt`](warden_journal::JournalError::Corrupt) with its
+//! seq by `read` and `scan`, never skipped; `scan` also reports a missing seq
+//! in the middle of the journal, and bytes after a run's last record. Since
+//! the seq is in each checksum, a record found under another seq fails too.
+//! `read` checks only the record it returns (it finds it by the lengths
+//! before it); `scan` checks every record.
+//!
+//! Why runs: a redb insert costs about the same whatever the value's size,
+//! and a checkpoint made one per record. Each batch, and each checkpoint,
+//! starts a new run, so removing a failed batch (above) removes whole runs.
 //!
 //! Below the records, the file is opened with redb's integrity check
 //! ([`Builder::set_check_integrity_on_open`](redb::Builder::set_check_integrity_on_open)):

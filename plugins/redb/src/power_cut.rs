@@ -6,7 +6,10 @@
 //! fsync the power goes: that call and every later one fail, and the image
 //! left on disk is what was fsynced plus a random part of the writes since
 //! (each write landed whole, not at all, or torn at 512-byte sectors), landed
-//! in random order, as a disk cache may leave them. The image is then opened as a real redb file, and must hold
+//! in random order, as a disk cache may leave them. One cut in three falls on
+//! an fsync, where the commit under way has issued every write; half of those
+//! find every write landed (the disk wrote its cache out, the fsync never
+//! returned), the one case where a cut keeps the commit under way whole. The image is then opened as a real redb file, and must hold
 //! every batch whose `append` returned `Ok`, whole and in place, and at most
 //! the one batch under way besides.
 //!
@@ -87,6 +90,8 @@ struct Disk {
     operations: u64,
     /// Fsyncs of each file.
     syncs: [u64; 2],
+    /// The operations that were fsyncs, of either file.
+    fsyncs_at: Vec<u64>,
     /// Writes of the log's header page: the log emptied.
     log_emptied: u64,
     /// The operation at which the power goes (0: never).
@@ -108,9 +113,14 @@ impl Disk {
     }
 
     /// The image of `file` after the cut: the synced bytes, then a random
-    /// subset of the sectors written since, in random order.
-    fn image(&self, file: usize, random: &mut Random) -> Vec<u8> {
+    /// subset of the sectors written since, in random order; or, when
+    /// `all_landed`, every write since (the disk had written its cache out
+    /// when the power went, but the fsync had not returned).
+    fn image(&self, file: usize, random: &mut Random, all_landed: bool) -> Vec<u8> {
         let file = &self.files[file];
+        if all_landed {
+            return file.cache.clone();
+        }
         let mut image = file.synced.clone();
         // The file's length is metadata: either the old or the new one.
         if random.below(2) == 0 {
@@ -157,7 +167,15 @@ impl std::fmt::Debug for PowerCutBackend {
 impl PowerCutBackend {
     /// The redb file of a fresh disk that loses power at operation `cut_at`.
     fn new(cut_at: u64) -> Self {
-        let disk = Disk { files: Default::default(), operations: 0, syncs: [0; 2], log_emptied: 0, cut_at, cut: false };
+        let disk = Disk {
+            files: Default::default(),
+            operations: 0,
+            syncs: [0; 2],
+            fsyncs_at: Vec::new(),
+            log_emptied: 0,
+            cut_at,
+            cut: false,
+        };
         PowerCutBackend { disk: Arc::new(Mutex::new(disk)), file: DATABASE }
     }
 
@@ -196,6 +214,8 @@ impl StorageBackend for PowerCutBackend {
         let mut disk = self.disk();
         disk.operate()?;
         disk.syncs[self.file] += 1;
+        let at = disk.operations;
+        disk.fsyncs_at.push(at);
         let file = &mut disk.files[self.file];
         file.synced = file.cache.clone();
         file.unsynced.clear();
@@ -368,10 +388,9 @@ fn run(committer: Committer, cut_at: u64) -> (PowerCutBackend, u64) {
                     {
                         let mut table = txn.open_table(RECORDS)?;
                         let mut stored = Vec::new();
-                        for (payload, s) in batch(n).iter().zip(seq..) {
-                            crate::record::encode_into(s, payload, &mut stored);
-                            table.insert(s, stored.as_slice())?;
-                        }
+                        crate::record::for_each_run(seq, &batch(n), &mut stored, |key, run| {
+                            table.insert(key, run).map(|_| ())
+                        })?;
                     }
                     txn.commit()?;
                     Ok(())
@@ -387,12 +406,31 @@ fn run(committer: Committer, cut_at: u64) -> (PowerCutBackend, u64) {
     (backend, acknowledged)
 }
 
-/// The writes, length changes and fsyncs of a whole run without a cut (the
-/// runs are deterministic: every cut falls among them).
-fn operations(committer: Committer) -> u64 {
+/// Where a cut may fall: among the writes, length changes and fsyncs of a
+/// whole run without a cut (the runs are deterministic).
+struct CutPoints {
+    operations: u64,
+    /// The operations that were fsyncs.
+    fsyncs: Vec<u64>,
+}
+
+fn cut_points(committer: Committer) -> CutPoints {
     let (whole_run, _) = run(committer, 0);
-    let operations = whole_run.disk().operations;
-    operations
+    let disk = whole_run.disk();
+    CutPoints { operations: disk.operations, fsyncs: disk.fsyncs_at.clone() }
+}
+
+impl CutPoints {
+    /// Where trial `trial` cuts: one trial in three on an fsync, where every
+    /// write of the commit under way has been issued (the only place a cut
+    /// can leave that commit whole); the others anywhere.
+    fn pick(&self, trial: u64, random: &mut Random) -> u64 {
+        if trial % 3 == 2 && !self.fsyncs.is_empty() {
+            self.fsyncs[random.below(self.fsyncs.len() as u64) as usize]
+        } else {
+            1 + random.below(self.operations)
+        }
+    }
 }
 
 /// What a cut left.
@@ -412,14 +450,17 @@ enum Outcome {
 
 /// One trial: a cut at a point chosen by `trial`, then the image reopened as a
 /// real redb file and checked.
-fn trial(committer: Committer, operations: u64, trial: u64) -> Result<Outcome, String> {
+fn trial(committer: Committer, points: &CutPoints, trial: u64) -> Result<Outcome, String> {
     let mut random = Random::new(trial);
-    let cut_at = 1 + random.below(operations);
+    let cut_at = points.pick(trial, &mut random);
+    // Half the cuts on an fsync find every write of the commit landed.
+    let all_landed = points.fsyncs.contains(&cut_at) && random.below(2) == 0;
+    let operations = points.operations;
     let (backend, acknowledged) = run(committer, cut_at);
     let (image, log_image, switched, log_partly_landed) = {
         let disk = backend.disk();
-        let image = disk.image(DATABASE, &mut random);
-        let log_image = disk.image(LOG, &mut random);
+        let image = disk.image(DATABASE, &mut random, all_landed);
+        let log_image = disk.image(LOG, &mut random, all_landed);
         let synced = &disk.files[DATABASE].synced;
         let switched = synced.len() > GOD_BYTE && (image[GOD_BYTE] ^ synced[GOD_BYTE]) & PRIMARY_SLOT != 0;
         (image, log_image.clone(), switched, log_image != disk.files[LOG].synced)
@@ -461,8 +502,8 @@ fn cuts_keep_every_acknowledged_batch(commit: Commit) {
         assert!(checkpoints > resets, "some checkpoints keep the log; none did");
     }
     let outcomes: Vec<Result<Outcome, String>> = {
-        let operations = operations(Committer::Journal(commit));
-        (0..TRIALS).map(|n| trial(Committer::Journal(commit), operations, n)).collect()
+        let points = cut_points(Committer::Journal(commit));
+        (0..TRIALS).map(|n| trial(Committer::Journal(commit), &points, n)).collect()
     };
     let failures: Vec<String> =
         outcomes.iter().enumerate().filter_map(|(n, o)| o.as_ref().err().map(|e| format!("trial {n}: {e}"))).collect();
@@ -501,24 +542,24 @@ fn a_power_cut_keeps_every_acknowledged_batch_while_a_thread_checkpoints() {
     // The thread's disk operations interleave with the appends' differently
     // in each run: a cut falls at a random point of a run like the measured
     // one, and the trial is not replayable from its number.
-    let operations = operations(Committer::LoggedInBackground);
+    let points = cut_points(Committer::LoggedInBackground);
     let failures: Vec<String> = (0..TRIALS / 2)
-        .filter_map(|n| trial(Committer::LoggedInBackground, operations, n).err().map(|e| format!("trial {n}: {e}")))
+        .filter_map(|n| trial(Committer::LoggedInBackground, &points, n).err().map(|e| format!("trial {n}: {e}")))
         .collect();
     assert!(failures.is_empty(), "{} cuts failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
 fn the_power_cut_check_sees_acknowledged_batches_lost_without_fsync() {
-    let operations = operations(Committer::Unsynced);
-    let lost = (0..40).filter(|&n| trial(Committer::Unsynced, operations, n).is_err()).count();
+    let points = cut_points(Committer::Unsynced);
+    let lost = (0..40).filter(|&n| trial(Committer::Unsynced, &points, n).is_err()).count();
     assert!(lost > 0, "commits that never fsync lost nothing in 40 cuts: the disk model keeps unsynced writes");
 }
 
 #[test]
 fn the_power_cut_check_sees_acknowledged_batches_lost_without_the_log_fsync() {
-    let operations = operations(Committer::LoggedUnsynced);
-    let lost = (0..40).filter(|&n| trial(Committer::LoggedUnsynced, operations, n).is_err()).count();
+    let points = cut_points(Committer::LoggedUnsynced);
+    let lost = (0..40).filter(|&n| trial(Committer::LoggedUnsynced, &points, n).is_err()).count();
     assert!(lost > 0, "a log that never fsyncs lost nothing in 40 cuts: the check cannot fail");
 }
 
@@ -531,7 +572,7 @@ fn the_disk_model_loses_unsynced_writes_and_keeps_synced_ones() {
     assert!(backend.sync_data().is_err(), "the fourth operation is the cut");
     assert!(backend.write(0, &[3; 1]).is_err(), "nothing is written after the cut");
     let disk = backend.disk();
-    let images: Vec<Vec<u8>> = (0..8).map(|seed| disk.image(DATABASE, &mut Random::new(seed))).collect();
+    let images: Vec<Vec<u8>> = (0..8).map(|seed| disk.image(DATABASE, &mut Random::new(seed), false)).collect();
     assert!(images.iter().all(|image| image[..SECTOR].iter().all(|&b| b == 1 || b == 2)));
     assert!(images.iter().any(|image| image.contains(&1)), "some image lost a sector");
     assert!(images.iter().any(|image| image.contains(&2)), "some image kept a sector");

@@ -18,7 +18,8 @@ use crate::checkpointer::Checkpointer;
 use crate::log::Log;
 use crate::record;
 
-/// The one table: seq -> stored record (see [`crate::record`]).
+/// The one table: the first seq of a run -> the stored run (see
+/// [`crate::record`]).
 pub(crate) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("warden_journal");
 
 /// An open journal: the database and, in the logged commit, the commit log
@@ -198,12 +199,18 @@ impl Store {
             Ok(())
         };
         if let Some(table) = records(&txn)? {
-            for entry in table.range(start..).map_err(storage("scan"))? {
+            // From the run that holds `start`, if one does.
+            let from = with_run_holding(&table, start, |key, _| Ok(key))?.unwrap_or(start);
+            for entry in table.range(from..).map_err(storage("scan"))? {
                 let (key, value) = entry.map_err(storage("scan"))?;
-                let seq = key.value();
-                check(seq, &mut expected)?;
-                let payload = record::decode(seq, value.value())?;
-                visit(Record { seq, payload })?;
+                for stored in record::records(key.value(), value.value()) {
+                    let (seq, payload) = stored?;
+                    if seq < start {
+                        continue;
+                    }
+                    check(seq, &mut expected)?;
+                    visit(Record { seq, payload: payload.to_vec() })?;
+                }
             }
         }
         for (seq, payload) in (tail_first..).zip(tail) {
@@ -227,11 +234,8 @@ impl Store {
         let Some(table) = records(&txn)? else {
             return Ok(None);
         };
-        let Some(value) = table.get(seq).map_err(storage("read record"))? else {
-            return Ok(None);
-        };
-        let payload = record::decode(seq, value.value())?;
-        Ok(Some(Record { seq, payload }))
+        let payload = with_run_holding(&table, seq, |key, value| record::find(key, value, seq))?.flatten();
+        Ok(payload.map(|payload| Record { seq, payload }))
     }
 
     /// The last seq given (see [`Journal::last_seq`]).
@@ -269,8 +273,7 @@ fn write_batch_at(
     configure_commit(&mut txn, commit)?;
     let next = {
         let mut table = txn.open_table(RECORDS).map_err(storage("open table"))?;
-        let last = table.last().map_err(storage("read last record"))?;
-        let next = next_seq(last.map(|(seq, _)| seq.value()))?;
+        let next = next_seq(last_of(&table)?)?;
         if let Some(expected) = expected_first.filter(|&e| e != next) {
             return Err(JournalError::Corrupt {
                 seq: expected,
@@ -281,11 +284,7 @@ fn write_batch_at(
         if next.checked_add(payloads.len() as Seq - 1).is_none() {
             return Err(seq_exhausted());
         }
-        let mut stored = Vec::new();
-        for (payload, seq) in payloads.iter().zip(next..) {
-            record::encode_into(seq, payload.as_ref(), &mut stored);
-            table.insert(seq, stored.as_slice()).map_err(storage("insert record"))?;
-        }
+        insert_runs(&mut table, next, payloads)?;
         next
     };
     // INVARIANT (answered means durable): `commit` returns only after
@@ -356,6 +355,7 @@ pub(crate) fn open_database(
             // after it can have committed: `append` held its lock until the
             // old handle was dropped, and every later call comes here first.
             table.retain_in(first.., |_, _| false).map_err(storage("remove unacknowledged records"))?;
+            cut_the_run_reaching(&mut table, first)?;
         }
     }
     txn.commit().map_err(storage("commit"))?;
@@ -386,8 +386,62 @@ pub(crate) fn last_in(db: &Database) -> Result<Option<Seq>, JournalError> {
     let Some(table) = records(&txn)? else {
         return Ok(None);
     };
-    let last = table.last().map_err(storage("read last record"))?;
-    Ok(last.map(|(seq, _)| seq.value()))
+    last_of(&table)
+}
+
+/// The seq of the last record `table` holds.
+fn last_of(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Option<Seq>, JournalError> {
+    let Some((key, value)) = table.last().map_err(storage("read last record"))? else {
+        return Ok(None);
+    };
+    record::last(key.value(), value.value()).map(Some)
+}
+
+/// `read` of the run whose key is the last at or before `seq` (the one that
+/// holds `seq`, if any does), given its key and stored form.
+fn with_run_holding<T>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    seq: Seq,
+    read: impl FnOnce(Seq, &[u8]) -> Result<T, JournalError>,
+) -> Result<Option<T>, JournalError> {
+    let Some(entry) = table.range(..=seq).map_err(storage("read record"))?.next_back() else {
+        return Ok(None);
+    };
+    let (key, value) = entry.map_err(storage("read record"))?;
+    read(key.value(), value.value()).map(Some)
+}
+
+/// Inserts the records from `first` on as runs.
+fn insert_runs(
+    table: &mut redb::Table<'_, u64, &'static [u8]>,
+    first: Seq,
+    payloads: &[impl AsRef<[u8]>],
+) -> Result<(), JournalError> {
+    let mut stored = Vec::new();
+    record::for_each_run(first, payloads, &mut stored, |key, run| {
+        table.insert(key, run).map(|_| ()).map_err(storage("insert record"))
+    })
+}
+
+/// Cuts at `first` a run that begins before it and reaches it, keeping its
+/// records before `first`. Batches start runs, so no run should; this keeps
+/// the removal of a failed batch exact whatever the file holds.
+fn cut_the_run_reaching(table: &mut redb::Table<'_, u64, &'static [u8]>, first: Seq) -> Result<(), JournalError> {
+    let reaching = with_run_holding(table, first, |key, value| {
+        if record::last(key, value)? < first {
+            return Ok(None);
+        }
+        let kept = record::records(key, value)
+            .take_while(|stored| stored.as_ref().map_or(true, |(seq, _)| *seq < first))
+            .map(|stored| stored.map(|(_, payload)| payload.to_vec()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((key, kept)))
+    })?;
+    let Some((key, kept)) = reaching.flatten() else {
+        return Ok(());
+    };
+    table.remove(key).map_err(storage("remove unacknowledged records"))?;
+    insert_runs(table, key, &kept)
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

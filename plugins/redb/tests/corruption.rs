@@ -9,17 +9,23 @@ use redb::{Database, TableDefinition};
 use warden_journal::{Journal, JournalError, Record, Seq};
 use warden_redb::RedbJournal;
 
-/// The journal's table, as it is stored.
+/// The journal's table, as it is stored: the first seq of a run of records
+/// -> the run.
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("warden_journal");
 
-/// A journal of 5 records `r1`..`r5` at `path`, closed.
+/// A journal of 5 records `r1`..`r5` at `path`, closed, stored as three
+/// runs: 1 and 2, 3 alone, 4 and 5 (each open appends, and its close
+/// checkpoints what it appended as runs of its own).
 fn five_records(path: &Path) {
-    let journal = RedbJournal::open(path).expect("open");
-    let payloads: Vec<Vec<u8>> = (1..=5).map(|i| format!("r{i}").into_bytes()).collect();
-    journal.append(&payloads).expect("append");
+    for seqs in [1..=2, 3..=3, 4..=5] {
+        let journal = RedbJournal::open(path).expect("open");
+        let payloads: Vec<Vec<u8>> = seqs.map(|i| format!("r{i}").into_bytes()).collect();
+        journal.append(&payloads).expect("append");
+    }
 }
 
-/// Replaces the value stored at `seq` by `bytes`, or removes it.
+/// Replaces the value stored under `seq` (the run holding record 3 alone,
+/// or the one of 4 and 5) by `bytes`, or removes it.
 fn tamper(path: &Path, seq: Seq, bytes: Option<&[u8]>) {
     let db = Database::create(path).expect("open the file with redb");
     let txn = db.begin_write().expect("write transaction");
@@ -163,4 +169,69 @@ fn file_damaged_below_redb_fails_to_open() {
         }
         other => panic!("a damaged file must fail to open, returned {other:?}"),
     }
+}
+
+#[test]
+fn a_flipped_byte_inside_a_run_is_corrupt_at_its_record_only() {
+    let (_dir, path) = fresh();
+    let mut value = stored(&path, 4);
+    *value.last_mut().expect("the payload of record 5") ^= 0x01;
+    tamper(&path, 4, Some(&value));
+    let journal = RedbJournal::open(&path).expect("open");
+    let mut visited = Vec::new();
+    let result = journal.scan(1, &mut |record| {
+        visited.push(record.seq);
+        Ok(())
+    });
+    assert!(matches!(result, Err(JournalError::Corrupt { seq: 5, .. })), "{result:?}");
+    assert_eq!(visited, [1, 2, 3, 4]);
+    assert_eq!(journal.read(4).expect("read 4").map(|r| r.payload), Some(b"r4".to_vec()));
+    assert!(matches!(journal.read(5), Err(JournalError::Corrupt { seq: 5, .. })));
+}
+
+/// The version-1 value of one record, as versions before runs stored it:
+/// `[1][CRC32 of seq ++ payload][payload]`.
+fn version_1(seq: Seq, payload: &[u8]) -> Vec<u8> {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&seq.to_le_bytes());
+    hasher.update(payload);
+    let mut value = vec![1];
+    value.extend_from_slice(&hasher.finalize().to_le_bytes());
+    value.extend_from_slice(payload);
+    value
+}
+
+#[test]
+fn a_file_of_one_record_per_value_reads_and_goes_on_in_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.redb");
+    {
+        let db = Database::create(&path).expect("create with redb");
+        let txn = db.begin_write().expect("write transaction");
+        {
+            let mut table = txn.open_table(RECORDS).expect("journal table");
+            for seq in 1..=3 {
+                table.insert(seq, version_1(seq, format!("old{seq}").as_bytes()).as_slice()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+    let journal = RedbJournal::open(&path).expect("open a file of an earlier version");
+    assert_eq!(journal.last_seq().expect("last_seq"), Some(3));
+    assert_eq!(journal.read(2).expect("read 2").map(|r| r.payload), Some(b"old2".to_vec()));
+    assert_eq!(journal.append(&[b"new4".to_vec(), b"new5".to_vec()]).expect("append"), 4);
+    drop(journal);
+    let journal = RedbJournal::open(&path).expect("reopen");
+    let mut found = Vec::new();
+    journal
+        .scan(2, &mut |record| {
+            found.push((record.seq, String::from_utf8(record.payload).expect("text")));
+            Ok(())
+        })
+        .expect("scan");
+    let expected = [(2, "old2"), (3, "old3"), (4, "new4"), (5, "new5")].map(|(seq, text)| (seq, text.to_owned()));
+    assert_eq!(found, expected);
+    assert_eq!(journal.read(5).expect("read 5").map(|r| r.payload), Some(b"new5".to_vec()));
+    drop(journal);
+    assert_eq!(stored(&path, 4)[0], 2, "new records are stored as a run");
 }
