@@ -191,7 +191,7 @@
 //!
 //! A stored value is a run: `[version 2][record count]`, then per record
 //! `[length][CRC32 of seq ++ payload][payload]`, at most 64 records and
-//! (unless it holds one) 32 KiB. Files of earlier versions hold one record per
+//! (unless it holds one) just under 32 KiB. Files of earlier versions hold one record per
 //! value, `[version 1][CRC32 of seq ++ payload][payload]`; both are read, and
 //! new records are written as runs after them (`record.rs`). A record that
 //! is short, of another version, or fails its checksum is reported as
