@@ -69,12 +69,16 @@ impl Credentials {
     /// answer time says nothing about how close a guess was nor which
     /// principal it hit.
     pub fn authenticate(&self, token: &str) -> Option<&Principal> {
-        let digest = token_sha256(token);
+        self.authenticate_digest(&token_sha256(token))
+    }
+
+    /// [`authenticate`](Self::authenticate), given the token's sha256.
+    fn authenticate_digest(&self, digest: &[u8; 32]) -> Option<&Principal> {
         let mut found = 0u32;
         let mut index = 0u32;
         for (i, entry) in self.entries.iter().enumerate() {
             // Whether an entry has a token at all is configuration, not a secret.
-            let hit = entry.token_sha256.map_or(Choice::from(0), |known| known.ct_eq(&digest));
+            let hit = entry.token_sha256.map_or(Choice::from(0), |known| known.ct_eq(digest));
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             index = u32::conditional_select(&index, &i, hit);
             found |= u32::from(hit.unwrap_u8());
@@ -92,20 +96,7 @@ impl Credentials {
     /// certificate, else the one of its `Authorization: Bearer` header. With
     /// both, the token must be the same principal's (403 otherwise): a
     /// certificate-authenticated service cannot act as someone else.
-    ///
-    /// A request is authenticated once, by its first check (the signed
-    /// actions' middleware, then its route, both ask), against the
-    /// credentials in force then; the answer is kept in the request.
     pub fn caller(&self, request: &HttpRequest) -> Result<Principal, Problem> {
-        if let Some(Authenticated(principal)) = request.extensions().get::<Authenticated>() {
-            return Ok(principal.clone());
-        }
-        let principal = self.authenticate_request(request)?;
-        request.extensions_mut().insert(Authenticated(principal.clone()));
-        Ok(principal)
-    }
-
-    fn authenticate_request(&self, request: &HttpRequest) -> Result<Principal, Problem> {
         let by_certificate = request
             .conn_data::<ClientCertificate>()
             .and_then(|certificate| self.authenticate_certificate(&certificate.sha256));
@@ -141,13 +132,28 @@ impl Credentials {
             })
             .filter(|token| !token.is_empty())
             .ok_or_else(|| Problem::unauthorized("authorization: expected `Bearer <token>`"))?;
-        self.authenticate(token).cloned().ok_or_else(|| Problem::unauthorized("authorization: unknown bearer token"))
+        let digest = token_digest_of(request, token);
+        self.authenticate_digest(&digest)
+            .cloned()
+            .ok_or_else(|| Problem::unauthorized("authorization: unknown bearer token"))
     }
 }
 
-/// The principal a request was authenticated as, kept in its extensions.
-#[derive(Debug)]
-struct Authenticated(Principal);
+/// The sha256 of a request's bearer token, kept in the request once made:
+/// the signed actions' middleware and the route both authenticate it, each
+/// against the credentials in force at the time, and the hash was most of
+/// that work.
+#[derive(Debug, Clone, Copy)]
+struct TokenDigest([u8; 32]);
+
+fn token_digest_of(request: &HttpRequest, token: &str) -> [u8; 32] {
+    if let Some(TokenDigest(digest)) = request.extensions().get::<TokenDigest>() {
+        return *digest;
+    }
+    let digest = token_sha256(token);
+    request.extensions_mut().insert(TokenDigest(digest));
+    digest
+}
 
 /// Any authenticated principal.
 #[derive(Debug, Clone)]
@@ -261,21 +267,22 @@ mod tests {
     }
 
     #[test]
-    fn a_request_is_authenticated_once() {
+    fn a_request_hashes_its_token_once_and_is_checked_against_the_credentials_in_force() {
         let request = actix_web::test::TestRequest::default()
             .insert_header((header::AUTHORIZATION, "Bearer alpha"))
             .to_http_request();
         let first = Credentials::default().with_token(Principal::user("us-a", &[Role::Admin]), "alpha");
         assert_eq!(first.caller(&request).map(|p| p.id).ok().as_deref(), Some("us-a"));
-        // Another set (a reload) that does not know the token: the request
-        // keeps the principal its first check found, and hashes nothing more.
+        let kept = request.extensions().get::<TokenDigest>().map(|d| d.0);
+        assert_eq!(kept, Some(token_sha256("alpha")), "the first check keeps the token's hash");
+        // A reload that no longer knows the token: the next check of the same
+        // request refuses it.
         let reloaded = Credentials::default().with_token(Principal::user("us-b", &[]), "beta");
-        assert_eq!(reloaded.caller(&request).map(|p| p.id).ok().as_deref(), Some("us-a"));
-        // A new request is checked against the set it meets.
-        let next = actix_web::test::TestRequest::default()
-            .insert_header((header::AUTHORIZATION, "Bearer alpha"))
-            .to_http_request();
-        assert!(reloaded.caller(&next).is_err());
+        assert!(reloaded.caller(&request).is_err());
+        // The hash kept is the one used: a request made to carry beta's hash
+        // is beta's, whatever its header says.
+        request.extensions_mut().insert(TokenDigest(token_sha256("beta")));
+        assert_eq!(reloaded.caller(&request).map(|p| p.id).ok().as_deref(), Some("us-b"));
     }
 
     #[test]

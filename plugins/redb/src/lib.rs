@@ -102,7 +102,9 @@
 //!
 //! The unit test `power_cut` runs 300 cuts on a model disk holding both the
 //! redb file and the log, which keeps each write since the file's last
-//! fsync whole, not at all, or torn at sectors, landed in any order; every
+//! fsync whole, not at all, or torn at sectors, landed in any order (a third
+//! of the cuts fall on an fsync, half of those with every write landed, so
+//! that the commit under way is often found whole); every
 //! run checkpoints several times, empties the log, and commits one batch
 //! larger than the log, so cuts fall in all of those too. Each image
 //! is opened as real files and must hold every acknowledged batch, whole,
@@ -191,16 +193,23 @@
 //!
 //! A stored value is a run: `[version 2][record count]`, then per record
 //! `[length][CRC32 of seq ++ payload][payload]`, at most 64 records and
-//! (unless it holds one) just under 32 KiB. Files of earlier versions hold one record per
-//! value, `[version 1][CRC32 of seq ++ payload][payload]`; both are read, and
-//! new records are written as runs after them (`record.rs`). A record that
-//! is short, of another version, or fails its checksum is reported as
-//! [`JournalError::Corrupt`](warden_journal::JournalError::Corrupt) with its
-//! seq by `read` and `scan`, never skipped; `scan` also reports a missing seq
-//! in the middle of the journal, and bytes after a run's last record. Since
-//! the seq is in each checksum, a record found under another seq fails too.
-//! `read` checks only the record it returns (it finds it by the lengths
-//! before it); `scan` checks every record.
+//! (unless it holds one) just under 32 KiB. Files of earlier versions hold
+//! one record per value, `[version 1][CRC32 of seq ++ payload][payload]`;
+//! both are read, and new records are written as runs after them
+//! (`record.rs`). (These value versions are the redb file's; the engine's
+//! own record format, inside each payload, has its own.)
+//!
+//! Damage is reported as
+//! [`JournalError::Corrupt`](warden_journal::JournalError::Corrupt), never
+//! skipped, with the seq of the record that fails its checksum or its
+//! length, or of the run's first record when the run's header is short or
+//! of another version. `read` checks only the record it returns (it finds
+//! it by the lengths before it); `scan` checks every record from where it
+//! starts, and also reports a missing seq in the middle of the journal and
+//! bytes after a run's last record. Since the seq is in each checksum, a
+//! record found under another seq fails too. The last run is checked whole
+//! when the journal opens, since the next seq is read from it (its count is
+//! in no checksum): damage there refuses the open.
 //!
 //! Why runs: a redb insert costs about the same whatever the value's size,
 //! and a checkpoint made one per record. Each batch, and each checkpoint,

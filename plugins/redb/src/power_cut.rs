@@ -9,9 +9,10 @@
 //! in random order, as a disk cache may leave them. One cut in three falls on
 //! an fsync, where the commit under way has issued every write; half of those
 //! find every write landed (the disk wrote its cache out, the fsync never
-//! returned), the one case where a cut keeps the commit under way whole. The image is then opened as a real redb file, and must hold
-//! every batch whose `append` returned `Ok`, whole and in place, and at most
-//! the one batch under way besides.
+//! returned), which keeps the commit under way whole far more often than
+//! random landings do. The image is then opened as a real redb file, and
+//! must hold every batch whose `append` returned `Ok`, whole and in place,
+//! and at most the one batch under way besides.
 //!
 //! A control runs the same cuts on commits that do not fsync, and must see
 //! acknowledged batches lost: the check can fail.

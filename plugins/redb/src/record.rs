@@ -61,19 +61,25 @@ pub(crate) fn for_each_run<E>(
             count += 1;
         }
         let (run, after) = rest.split_at(count);
+        // The caller made sure the records' seqs end by `Seq::MAX`.
+        let run_last = key.saturating_add(count as Seq - 1);
         out.clear();
         out.reserve(size);
         out.push(RUN);
-        out.extend_from_slice(&(count as u32).to_le_bytes());
-        for (payload, seq) in run.iter().zip(key..) {
+        out.extend_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+        for (payload, seq) in run.iter().zip(key..=run_last) {
             let payload = payload.as_ref();
-            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            // redb refuses values over 3 GiB: a length always fits.
+            out.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes());
             out.extend_from_slice(&checksum(seq, payload).to_le_bytes());
             out.extend_from_slice(payload);
         }
         put(key, out)?;
-        key += count as Seq;
         rest = after;
+        if rest.is_empty() {
+            break;
+        }
+        key = run_last.saturating_add(1);
     }
     Ok(())
 }
@@ -112,7 +118,13 @@ pub(crate) fn last(key: Seq, stored: &[u8]) -> Result<Seq, JournalError> {
 /// The records of the value stored at `key`, each checked, in order. After
 /// an error the iterator ends.
 pub(crate) fn records(key: Seq, stored: &[u8]) -> Records<'_> {
-    Records { next: key, left: None, last_read: key, rest: stored, done: false }
+    records_from(key, stored, key)
+}
+
+/// [`records`] from `from` on: the records before it are passed over by
+/// their lengths, neither checked nor given.
+pub(crate) fn records_from(key: Seq, stored: &[u8], from: Seq) -> Records<'_> {
+    Records { next: key, from, left: None, last_read: key, rest: stored, done: false }
 }
 
 /// The payload of `seq` in the value stored at `key`, checking only that
@@ -121,27 +133,26 @@ pub(crate) fn find(key: Seq, stored: &[u8], seq: Seq) -> Result<Option<Vec<u8>>,
     if seq < key || seq > last(key, stored)? {
         return Ok(None);
     }
-    if stored[0] == SINGLE {
-        return single(key, stored).map(|payload| Some(payload.to_vec()));
+    let found = records_from(key, stored, seq).next().transpose()?;
+    Ok(found.map(|(_, payload)| payload.to_vec()))
+}
+
+/// The seq of the last record of the value stored at `key`, every record
+/// of it checked: what comes after a journal is read from its last value,
+/// so its count is not taken on trust.
+pub(crate) fn checked_last(key: Seq, stored: &[u8]) -> Result<Seq, JournalError> {
+    let mut last_seq = key;
+    for record in records(key, stored) {
+        last_seq = record?.0;
     }
-    // Skip to `seq` by the lengths; the records skipped are not checked.
-    let mut rest = &stored[RUN_HEADER_LEN..];
-    for at in key.. {
-        let (length, crc, after) = record_header(at, rest)?;
-        let Some((payload, after)) = after.split_at_checked(length) else {
-            return Err(JournalError::Corrupt { seq: at, reason: shorter(after.len(), "payload", length) });
-        };
-        if at == seq {
-            return checked(seq, crc, payload).map(|payload| Some(payload.to_vec()));
-        }
-        rest = after;
-    }
-    Ok(None)
+    Ok(last_seq)
 }
 
 /// See [`records`].
 pub(crate) struct Records<'a> {
     next: Seq,
+    /// The first record given; those before it are only passed over.
+    from: Seq,
     /// Records left in a run, once its header is read.
     left: Option<Seq>,
     /// The seq of the record read last.
@@ -183,26 +194,33 @@ impl<'a> Records<'a> {
                 count
             }
         };
-        if left == 0 {
-            if self.rest.is_empty() {
-                return None;
+        let (mut seq, mut left) = (seq, left);
+        loop {
+            if left == 0 {
+                if self.rest.is_empty() {
+                    return None;
+                }
+                let reason = format!("{} bytes follow the run's last record", self.rest.len());
+                return Some(Err(JournalError::Corrupt { seq: self.last_read, reason }));
             }
-            let reason = format!("{} bytes follow the run's last record", self.rest.len());
-            return Some(Err(JournalError::Corrupt { seq: self.last_read, reason }));
+            let (length, crc, after) = match record_header(seq, self.rest) {
+                Ok(header) => header,
+                Err(e) => return Some(Err(e)),
+            };
+            let Some((payload, after)) = after.split_at_checked(length) else {
+                return Some(Err(JournalError::Corrupt { seq, reason: shorter(after.len(), "payload", length) }));
+            };
+            self.rest = after;
+            left -= 1;
+            self.left = Some(left);
+            self.last_read = seq;
+            // No overflow: `last` checked that the run ends by `Seq::MAX`.
+            self.next = seq.saturating_add(1);
+            if seq >= self.from {
+                return Some(checked(seq, crc, payload).map(|payload| (seq, payload)));
+            }
+            seq = self.next;
         }
-        let (length, crc, after) = match record_header(seq, self.rest) {
-            Ok(header) => header,
-            Err(e) => return Some(Err(e)),
-        };
-        let Some((payload, after)) = after.split_at_checked(length) else {
-            return Some(Err(JournalError::Corrupt { seq, reason: shorter(after.len(), "payload", length) }));
-        };
-        self.rest = after;
-        self.left = Some(left - 1);
-        self.last_read = seq;
-        // No overflow: `last` checked that the run ends by `Seq::MAX`.
-        self.next = seq.saturating_add(1);
-        Some(checked(seq, crc, payload).map(|payload| (seq, payload)))
     }
 }
 
@@ -338,6 +356,28 @@ mod tests {
         assert!(records.next().is_none(), "the iterator ends at an error");
         assert_eq!(find(key, &stored, 3).expect("the third is whole"), Some(vec![2; 5]));
         assert!(reason(find(key, &stored, 2), 2).contains("checksum"));
+    }
+
+    #[test]
+    fn runs_may_end_at_the_last_seq() {
+        let all = payloads(&[5; 200]);
+        let first = Seq::MAX - 199;
+        let runs = runs(first, &all);
+        let (key, stored) = runs.last().expect("a last run");
+        assert_eq!(last(*key, stored).expect("last"), Seq::MAX);
+        assert_eq!(checked_last(*key, stored).expect("checked last"), Seq::MAX);
+        assert_eq!(decoded(*key, stored).expect("decode").last().map(|r| r.0), Some(Seq::MAX));
+        assert_eq!(find(*key, stored, Seq::MAX).expect("find"), Some(all[199].clone()));
+    }
+
+    #[test]
+    fn records_before_from_are_passed_over_unchecked() {
+        let (key, mut stored) = runs(1, &payloads(&[5, 5, 5])).remove(0);
+        stored[RUN_HEADER_LEN + RECORD_HEADER_LEN] ^= 1; // record 1's payload
+        let from_2: Vec<Seq> = records_from(key, &stored, 2).map(|r| r.expect("whole").0).collect();
+        assert_eq!(from_2, [2, 3]);
+        assert!(reason(checked_last(key, &stored), 1).contains("checksum"));
+        assert_eq!(last(key, &stored).expect("the header alone"), 3);
     }
 
     #[test]

@@ -203,10 +203,10 @@ impl Store {
             let from = with_run_holding(&table, start, |key, _| Ok(key))?.unwrap_or(start);
             for entry in table.range(from..).map_err(storage("scan"))? {
                 let (key, value) = entry.map_err(storage("scan"))?;
-                for stored in record::records(key.value(), value.value()) {
+                for stored in record::records_from(key.value(), value.value(), start) {
                     let (seq, payload) = stored?;
                     if seq < start {
-                        continue;
+                        continue; // a value of one record, before `start`
                     }
                     check(seq, &mut expected)?;
                     visit(Record { seq, payload: payload.to_vec() })?;
@@ -394,7 +394,7 @@ fn last_of(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Option<Seq>
     let Some((key, value)) = table.last().map_err(storage("read last record"))? else {
         return Ok(None);
     };
-    record::last(key.value(), value.value()).map(Some)
+    record::checked_last(key.value(), value.value()).map(Some)
 }
 
 /// `read` of the run whose key is the last at or before `seq` (the one that
@@ -431,10 +431,16 @@ fn cut_the_run_reaching(table: &mut redb::Table<'_, u64, &'static [u8]>, first: 
         if record::last(key, value)? < first {
             return Ok(None);
         }
-        let kept = record::records(key, value)
-            .take_while(|stored| stored.as_ref().map_or(true, |(seq, _)| *seq < first))
-            .map(|stored| stored.map(|(_, payload)| payload.to_vec()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut kept = Vec::new();
+        for stored in record::records(key, value) {
+            match stored {
+                Ok((seq, payload)) if seq < first => kept.push(payload.to_vec()),
+                // What comes from `first` on is removed, whatever it holds.
+                Ok(_) => break,
+                Err(JournalError::Corrupt { seq, .. }) if seq >= first => break,
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Some((key, kept)))
     })?;
     let Some((key, kept)) = reaching.flatten() else {

@@ -174,19 +174,61 @@ fn file_damaged_below_redb_fails_to_open() {
 #[test]
 fn a_flipped_byte_inside_a_run_is_corrupt_at_its_record_only() {
     let (_dir, path) = fresh();
-    let mut value = stored(&path, 4);
-    *value.last_mut().expect("the payload of record 5") ^= 0x01;
-    tamper(&path, 4, Some(&value));
+    let mut value = stored(&path, 1);
+    *value.last_mut().expect("the payload of record 2") ^= 0x01;
+    tamper(&path, 1, Some(&value));
     let journal = RedbJournal::open(&path).expect("open");
     let mut visited = Vec::new();
     let result = journal.scan(1, &mut |record| {
         visited.push(record.seq);
         Ok(())
     });
-    assert!(matches!(result, Err(JournalError::Corrupt { seq: 5, .. })), "{result:?}");
-    assert_eq!(visited, [1, 2, 3, 4]);
-    assert_eq!(journal.read(4).expect("read 4").map(|r| r.payload), Some(b"r4".to_vec()));
-    assert!(matches!(journal.read(5), Err(JournalError::Corrupt { seq: 5, .. })));
+    assert!(matches!(result, Err(JournalError::Corrupt { seq: 2, .. })), "{result:?}");
+    assert_eq!(visited, [1]);
+    assert_eq!(journal.read(1).expect("read 1").map(|r| r.payload), Some(b"r1".to_vec()));
+    assert!(matches!(journal.read(2), Err(JournalError::Corrupt { seq: 2, .. })));
+}
+
+#[test]
+fn a_scan_from_inside_a_run_passes_over_the_records_before_it() {
+    let (_dir, path) = fresh();
+    let mut value = stored(&path, 1);
+    // Record 1's payload follows the run's header (5 bytes) and its own (8).
+    value[13] ^= 0x01;
+    tamper(&path, 1, Some(&value));
+    let journal = RedbJournal::open(&path).expect("open");
+    let mut visited = Vec::new();
+    journal
+        .scan(2, &mut |record| {
+            visited.push(record.seq);
+            Ok(())
+        })
+        .expect("a scan from 2 does not read record 1");
+    assert_eq!(visited, [2, 3, 4, 5]);
+    assert!(matches!(journal.scan(1, &mut |_| Ok(())), Err(JournalError::Corrupt { seq: 1, .. })));
+}
+
+#[test]
+fn damage_in_the_last_run_refuses_the_open() {
+    // The next seq is read from the last run: its records are checked when
+    // the journal opens, so a damaged one is not appended after.
+    let (_dir, path) = fresh();
+    let mut value = stored(&path, 4);
+    *value.last_mut().expect("the payload of record 5") ^= 0x01;
+    tamper(&path, 4, Some(&value));
+    match RedbJournal::open(&path) {
+        Err(JournalError::Corrupt { seq: 5, reason }) => assert!(reason.contains("checksum"), "{reason}"),
+        other => panic!("the open must report seq 5 as corrupt, returned {other:?}"),
+    }
+    // A count raised past the records the run holds (it is in no checksum).
+    let (_dir, path) = fresh();
+    let mut value = stored(&path, 4);
+    value[1..5].copy_from_slice(&40u32.to_le_bytes());
+    tamper(&path, 4, Some(&value));
+    match RedbJournal::open(&path) {
+        Err(JournalError::Corrupt { seq: 6, reason }) => assert!(reason.contains("shorter"), "{reason}"),
+        other => panic!("the open must refuse a run counting records it does not hold, returned {other:?}"),
+    }
 }
 
 /// The version-1 value of one record, as versions before runs stored it:
