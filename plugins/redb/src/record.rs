@@ -178,12 +178,13 @@ impl<'a> Iterator for Records<'a> {
 
 impl<'a> Records<'a> {
     fn step(&mut self) -> Option<Result<(Seq, &'a [u8]), JournalError>> {
-        let seq = self.next;
-        let left = match self.left {
+        let mut seq = self.next;
+        let mut left = match self.left {
             Some(left) => left,
             None => {
-                let count = match count(seq, self.rest).and_then(|count| last(seq, self.rest).map(|_| count)) {
-                    Ok(count) => count,
+                // `last` reads the header and checks that the run ends by `Seq::MAX`.
+                let last = match last(seq, self.rest) {
+                    Ok(last) => last,
                     Err(e) => return Some(Err(e)),
                 };
                 if self.rest[0] == SINGLE {
@@ -191,10 +192,9 @@ impl<'a> Records<'a> {
                     return Some(single(seq, self.rest).map(|payload| (seq, payload)));
                 }
                 self.rest = &self.rest[RUN_HEADER_LEN..];
-                count
+                last - seq + 1
             }
         };
-        let (mut seq, mut left) = (seq, left);
         loop {
             if left == 0 {
                 if self.rest.is_empty() {

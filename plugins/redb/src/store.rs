@@ -354,8 +354,7 @@ pub(crate) fn open_database(
             // acknowledged, so it is removed before anyone reads it. Nothing
             // after it can have committed: `append` held its lock until the
             // old handle was dropped, and every later call comes here first.
-            table.retain_in(first.., |_, _| false).map_err(storage("remove unacknowledged records"))?;
-            cut_the_run_reaching(&mut table, first)?;
+            remove_records_from(&mut table, first)?;
         }
     }
     txn.commit().map_err(storage("commit"))?;
@@ -423,10 +422,11 @@ fn insert_runs(
     })
 }
 
-/// Cuts at `first` a run that begins before it and reaches it, keeping its
-/// records before `first`. Batches start runs, so no run should; this keeps
-/// the removal of a failed batch exact whatever the file holds.
-fn cut_the_run_reaching(table: &mut redb::Table<'_, u64, &'static [u8]>, first: Seq) -> Result<(), JournalError> {
+/// Removes every record from `first` on: the runs that begin there or after,
+/// and the end of a run that begins before it and reaches it (batches start
+/// runs, so none should; the removal stays exact whatever the file holds).
+fn remove_records_from(table: &mut redb::Table<'_, u64, &'static [u8]>, first: Seq) -> Result<(), JournalError> {
+    table.retain_in(first.., |_, _| false).map_err(storage("remove unacknowledged records"))?;
     let reaching = with_run_holding(table, first, |key, value| {
         if record::last(key, value)? < first {
             return Ok(None);
