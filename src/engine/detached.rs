@@ -1,9 +1,12 @@
 //! Running a state change to its end, whether or not its caller still
 //! waits for it.
 
-use std::task::Poll;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
+use tokio::runtime::Handle;
 
 use crate::error::{Error, Unavailable};
 
@@ -11,33 +14,61 @@ use crate::error::{Error, Unavailable};
 /// dropped HTTP connection, a timeout): once its facts may be committed, the
 /// in-memory state, the windows and the idempotency keys must follow them.
 ///
-/// The change is polled once here first: one that finishes without waiting
-/// (an activity no window checks, on a journal appended in place) has no
-/// point at which its caller could stop waiting, and needs no task. One that
-/// waits is handed, as it stands, to a task of its own (it is boxed, so it
-/// does not move) before this function can be cancelled. A panic of the
-/// change answers `TaskFailed` on either way, as a task's would, and never
-/// unwinds into the caller.
+/// The caller polls the change itself while it waits, so that the usual
+/// change (whose caller waits to the end) costs no task: no spawn, no second
+/// task to wake when the journal answers, no join. If the caller stops
+/// waiting first, the change, as it stands (it is boxed, so it does not
+/// move), is handed to a task of its own on the runtime it started on, which
+/// runs the rest. A panic of the change answers `TaskFailed`, as a task's
+/// would, and never unwinds into the caller.
 ///
-/// The runtime that will run the rest is found before the first poll: a
+/// The runtime that would run the rest is found before the first poll: a
 /// caller outside a tokio runtime is refused before the change has done
-/// anything (a commit handed to the writer by that poll, then a failed
-/// spawn, would leave facts journaled and never applied).
-pub(super) async fn detached<T: Send + 'static>(mut change: BoxFuture<'static, Result<T, Error>>) -> Result<T, Error> {
-    let runtime = tokio::runtime::Handle::try_current().map_err(|e| Unavailable::TaskFailed {
+/// anything (a commit handed to the writer by that poll, then no runtime to
+/// finish it on, would leave facts journaled and never applied).
+pub(super) async fn detached<T: Send + 'static>(change: BoxFuture<'static, Result<T, Error>>) -> Result<T, Error> {
+    let runtime = Handle::try_current().map_err(|e| Unavailable::TaskFailed {
         reason: format!("the engine's calls run on a tokio runtime (actix's included): {e}"),
     })?;
-    let first = std::future::poll_fn(|cx| {
+    RunToEnd { change: Some(change), runtime }.await
+}
+
+/// A change polled by its caller; `None` once it has ended (or panicked).
+struct RunToEnd<T: Send + 'static> {
+    change: Option<BoxFuture<'static, Result<T, Error>>>,
+    runtime: Handle,
+}
+
+impl<T: Send + 'static> Future for RunToEnd<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(change) = this.change.as_mut() else {
+            return Poll::Ready(Err(
+                Unavailable::TaskFailed { reason: "a change was polled after its end".into() }.into()
+            ));
+        };
         let poll = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.as_mut().poll(cx)));
-        Poll::Ready(poll)
-    })
-    .await;
-    match first {
-        Ok(Poll::Ready(done)) => return done,
-        Ok(Poll::Pending) => {}
-        Err(panic) => return Err(Unavailable::TaskFailed { reason: panic_message(panic.as_ref()) }.into()),
+        let done = match poll {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(done)) => done,
+            Err(panic) => Err(Unavailable::TaskFailed { reason: panic_message(panic.as_ref()) }.into()),
+        };
+        this.change = None;
+        Poll::Ready(done)
     }
-    runtime.spawn(change).await.map_err(|e| Unavailable::TaskFailed { reason: e.to_string() })?
+}
+
+impl<T: Send + 'static> Drop for RunToEnd<T> {
+    fn drop(&mut self) {
+        if let Some(change) = self.change.take() {
+            // The caller stopped waiting before the end: the rest runs on a
+            // task of its own, which nobody joins (a panic there is the
+            // runtime's to report).
+            drop(self.runtime.spawn(change));
+        }
+    }
 }
 
 /// What a panic said, as a task's `JoinError` would tell it.
@@ -100,6 +131,39 @@ mod tests {
             }));
             // Polled once (the change waits and is handed to its task), then dropped.
             assert!(futures_util::FutureExt::now_or_never(change).is_none());
+            finished.await.expect("the abandoned change ran to its end");
+        });
+    }
+
+    #[test]
+    fn a_change_its_caller_waits_for_runs_on_the_callers_task() {
+        let answer = runtime().block_on(detached(Box::pin(async {
+            tokio::task::yield_now().await;
+            // `block_on` is no task: a spawned change would count one.
+            Ok(Handle::current().metrics().num_alive_tasks())
+        })));
+        assert_eq!(answer.expect("the change ends"), 0, "no task was spawned for it");
+    }
+
+    #[test]
+    fn a_change_finishes_even_when_its_caller_stops_waiting_after_several_polls() {
+        let runtime = runtime();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        runtime.block_on(async {
+            let mut change = Box::pin(detached(Box::pin(async move {
+                tokio::task::yield_now().await;
+                wait.await.expect("told to go on");
+                let _ = done.send(());
+                Ok(())
+            })));
+            // Polled until it waits on `wait` (after its yield), then dropped.
+            for _ in 0..3 {
+                assert!(futures_util::FutureExt::now_or_never(change.as_mut()).is_none());
+                tokio::task::yield_now().await;
+            }
+            drop(change);
+            go.send(()).expect("the change still holds its receiver");
             finished.await.expect("the abandoned change ran to its end");
         });
     }
