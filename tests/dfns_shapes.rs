@@ -252,3 +252,29 @@ async fn webhooks_at_the_unversioned_paths_are_updated_pinged_and_read() {
     failing_receiver.stop(true).await;
     server.stop().await;
 }
+
+/// A count limit is answered as the integer the contract says it is, however
+/// it was given; USD limits stay decimal strings.
+#[actix_rt::test]
+async fn a_count_limit_is_answered_as_an_integer_and_a_usd_limit_as_a_decimal_string() {
+    let server = TestServer::start().await;
+    let count = |limit: Value| {
+        json!({"name": "Count", "activityKind": "Wallets:Sign",
+               "rule": {"kind": "TransactionCountVelocity", "configuration": {"limit": limit, "timeWindow": 3600}},
+               "action": {"kind": "Block"}})
+    };
+    for given in [json!(3), json!("3")] {
+        let created = server.post("/v2/policies", Some(ALICE), &count(given.clone())).await.expect(200);
+        assert_eq!(created["rule"]["configuration"]["limit"], json!(3), "given as {given}");
+        assert_eq!(created["rule"]["configuration"]["timeWindow"], json!(3600));
+        let read = server.get(&format!("/v2/policies/{}", created["id"].as_str().unwrap()), Some(ALICE)).await;
+        assert_eq!(read.expect(200)["rule"], created["rule"], "read back as answered");
+    }
+    let usd = json!({"name": "Amount", "activityKind": "Wallets:Sign",
+                     "rule": {"kind": "TransactionAmountVelocity",
+                              "configuration": {"limit": 100000, "currency": "USD", "timeWindow": 3600}},
+                     "action": {"kind": "Block"}});
+    let created = server.post("/v2/policies", Some(ALICE), &usd).await.expect(200);
+    assert_eq!(created["rule"]["configuration"]["limit"], json!("100000"));
+    server.stop().await;
+}

@@ -163,13 +163,14 @@ pub fn units_to_decimal(amount: TokenAmount, decimals: u8) -> Option<Decimal> {
 pub struct NumberText(pub String);
 
 /// Documented as it is read: a decimal string, or a JSON number while exact;
-/// always written back as a string.
+/// written back as a string (a rule's count limit is written as an integer:
+/// see `Rule`'s `Serialize`).
 impl utoipa::PartialSchema for NumberText {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
         ObjectBuilder::new()
             .schema_type(SchemaType::Array(vec![Type::String, Type::Number]))
-            .description(Some("A decimal as a string (or a JSON number below 2^53); always answered as a string."))
+            .description(Some("A decimal as a string (or a JSON number below 2^53); answered as a string, but a `TransactionCountVelocity` limit as an integer."))
             .examples(["100000"])
             .into()
     }

@@ -97,13 +97,47 @@ pub enum RuleKind {
 }
 
 /// A rule: its kind and its configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct Rule {
     /// Which rule.
     pub kind: RuleKind,
     /// Its parameters; which fields are required depends on `kind`.
     #[serde(default)]
     pub configuration: RuleConfiguration,
+}
+
+/// Written as derived, but for a count limit: the contract's
+/// `TransactionCountVelocity` takes `limit` as an integer, and a Dfns client
+/// reads it back as one (USD and smallest-unit limits stay decimal strings,
+/// exact past 2^53). A limit that is no integer (refused when the policy is
+/// checked) is written as given.
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        /// The configuration with its limit as a number.
+        #[derive(Serialize)]
+        struct CountLimited<'a> {
+            limit: u64,
+            #[serde(flatten)]
+            rest: &'a RuleConfiguration,
+        }
+
+        let mut rule = serializer.serialize_struct("Rule", 2)?;
+        rule.serialize_field("kind", &self.kind)?;
+        let count = match (self.kind, &self.configuration.limit) {
+            (RuleKind::TransactionCountVelocity, Some(limit)) => limit.0.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match count {
+            Some(limit) => {
+                let rest = RuleConfiguration { limit: None, ..self.configuration.clone() };
+                rule.serialize_field("configuration", &CountLimited { limit, rest: &rest })?;
+            }
+            None => rule.serialize_field("configuration", &self.configuration)?,
+        }
+        rule.end()
+    }
 }
 
 /// Parameters of every rule kind; validation checks which apply.
