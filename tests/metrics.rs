@@ -55,7 +55,8 @@ async fn metrics_exist_from_start_and_count_traffic() {
         let series = format!("warden_approvals_resolved_total{{status=\"{status}\"}}");
         assert!(before.contains_key(&series), "`{series}` missing");
     }
-    for outcome in ["delivered", "failed", "retry"] {
+    // The outcome of an attempt is the event's delivery status after it.
+    for outcome in ["Delivered", "Failed", "Pending"] {
         let series = format!("warden_webhook_deliveries_total{{outcome=\"{outcome}\"}}");
         assert!(before.contains_key(&series), "`{series}` missing");
     }

@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use super::tls::{HandshakeFailure, HANDSHAKE_FAILURES};
 use crate::model::activity::ActivityStatus;
 use crate::model::approval::ApprovalStatus;
+use crate::model::webhook::DeliveryStatus;
 
 /// How often histograms are folded and idle data dropped when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -106,8 +107,8 @@ fn register_from_start() {
     for status in [ApprovalStatus::Approved, ApprovalStatus::Denied, ApprovalStatus::Expired] {
         metrics::counter!("warden_approvals_resolved_total", "status" => status.as_str()).increment(0);
     }
-    for outcome in ["delivered", "failed", "retry"] {
-        metrics::counter!("warden_webhook_deliveries_total", "outcome" => outcome).increment(0);
+    for outcome in DeliveryStatus::ALL {
+        metrics::counter!("warden_webhook_deliveries_total", "outcome" => outcome.as_str()).increment(0);
     }
     for reason in ["backlog", "disabled"] {
         metrics::counter!("warden_webhook_events_dropped_total", "reason" => reason).increment(0);

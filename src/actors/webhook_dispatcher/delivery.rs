@@ -130,12 +130,9 @@ async fn try_and_record(
         let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         return Some(Tried { next: Some(next), reached: false });
     }
-    let outcome = match status {
-        DeliveryStatus::Delivered => "delivered",
-        DeliveryStatus::Pending => "retry",
-        DeliveryStatus::Failed => "failed",
-    };
-    metrics::counter!("warden_webhook_deliveries_total", "outcome" => outcome).increment(1);
+    // The outcome of the attempt is the event's status after it: `Pending`
+    // when it will be tried again.
+    metrics::counter!("warden_webhook_deliveries_total", "outcome" => status.as_str()).increment(1);
     match status {
         DeliveryStatus::Failed => tracing::warn!(event = %event.id, attempts, "webhook delivery failed for good"),
         _ => tracing::debug!(event = %event.id, attempts, ?status, "webhook delivery tried"),

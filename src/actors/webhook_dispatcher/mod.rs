@@ -34,8 +34,9 @@
 //! system store is not read): a self-signed receiver fails each try.
 //!
 //! Metric: `warden_webhook_deliveries_total{outcome}`, one count per journaled
-//! outcome: `delivered`, `retry` (a failed try that will be retried) or
-//! `failed` (given up, or dropped).
+//! try, labelled with the contract's name of the event's delivery status after
+//! it: `Delivered`, `Pending` (a failed try that will be retried) or `Failed`
+//! (given up).
 
 pub mod address;
 pub mod backoff;
@@ -135,8 +136,8 @@ impl Actor for Dispatcher {
         if crate::actors::system_is_gone() {
             return;
         }
-        for outcome in ["delivered", "retry", "failed"] {
-            metrics::counter!("warden_webhook_deliveries_total", "outcome" => outcome).increment(0);
+        for outcome in DeliveryStatus::ALL {
+            metrics::counter!("warden_webhook_deliveries_total", "outcome" => outcome.as_str()).increment(0);
         }
         self.rescan();
         self.dispatch(ctx);
