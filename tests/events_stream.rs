@@ -95,7 +95,21 @@ async fn events_stream_in_order_to_authenticated_callers() {
     let text = read_until(&mut stream, |t| t.matches("event: activity.evaluated").count() == 3).await;
     let seen: Vec<usize> = ids.iter().map(|id| text.find(id.as_str()).expect("every activity is announced")).collect();
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "in the order they were answered: {text}");
-    assert!(text.contains("data: {\"data\":{\"activity\""), "{text}");
+    // Each `data` is a webhook body: `id`, `kind`, `date`, `data`; every
+    // event has an id of its own.
+    let bodies: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).expect("each data line is JSON"))
+        .collect();
+    assert_eq!(bodies.len(), 3, "{text}");
+    for body in &bodies {
+        assert_eq!(body["kind"], "activity.evaluated", "{body}");
+        assert!(body["id"].as_str().is_some_and(|id| id.starts_with("ev-")), "{body}");
+        assert!(body["date"].is_string() && body["data"]["activity"]["id"].is_string(), "{body}");
+    }
+    let distinct: std::collections::HashSet<&str> = bodies.iter().filter_map(|b| b["id"].as_str()).collect();
+    assert_eq!(distinct.len(), 3, "{text}");
 }
 
 #[actix_rt::test]

@@ -135,3 +135,43 @@ async fn a_demoted_leader_follows_again_from_where_it_stopped() {
     assert_eq!(first.evaluate(transfer_with("10", json!({}))).await.unwrap().status, ActivityStatus::Blocked);
     assert!(first.policy(&window.id).is_ok());
 }
+
+/// The events a subscriber hears, kind and data.
+fn heard(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> Vec<(String, serde_json::Value)> {
+    std::iter::from_fn(|| events.try_recv().ok()).map(|event| (event.kind, event.data)).collect()
+}
+
+/// A subscriber of a standby hears the leader's events as the standby folds
+/// their records: the same kinds and data, but for the order within a commit
+/// (the activity before the approval it opened); nothing before it subscribed.
+#[actix_rt::test]
+async fn a_standby_tells_its_subscribers_the_events_of_the_records_it_folds() {
+    let journal = Arc::new(MemoryJournal::new());
+    let leader = Engine::builder().shared_journal(journal.clone()).build().await.unwrap();
+    let standby = Engine::builder().shared_journal(journal.clone()).standby().build().await.unwrap();
+    leader.create_policy(&admin(), seed_policy_spec()).await.unwrap();
+    leader.evaluate(transfer_with("10", json!({}))).await.unwrap();
+    let next = follow(&standby, &journal, 1);
+
+    let mut on_leader = leader.subscribe();
+    let mut on_standby = standby.subscribe();
+    let held = leader.evaluate(transfer_with("150000", json!({}))).await.unwrap();
+    let approval_id = held.approval_id.clone().unwrap();
+    leader.decide(&user("us-1"), &approval_id, DecisionValue::Denied, "no").await.unwrap();
+    follow(&standby, &journal, next);
+
+    let told = heard(&mut on_standby);
+    let kinds: Vec<&str> = told.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["policy.triggered", "activity.evaluated", "policy.approval.pending", "policy.approval.resolved"],
+        "nothing of the records folded before it subscribed"
+    );
+    let mut by_leader = heard(&mut on_leader);
+    by_leader.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut by_standby = told.clone();
+    by_standby.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(by_standby, by_leader, "the leader's events, data and all");
+    assert_eq!(told[1].1["activity"]["id"], held.id.as_str());
+    assert_eq!(told[3].1["approval"]["status"], "Denied");
+}

@@ -26,8 +26,9 @@ use crate::journal::facts::{Count, Fact, Json};
 use crate::journal::JournalWriter;
 use crate::model::activity::{ActivityRequest, ActivityStatus};
 use crate::model::approval::{Approval, ApprovalStatus, Decision};
-use crate::model::event::EngineEvent;
+use crate::model::event::{EngineEvent, Notice};
 use crate::model::policy::ActivityKind;
+use crate::model::principal::Principal;
 use crate::model::webhook::{Webhook, WebhookEvent};
 use crate::policy::compile::CompiledRule;
 use crate::policy::subject::wallet_subject;
@@ -51,6 +52,8 @@ pub(crate) struct Hub {
     book: Arc<AddressBook>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    /// The principals in force: replaced whole when the config is reloaded.
+    principals: arc_swap::ArcSwap<Vec<Principal>>,
     subscribers: broadcast::Sender<EngineEvent>,
     dispatcher: OnceLock<Addr<Dispatcher>>,
     serial: OnceLock<Recipient<Serialized>>,
@@ -68,6 +71,7 @@ impl Hub {
         book: Arc<AddressBook>,
         clock: Arc<dyn Clock>,
         settings: Settings,
+        principals: Vec<Principal>,
         webhook_allow_private: bool,
     ) -> Arc<Self> {
         let (subscribers, _) = broadcast::channel(1024);
@@ -82,6 +86,7 @@ impl Hub {
             book,
             clock,
             settings,
+            principals: arc_swap::ArcSwap::from_pointee(principals),
             subscribers,
             dispatcher: OnceLock::new(),
             serial: OnceLock::new(),
@@ -109,6 +114,16 @@ impl Hub {
     /// The settings.
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The principals in force.
+    pub(crate) fn principals(&self) -> Arc<Vec<Principal>> {
+        self.principals.load_full()
+    }
+
+    /// Puts `principals` in force (a reloaded config's).
+    pub(crate) fn set_principals(&self, principals: Vec<Principal>) {
+        self.principals.store(Arc::new(principals));
     }
 
     /// Whether webhooks may reach private addresses.
@@ -187,29 +202,37 @@ impl Hub {
     }
 
     /// Tells subscribers (after the commit that made the notices true).
+    /// Nothing is built when nobody listens.
     pub(crate) fn announce(&self, notices: Notices) {
+        if !self.is_heard() {
+            return;
+        }
         for notice in notices.notices {
-            let _ = self.subscribers.send(notice);
+            self.tell(notice);
+        }
+    }
+
+    /// Whether anyone subscribes to the engine's events.
+    pub(crate) fn is_heard(&self) -> bool {
+        self.subscribers.receiver_count() > 0
+    }
+
+    /// Tells subscribers `notice`, with an id of its own.
+    pub(crate) fn tell(&self, notice: Notice) {
+        let _ = self.subscribers.send(notice.announced());
+    }
+
+    /// Tells subscribers (only: webhooks have no such kind) that an activity
+    /// was evaluated; nothing is built when nobody listens.
+    pub(crate) fn announce_evaluated(&self, activity: &crate::model::activity::Activity) {
+        if self.is_heard() {
+            self.tell(Notice::activity_evaluated(activity));
         }
     }
 
     /// Carries out the effects; answers the policies whose windows must be
     /// rebuilt (awaited by `commit`, so a changed rule is answered only once
     /// its windows hold what the journal says).
-    /// Tells subscribers (only: webhooks have no such kind) that an activity
-    /// was evaluated; nothing is built when nobody listens.
-    pub(crate) fn announce_evaluated(&self, activity: &crate::model::activity::Activity) {
-        if self.subscribers.receiver_count() == 0 {
-            return;
-        }
-        let data = json!({ "activity": activity });
-        let _ = self.subscribers.send(EngineEvent {
-            kind: "activity.evaluated".to_owned(),
-            date: activity.date_created,
-            data,
-        });
-    }
-
     fn react(&self, effects: Vec<Effect>, reservation: u64) -> Vec<String> {
         // Read once, and only for counts: most activities count in no window.
         let mut now = None;

@@ -51,7 +51,7 @@ pub(super) async fn propose(
     }
     let target =
         operation.target(&policy_id, current.as_ref(), now).ok_or_else(|| Error::not_found("policy", &policy_id))?;
-    check_lockout(&target.spec, &hub.settings().principals)?;
+    check_lockout(&target.spec, &hub.principals())?;
 
     let subject = policy_change_subject(&caller.id, caller.kind, &policy_id, operation.kind());
     let snapshot = state.snapshot();

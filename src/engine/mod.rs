@@ -6,6 +6,7 @@
 mod activities;
 mod approvals;
 mod detached;
+mod followed_events;
 mod governance;
 mod recovery;
 mod roles;
@@ -98,6 +99,7 @@ pub struct EngineBuilder {
     journal: Option<Arc<dyn Journal>>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    principals: Vec<Principal>,
     arbiters: usize,
     upkeep: Upkeep,
     webhook_allow_private: bool,
@@ -111,6 +113,7 @@ impl Default for EngineBuilder {
             journal: None,
             clock: Arc::new(SystemClock),
             settings: Settings::default(),
+            principals: Vec::new(),
             arbiters: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             upkeep: Upkeep { window_idle: DEFAULT_WINDOW_IDLE, external_id_retention: DEFAULT_EXTERNAL_ID_RETENTION },
             webhook_allow_private: false,
@@ -157,9 +160,11 @@ impl EngineBuilder {
         self
     }
 
-    /// The principals the engine knows of (for lockout protection).
+    /// The principals the engine knows of: the lockout check of governing
+    /// policies counts their approvers, and the `approverId` filter takes
+    /// their kinds (see [`Engine::set_principals`] for a reload).
     pub fn principals(mut self, principals: Vec<Principal>) -> Self {
-        self.settings.principals = principals;
+        self.principals = principals;
         self
     }
 
@@ -217,7 +222,7 @@ impl EngineBuilder {
         let book = Arc::new(AddressBook::new(arbiters, journal.clone(), state.count_index().clone()));
         let allow_private = self.webhook_allow_private;
         let writer = (!self.standby).then(|| JournalWriter::start(journal));
-        let hub = Hub::new(state, writer, book, self.clock, self.settings, allow_private);
+        let hub = Hub::new(state, writer, book, self.clock, self.settings, self.principals, allow_private);
         let registry = Registry::new(&hub, self.upkeep).start();
         let log: std::sync::Weak<dyn DeliveryLog> = Arc::downgrade(&hub) as std::sync::Weak<dyn DeliveryLog>;
         hub.wire(Dispatcher::new(log, allow_private).start(), registry.clone().recipient());
@@ -261,6 +266,13 @@ impl Engine {
             return Err(self.hub.leadership().not_leader());
         }
         detached::detached(change).await
+    }
+
+    /// Puts `principals` in force in place of the builder's (a server's
+    /// SIGHUP does this with its reloaded `[[principals]]`): the next lockout
+    /// check and `approverId` filter use them.
+    pub fn set_principals(&self, principals: Vec<Principal>) {
+        self.hub.set_principals(principals);
     }
 
     /// Whether recovery is complete.
@@ -381,7 +393,7 @@ impl Engine {
 
     /// Approvals in creation order.
     pub fn approvals(&self, filter: &ApprovalFilter, page: &PageRequest) -> Result<Page<Approval>, Error> {
-        let kinds = &self.hub.settings().principals;
+        let kinds = self.hub.principals();
         let approver = filter.approver_id.as_deref().map(|who| {
             let kind = kinds.iter().find(|p| p.id == who).map(|p| p.kind).unwrap_or_default();
             (who, kind)

@@ -3,7 +3,8 @@
 //!
 //! A standby folds every record the leader commits with the same
 //! [`State::apply`](crate::state::State) as recovery, so its reads are the
-//! leader's, a few milliseconds behind, and keeps the window counts of the
+//! leader's, a few milliseconds behind, tells its own subscribers the events
+//! of those records (`followed_events`), and keeps the window counts of the
 //! records it folds. Promoted, it starts its windows from those counts,
 //! expires what is due (approval actors start as decisions and deadlines
 //! reach them), hands the backlog of
@@ -23,6 +24,7 @@ use crate::journal::replay::unexpected;
 use crate::journal::JournalWriter;
 use crate::policy::compile::CompiledRule;
 
+use super::followed_events::Heard;
 use super::recovery::{self, LedgersByWindow};
 use super::Engine;
 
@@ -59,10 +61,14 @@ impl Engine {
         let index = self.hub.state().count_index();
         recovery::collect_counts(&mut standby.ledgers, index, seq, &mut fact, recovery::horizon(&self.hub));
         let policy_changed = matches!(fact, Fact::PolicyPut(_));
+        let heard = if self.hub.is_heard() { Heard::of(&fact) } else { None };
         let mut effects = Vec::new();
         self.hub.state().apply(seq, fact, &mut effects);
         if policy_changed {
             self.hub.state().publish_snapshot();
+        }
+        if let Some(heard) = heard {
+            self.tell_followed(heard);
         }
         standby.since_prune += 1;
         if standby.since_prune >= PRUNE_EVERY {

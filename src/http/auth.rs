@@ -235,9 +235,27 @@ impl LiveCredentials {
 }
 
 /// Reloads `[[principals]]` (tokens, certificates, keys) and
-/// `require_signed_actions` from the config file on SIGHUP.
-#[derive(Debug, Clone)]
-pub struct PrincipalsReloader(pub std::sync::Arc<LiveCredentials>);
+/// `require_signed_actions` from the config file on SIGHUP: who may call,
+/// and the principals the engine knows (approvers for the lockout check, kinds
+/// for the `approverId` filter).
+#[derive(Clone)]
+pub struct PrincipalsReloader {
+    credentials: std::sync::Arc<LiveCredentials>,
+    engine: crate::engine::Engine,
+}
+
+impl PrincipalsReloader {
+    /// Reloads `credentials` and `engine`'s principals.
+    pub fn new(credentials: std::sync::Arc<LiveCredentials>, engine: crate::engine::Engine) -> Self {
+        PrincipalsReloader { credentials, engine }
+    }
+}
+
+impl std::fmt::Debug for PrincipalsReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrincipalsReloader").finish_non_exhaustive()
+    }
+}
 
 impl crate::http::reload::Reload for PrincipalsReloader {
     fn name(&self) -> &'static str {
@@ -246,7 +264,8 @@ impl crate::http::reload::Reload for PrincipalsReloader {
 
     fn reload(&self, config: &crate::config::Config) -> Result<(), String> {
         let fresh = Credentials::new(config.principals.clone()).require_signed_actions(config.require_signed_actions);
-        self.0 .0.store(std::sync::Arc::new(fresh));
+        self.credentials.0.store(std::sync::Arc::new(fresh));
+        self.engine.set_principals(config.engine_principals());
         Ok(())
     }
 }

@@ -123,7 +123,7 @@ impl Server {
     /// What SIGHUP reloads of who may call (`[[principals]]`): register it
     /// with the binary's [`Reloaders`].
     pub fn principals_reloader(&self) -> PrincipalsReloader {
-        PrincipalsReloader(self.credentials.clone())
+        PrincipalsReloader::new(self.credentials.clone(), self.engine.clone())
     }
 
     /// Who may call.

@@ -1,7 +1,5 @@
 //! How an engine evaluates: the settings its builder (or config file) gives.
 
-use crate::model::principal::Principal;
-
 use super::{DefaultAction, EvaluationMode, PriceTable};
 
 /// How the engine evaluates, from its builder.
@@ -13,6 +11,4 @@ pub struct Settings {
     pub default_action: DefaultAction,
     /// USD per whole unit.
     pub prices: PriceTable,
-    /// Known principals, for the lockout check of governing policies.
-    pub principals: Vec<Principal>,
 }

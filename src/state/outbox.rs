@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::journal::facts::{Fact, Json};
-use crate::model::activity::Activity;
-use crate::model::event::EngineEvent;
+use crate::model::activity::{Activity, PolicyEvaluation};
+use crate::model::event::Notice;
 use crate::model::ids::{new_id, IdKind};
 use crate::model::webhook::{DeliveryStatus, WebhookEvent};
 
@@ -17,7 +17,7 @@ use super::State;
 #[derive(Debug, Default)]
 pub(crate) struct Notices {
     /// For subscribers, once committed.
-    pub(crate) notices: Vec<EngineEvent>,
+    pub(crate) notices: Vec<Notice>,
     events: Vec<WebhookEvent>,
     /// Oldest events dropped from full backlogs, and their facts.
     dropped: Vec<String>,
@@ -60,18 +60,13 @@ impl Notices {
             data: text.clone(),
             next_attempt: Some(now),
         }));
-        self.notices.push(EngineEvent { kind: kind.to_owned(), date: now, data });
+        self.notices.push(Notice { kind: kind.to_owned(), date: now, data });
     }
 
     /// Announces `policy.triggered` for each policy that triggered on `activity`.
     pub(crate) fn triggered(&mut self, state: &State, activity: &Activity) {
-        let now = activity.date_created;
         for evaluation in &activity.policy_evaluations {
-            let data = json!({"policyEvaluation": {
-                "policyId": evaluation.policy_id, "activityId": activity.id,
-                "triggered": evaluation.triggered, "reason": evaluation.reason, "date": now,
-            }});
-            self.add(state, "policy.triggered", data, now);
+            self.add(state, "policy.triggered", policy_triggered(activity, evaluation), activity.date_created);
         }
     }
 
@@ -80,4 +75,12 @@ impl Notices {
         let queued = std::mem::take(&mut self.events).into_iter().map(|e| Fact::EventQueued(Json(e)));
         std::mem::take(&mut self.settled).into_iter().chain(queued)
     }
+}
+
+/// The data of `policy.triggered` for one of `activity`'s evaluations.
+pub(crate) fn policy_triggered(activity: &Activity, evaluation: &PolicyEvaluation) -> serde_json::Value {
+    json!({"policyEvaluation": {
+        "policyId": evaluation.policy_id, "activityId": activity.id,
+        "triggered": evaluation.triggered, "reason": evaluation.reason, "date": activity.date_created,
+    }})
 }

@@ -52,6 +52,6 @@ pub async fn stream(engine: Data<Engine>, _caller: Caller) -> HttpResponse {
 
 /// One event as an SSE frame; its data is the body a webhook receives.
 fn frame(event: &EngineEvent) -> String {
-    let data = serde_json::json!({"kind": event.kind, "date": event.date, "data": event.data});
+    let data = serde_json::json!({"id": event.id, "kind": event.kind, "date": event.date, "data": event.data});
     format!("event: {}\ndata: {data}\n\n", event.kind)
 }

@@ -1,0 +1,77 @@
+//! What a standby tells its own subscribers (`GET /v2/events` on that node):
+//! the events of the records it folds, made from the records as the leader
+//! made them from its changes. Only the kinds the leader announces from a
+//! record's contents are told: an activity's `policy.triggered` and
+//! `activity.evaluated`, an approval's `policy.approval.pending` and
+//! `policy.approval.resolved`.
+//!
+//! Nothing is read or built while nobody listens. The order within a commit
+//! is the records' (an activity is told before the approval it opened; the
+//! leader tells the approval first). A subscriber of a standby hears the
+//! records folded after it subscribed, a few milliseconds after the leader's.
+
+use crate::journal::facts::Fact;
+use crate::model::activity::Activity;
+use crate::model::event::Notice;
+use crate::model::policy::ActivityKind;
+use crate::state::policy_triggered;
+
+use super::Engine;
+
+/// What a record will be told as, taken before the fold consumes it.
+pub(super) enum Heard {
+    /// The JSON text of an evaluated activity.
+    Evaluated(String),
+    /// An approval opened, as journaled.
+    Opened(serde_json::Value, chrono::DateTime<chrono::Utc>),
+    /// An approval resolved: read back once folded.
+    Resolved(String, chrono::DateTime<chrono::Utc>),
+}
+
+impl Heard {
+    /// What `fact` will be told as, if anything.
+    pub(super) fn of(fact: &Fact) -> Option<Heard> {
+        match fact {
+            Fact::ActivityEvaluated { activity, .. } => Some(Heard::Evaluated(activity.json.clone())),
+            Fact::ApprovalOpened(approval) => {
+                let data = serde_json::json!({ "approval": approval.0 });
+                Some(Heard::Opened(data, approval.0.date_created))
+            }
+            Fact::ApprovalResolved { approval_id, date, .. } => Some(Heard::Resolved(approval_id.clone(), *date)),
+            _ => None,
+        }
+    }
+}
+
+impl Engine {
+    /// Tells this node's subscribers what a folded record was (see the module).
+    pub(super) fn tell_followed(&self, heard: Heard) {
+        let hub = &self.hub;
+        match heard {
+            Heard::Evaluated(text) => {
+                let Ok(activity) = serde_json::from_str::<Activity>(&text) else {
+                    tracing::warn!("a folded activity's text does not read back; its events are not told");
+                    return;
+                };
+                for evaluation in &activity.policy_evaluations {
+                    let data = policy_triggered(&activity, evaluation);
+                    hub.tell(Notice { kind: "policy.triggered".to_owned(), date: activity.date_created, data });
+                }
+                // As the leader: a policy change is no `activity.evaluated`.
+                if activity.activity.kind == ActivityKind::WalletsSign {
+                    hub.tell(Notice::activity_evaluated(&activity));
+                }
+            }
+            Heard::Opened(data, date) => {
+                hub.tell(Notice { kind: "policy.approval.pending".to_owned(), date, data });
+            }
+            Heard::Resolved(approval_id, date) => match self.approval(&approval_id) {
+                Ok(approval) => {
+                    let data = serde_json::json!({ "approval": approval });
+                    hub.tell(Notice { kind: "policy.approval.resolved".to_owned(), date, data });
+                }
+                Err(error) => tracing::warn!(approval = %approval_id, %error, "a resolved approval does not read back"),
+            },
+        }
+    }
+}
