@@ -52,6 +52,19 @@ async fn bad_policies_are_400_naming_the_field_and_change_nothing() {
         (with(p(), "/rule/configuration/limit", json!(true)), "rule.configuration.limit"),
         (with(p(), "/rule/configuration/limit", json!([1])), "rule.configuration.limit"),
         (with(p(), "/rule/configuration/currency", json!(1)), "rule.configuration.currency"),
+        // Money is exact or refused: past 28 significant digits a decimal
+        // would round.
+        (
+            with(p(), "/rule/configuration/limit", json!("99.9999999999999999999999999999999")),
+            "rule.configuration.limit",
+        ),
+        // A misspelled key is refused, not ignored (ignored, it would widen
+        // the group to every User, or the window to its default scope).
+        (with(p(), "/action/approvalGroups/0/approvers", json!({"userid": {"in": ["us-1"]}})), "userid"),
+        (
+            with(p(), "/rule/configuration", json!({"limit": "100000", "currency": "USD", "scop": "Organization"})),
+            "scop",
+        ),
         (with(p(), "/action/kind", json!("Explode")), "action.kind"),
         (with(p(), "/action/approvalGroups/0/quorum", json!("two")), "action.approvalGroups[0].quorum"),
         (with(p(), "/action/approvalGroups/0/quorum", json!(-1)), "action.approvalGroups[0].quorum"),
@@ -121,6 +134,10 @@ async fn bad_activities_are_400_naming_the_field_and_change_nothing() {
         (with(a(), "/transaction/assets/0/decimals", json!(78)), "transaction.assets[0].decimals"),
         (with(a(), "/transaction/assets/0/valueUsd", json!("abc")), "transaction.assets[0].valueUsd"),
         (with(a(), "/transaction/assets/0/valueUsd", json!("-10")), "transaction.assets[0].valueUsd"),
+        (
+            with(a(), "/transaction/assets/0/valueUsd", json!("100.000000000000000000000000001")),
+            "transaction.assets[0].valueUsd",
+        ),
         (with(a(), "/transaction/assets/0/symbol", json!("")), "transaction.assets[0].symbol"),
         (with(a(), "/transaction/assets/0/symbol", json!(["ETH"])), "transaction.assets[0].symbol"),
         (

@@ -58,6 +58,18 @@ async fn missing_unknown_and_malformed_tokens_are_401() {
         .send()
         .await;
     assert_eq!(response.unwrap().status(), 200);
+    // Two `Authorization` headers are refused in either order, even with
+    // one of them valid: which one would count is no choice to make.
+    for pair in
+        [[format!("Bearer {ALICE}"), "Bearer wrong".to_owned()], ["Bearer wrong".to_owned(), format!("Bearer {ALICE}")]]
+    {
+        let mut request = client.get(format!("{}/v2/policies", server.base));
+        for header in &pair {
+            request = request.append_header(("Authorization", header.as_str()));
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{pair:?}");
+    }
     server.stop().await;
 }
 

@@ -119,10 +119,14 @@ impl Credentials {
 
     /// The principal of a request's `Authorization: Bearer` header.
     fn bearer(&self, request: &HttpRequest) -> Result<Principal, Problem> {
-        let header = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| Problem::unauthorized("authorization: a bearer token is required"))?;
+        let mut headers = request.headers().get_all(header::AUTHORIZATION);
+        let header =
+            headers.next().ok_or_else(|| Problem::unauthorized("authorization: a bearer token is required"))?;
+        // Two tokens are two principals, or a guess beside a real one: which
+        // one counts is no choice to make.
+        if headers.next().is_some() {
+            return Err(Problem::unauthorized("authorization: give one `Authorization` header, not several"));
+        }
         let token = header
             .to_str()
             .ok()

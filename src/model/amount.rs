@@ -103,7 +103,9 @@ pub fn parse_usd(text: &str) -> Result<Decimal, String> {
     if !valid {
         return Err(format!("`{text}` is not a decimal"));
     }
-    Decimal::from_str(text).map_err(|_| format!("`{text}` is not a decimal within 28 significant digits"))
+    // Exact or refused: `from_str` would round past 28 significant digits,
+    // and a limit or a value rounded up or down compares wrongly.
+    Decimal::from_str_exact(text).map_err(|_| format!("`{text}` is not a decimal within 28 significant digits"))
 }
 
 /// Most digits [`plain_decimal`] reads: 10^18 < 2^63, so they fit an `i64`.
@@ -157,8 +159,14 @@ pub fn units_to_decimal(amount: TokenAmount, decimals: u8) -> Option<Decimal> {
     whole.checked_add(fraction)
 }
 
-/// A value given as a JSON string or number and kept as its exact text, so that
-/// `"100000"` and `100000` read the same and nothing passes through `f64`.
+/// A value given as a JSON string or number and kept as its exact text, so
+/// that `"100000"` and `100000` read the same. The contract accepts JSON
+/// numbers; one with a fraction or an exponent reaches us as serde_json's
+/// `f64`, kept as its shortest text: exact for every number a JavaScript
+/// client can send (its numbers are `f64`s), but a number written with more
+/// than 15 significant digits may already be rounded (`100.0000000000000001`
+/// reads as `100`), so such values belong in strings, which are exact to 28
+/// digits or refused.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NumberText(pub String);
 
@@ -170,7 +178,7 @@ impl utoipa::PartialSchema for NumberText {
         use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
         ObjectBuilder::new()
             .schema_type(SchemaType::Array(vec![Type::String, Type::Number]))
-            .description(Some("A decimal as a string (or a JSON number below 2^53); answered as a string, but a `TransactionCountVelocity` limit as an integer."))
+            .description(Some("A decimal as a string (or a JSON number of at most 15 significant digits, below 2^53); answered as a string, but a `TransactionCountVelocity` limit as an integer."))
             .examples(["100000"])
             .into()
     }
@@ -346,6 +354,10 @@ mod tests {
     fn usd_parsing_rejects_non_decimals() {
         assert_eq!(parse_usd("1500.25").unwrap(), Decimal::from_str("1500.25").unwrap());
         assert!(parse_usd("1e5").is_err());
+        // Past 28 significant digits a decimal would be rounded: refused.
+        assert!(parse_usd("100.000000000000000000000000001").is_err());
+        assert!(parse_usd("99.9999999999999999999999999999999").is_err());
+        assert_eq!(parse_usd("99.99999999999999999999999999").unwrap().to_string(), "99.99999999999999999999999999");
         assert!(parse_usd("abc").is_err());
         assert!(parse_usd("").is_err());
     }

@@ -140,9 +140,12 @@ impl Serialize for Rule {
     }
 }
 
-/// Parameters of every rule kind; validation checks which apply.
+/// Parameters of every rule kind; validation checks which apply. An unknown
+/// key is refused: a misspelled `scope` ignored would sum a wider window's
+/// spending under the default (per wallet), a misspelled `timeWindow` or
+/// `limit` would be refused anyway, but naming the wrong key.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleConfiguration {
     /// USD limit, count limit, or smallest-unit limit with `asset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,9 +260,11 @@ pub struct ApprovalGroupSpec {
     pub service_accounts_can_approve: bool,
 }
 
-/// Approver selection; `{}` lists everyone.
+/// Approver selection; `{}` lists everyone. An unknown key is refused, as in
+/// the filters: a misspelled `userId` ignored would open the group to every
+/// User.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Approvers {
     /// Explicit list; absent means everyone eligible by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]

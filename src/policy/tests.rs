@@ -100,7 +100,11 @@ fn limits_must_be_positive_decimals() {
         let e = error_of(with(json!({"rule": {"configuration": {"limit": bad}}})));
         assert_eq!(e, "rule.configuration.limit must be a positive decimal");
     }
+    assert!(validate(&spec(with(json!({"rule": {"configuration": {"limit": "1500.25"}}})))).is_ok());
     assert!(validate(&spec(with(json!({"rule": {"configuration": {"limit": 1500.25}}})))).is_ok());
+    // Past 28 significant digits the limit would be rounded: refused.
+    let e = error_of(with(json!({"rule": {"configuration": {"limit": "99.9999999999999999999999999999999"}}})));
+    assert!(e.starts_with("rule.configuration.limit"), "{e}");
 }
 
 #[test]
