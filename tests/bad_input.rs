@@ -228,6 +228,9 @@ async fn bad_decisions_webhooks_and_queries_are_400() {
         (json!({"url": "not a url", "events": ["*"]}), "url"),
         (json!({"url": "ftp://127.0.0.1/x", "events": ["*"]}), "url"),
         (json!({"url": 5, "events": ["*"]}), "url"),
+        (json!({"url": "http://example.com:99999/x", "events": ["*"]}), "port must be 1 to 65535"),
+        (json!({"url": "http://example.com:0/x", "events": ["*"]}), "port must be 1 to 65535"),
+        (json!({"url": format!("http://example.com/{}", "a".repeat(2040)), "events": ["*"]}), "at most 2048 bytes"),
         (json!({"events": ["*"]}), "url"),
         (json!({"url": "http://127.0.0.1:9/x", "events": ["policy.exploded"]}), "events[0]"),
         (json!({"url": "http://127.0.0.1:9/x", "events": "*"}), "events"),
@@ -245,9 +248,19 @@ async fn bad_decisions_webhooks_and_queries_are_400() {
         ("/v2/activities?limit=99999999999999999999999", "limit"),
         ("/v2/activities?paginationToken=18446744073709551615", "paginationToken"),
         ("/v2/policies?paginationToken=-1", "paginationToken"),
+        // Given twice: which one would count is no choice to make.
+        ("/v2/activities?limit=2000&limit=1", "limit: given more than once"),
+        ("/v2/policy-approvals?status=Pending&status=Approved", "status: given more than once"),
     ] {
         server.get(path, Some(ALICE)).await.assert_problem(400, field);
     }
+    // A webhook's events by a kind no event has.
+    let webhook = json!({"url": "http://127.0.0.1:9/x", "events": ["*"]});
+    let webhook = server.post("/v2/webhooks", Some(ALICE), &webhook).await.expect(200);
+    let events = format!("/v2/webhooks/{}/events", webhook["id"].as_str().unwrap());
+    server.get(&format!("{events}?kind=bogus"), Some(ALICE)).await.assert_problem(400, "kind");
+    server.get(&format!("{events}?kind=webhook.ping"), Some(ALICE)).await.expect(200);
+    server.delete(&format!("/v2/webhooks/{}", webhook["id"].as_str().unwrap()), Some(ALICE)).await.expect(200);
     assert_eq!(state(&server).await, before);
     server.get("/healthz", None).await.expect(200);
     server.stop().await;

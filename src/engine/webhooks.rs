@@ -20,11 +20,12 @@ const MAX_DESCRIPTION_CHARS: usize = 4096;
 fn validate_webhook(spec: &WebhookSpec) -> Result<(String, u16), ValidationError> {
     let url = spec.url.trim();
     let shown: String = url.chars().take(64).collect();
+    if url.len() > MAX_URL_LEN {
+        return Err(ValidationError::new("url", format!("must be at most {MAX_URL_LEN} bytes")));
+    }
     let uri: Result<actix_web::http::Uri, _> = url.parse();
     let parsed = match &uri {
-        Ok(u) if url.len() <= MAX_URL_LEN && matches!(u.scheme_str(), Some("http" | "https")) => {
-            u.host().map(|host| (u, host))
-        }
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) => u.host().map(|host| (u, host)),
         _ => None,
     };
     let Some((uri, host)) = parsed else {
@@ -33,7 +34,21 @@ fn validate_webhook(spec: &WebhookSpec) -> Result<(String, u16), ValidationError
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
         return Err(ValidationError::new("url", "must not carry user info (`user:password@`)"));
     }
-    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    // A port that is written must be one (1 to 65535): `Uri::port` reads
+    // none from `:99999`, and the scheme's default was then the one checked.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let after_host = match authority.strip_prefix('[') {
+        Some(rest) => rest.find(']').map_or("", |end| &rest[end + 1..]),
+        None => authority.rfind(':').map_or("", |at| &authority[at..]),
+    };
+    let port = match after_host.strip_prefix(':').filter(|text| !text.is_empty()) {
+        None if uri.scheme_str() == Some("https") => 443,
+        None => 80,
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(ValidationError::new("url", format!("`{shown}`: the port must be 1 to 65535"))),
+        },
+    };
     if spec.events.is_empty() {
         return Err(ValidationError::new("events", "must list at least one event kind, or `*`"));
     }

@@ -22,13 +22,27 @@ impl FromRequest for ListQuery {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let parsed = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
-            .map(|pairs| ListQuery { params: pairs.into_inner().into_iter().collect() })
-            .map_err(|e| Problem::bad_request(format!("query: {e}")));
+            .map_err(|e| Problem::bad_request(format!("query: {e}")))
+            .and_then(|pairs| ListQuery::from_pairs(pairs.into_inner()));
         ready(parsed)
     }
 }
 
 impl ListQuery {
+    /// The parameters; one given twice is refused, as a JSON body's key
+    /// given twice is (`limit=2000&limit=1` is no choice to make).
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, Problem> {
+        let mut params = HashMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if params.contains_key(&name) {
+                let shown: String = name.chars().take(64).collect();
+                return Err(Problem::bad_request(format!("{shown}: given more than once")));
+            }
+            params.insert(name, value);
+        }
+        Ok(ListQuery { params })
+    }
+
     /// `limit` and `paginationToken`; the engine checks the range and the token.
     pub fn page(&self) -> Result<PageRequest, Problem> {
         let limit = match self.params.get("limit") {
@@ -62,6 +76,15 @@ mod tests {
 
     fn query(pairs: &[(&str, &str)]) -> ListQuery {
         ListQuery { params: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    #[test]
+    fn a_parameter_given_twice_is_refused() {
+        let pairs = |list: &[(&str, &str)]| list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let problem = ListQuery::from_pairs(pairs(&[("limit", "2000"), ("limit", "1")])).unwrap_err();
+        assert_eq!(problem.detail, "limit: given more than once");
+        let once = ListQuery::from_pairs(pairs(&[("limit", "2"), ("status", "Active")])).unwrap();
+        assert_eq!(once.page().unwrap().limit, Some(2));
     }
 
     #[test]

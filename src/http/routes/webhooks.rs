@@ -6,14 +6,14 @@ use actix_web::web::{Data, Json, Path};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::{last_try_failed, Engine, Page, PingOutcome, WebhookEventFilter};
+use crate::engine::{last_try_failed, Engine, Page, PingOutcome, WebhookEventFilter, PING_KIND};
 use crate::http::auth::{AdminRole, Authorized};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
 use crate::http::schemas::{WebhookDeletedDoc, WebhookEventListDoc, WebhookListDoc, WebhookPingDoc};
 use crate::http::user_action::UserAction;
-use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec, WebhookUpdate};
+use crate::model::webhook::{DeliveryStatus, Webhook, WebhookEvent, WebhookSpec, WebhookUpdate, EVENT_KINDS};
 
 /// Registers a webhook; the answer carries its secret, shown only here.
 #[utoipa::path(
@@ -140,7 +140,16 @@ pub async fn events(
             return Err(Problem::bad_request(format!("deliveryFailed: `{shown}` is not `true` or `false`")));
         }
     };
-    let filter = WebhookEventFilter { kind: query.text("kind"), delivery_failed };
+    // A kind no event can have is refused, as the other lists' filters are.
+    let kind = query.text("kind");
+    if let Some(kind) = kind.as_deref().filter(|k| !EVENT_KINDS.contains(k) && *k != PING_KIND) {
+        let shown: String = kind.chars().take(64).collect();
+        return Err(Problem::bad_request(format!(
+            "kind: `{shown}` is not one of {}, {PING_KIND}",
+            EVENT_KINDS.join(", ")
+        )));
+    }
+    let filter = WebhookEventFilter { kind, delivery_failed };
     let page = engine.webhook_events_matching(&id, &filter, &query.page()?)?;
     let items = page.items.into_iter().map(DeliveryLogEntry::from).collect();
     Ok(Json(Page { items, next_page_token: page.next_page_token }))
