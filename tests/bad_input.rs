@@ -215,6 +215,7 @@ async fn bad_decisions_webhooks_and_queries_are_400() {
     for (body, field) in [
         (json!({"value": "Maybe"}), "value"),
         (json!({"value": 1}), "value"),
+        (json!({"value": {"Approved": null}}), "value"),
         (json!({"reason": "no value"}), "value"),
         (json!({"value": "Approved", "reason": 5}), "reason"),
         (json!({"value": "Approved", "reason": "x".repeat(5000)}), "reason"),

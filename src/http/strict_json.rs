@@ -1,12 +1,14 @@
 //! Reading a JSON document into a type, in one pass over its text, without
-//! serde_json's two leniencies that no client means:
+//! serde_json's three leniencies that no client means:
 //! - a struct read from an *array* (serde's derive fills fields by position,
 //!   so `"filters": [null, null]` was accepted as empty filters);
 //! - an object with a key given twice (serde's derive refuses it for a known
 //!   field, but a `Value` or a map keeps the last silently, and an unknown
-//!   field is skipped whatever it holds).
+//!   field is skipped whatever it holds);
+//! - a unit variant given as an object (`{"Approved": null}` for
+//!   `"Approved"`: a decision's value so given was recorded).
 //!
-//! [`Strict`] wraps serde_json's deserializer and refuses both at any depth:
+//! [`Strict`] wraps serde_json's deserializer and refuses all three at any depth:
 //! every value below is read through it too, unknown fields included (read,
 //! not skipped). Otherwise it reads as serde_json does, but for two limits
 //! that no request body meets: an object's keys are read as text, so a map
@@ -234,8 +236,10 @@ impl<'de, A: MapAccess<'de>> de::EnumAccess<'de> for Variant<'_, 'de, A> {
 impl<'de, A: MapAccess<'de>> de::VariantAccess<'de> for Variant<'_, 'de, A> {
     type Error = A::Error;
 
+    /// A unit variant is a name: serde_json also reads `{"Approved": null}`,
+    /// which no client means.
     fn unit_variant(self) -> Result<(), A::Error> {
-        self.0.next_value()
+        Err(de::Error::invalid_type(de::Unexpected::Map, &"a string"))
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
@@ -457,13 +461,14 @@ mod tests {
             assert_eq!(read::<Value>(json).unwrap(), serde_json::from_str::<Value>(json).unwrap(), "{json}");
         }
         // Enums from a name, or from an object of one key (serde_json's
-        // shape of a variant with content).
+        // shape of a variant with content); a unit variant from its name
+        // only, where serde_json also takes `{"Wallets:Sign": null}`.
         assert_eq!(read::<ActivityKind>(r#""Wallets:Sign""#).unwrap(), ActivityKind::WalletsSign);
-        assert_eq!(read::<ActivityKind>(r#"{"Wallets:Sign": null}"#).unwrap(), ActivityKind::WalletsSign);
         assert!(serde_json::from_str::<ActivityKind>(r#"{"Wallets:Sign": null}"#).is_ok());
+        assert_eq!(refusal::<ActivityKind>(r#"{"Wallets:Sign": null}"#), ".: invalid type: map, expected a string");
         assert_eq!(refusal::<ActivityKind>("7"), ".: invalid type: integer `7`, expected string or map");
         let two = r#"{"Wallets:Sign": null, "Policies:Modify": null}"#;
-        assert_eq!(refusal::<ActivityKind>(two), ".: invalid value: map, expected map with a single key");
+        assert_eq!(refusal::<ActivityKind>(two), ".: invalid type: map, expected a string");
         assert_eq!(refusal::<ActivityKind>("{}"), ".: invalid value: map, expected map with a single key");
         let unknown = r#"{"kind": {"Wallets:Mint": null}}"#;
         assert!(refusal::<ActivityRequest>(unknown).starts_with("kind: unknown variant `Wallets:Mint`"));
