@@ -14,44 +14,30 @@
 # python3; not run by the tests. WARDEN_BIN serves from another build.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 ACTIVITIES="${ACTIVITIES:-50000}"
 HEALTHZ="${HEALTHZ:-120000}"
 FREQ="${FREQ:-10000}"
 command -v perf >/dev/null || { echo "http_profile: needs perf (linux-perf)" >&2; exit 1; }
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin warden --example loadgen
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-WARDEN="${WARDEN_BIN:-$TARGET/release/warden}"
-LOADGEN="$TARGET/release/examples/loadgen"
-WORK=$(mktemp -d)
-PORT=$((20000 + RANDOM % 20000))
-URL="http://127.0.0.1:$PORT"
-RUST_LOG=warn "$WARDEN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
-TOKEN=""
-for _ in $(seq 300); do
-    TOKEN=$(sed -n 's/^WARDEN_TOKEN=//p' "$WORK/server.log" | head -n 1)
-    [ -n "$TOKEN" ] && curl -fs "$URL/healthz" >/dev/null && break
-    sleep 0.2
-done
-[ -n "$TOKEN" ] || { echo "http_profile: the server did not start" >&2; cat "$WORK/server.log" >&2; exit 1; }
+# shellcheck source=benches/serve.sh
+source "$(dirname "$0")/serve.sh"
+serve_for_bench http-profile $((20000 + RANDOM % 20000))
+
 "$LOADGEN" --url "$URL" --token "$TOKEN" --seed-policies --requests 3000 --concurrency 64 >/dev/null
 
 # Samples the server while loadgen runs "$@"; writes its stacks to $1.
 sample() {
     local out=$1; shift
-    perf record -e cpu-clock -F "$FREQ" --call-graph dwarf,16384 -o "$WORK/perf.data" -p "$SERVER" 2>/dev/null &
+    perf record -e cpu-clock -F "$FREQ" --call-graph dwarf,16384 -o "$DATA/perf.data" -p "$SERVER" 2>/dev/null &
     local perf=$!
     sleep 0.5
     "$LOADGEN" --url "$URL" "$@" --concurrency 64 --duration 600 | grep -E '^requests:' >&2
     kill -INT $perf; wait $perf 2>/dev/null || true
-    perf script -i "$WORK/perf.data" -F comm,ip,sym --no-inline 2>/dev/null >"$out"
+    perf script -i "$DATA/perf.data" -F comm,ip,sym --no-inline 2>/dev/null >"$out"
 }
-sample "$WORK/activity.txt" --token "$TOKEN" --requests "$ACTIVITIES"
-sample "$WORK/healthz.txt" --healthz --requests "$HEALTHZ"
+sample "$DATA/activity.txt" --token "$TOKEN" --requests "$ACTIVITIES"
+sample "$DATA/healthz.txt" --healthz --requests "$HEALTHZ"
 
-python3 - "$WORK/activity.txt" "$ACTIVITIES" "$WORK/healthz.txt" "$HEALTHZ" "$FREQ" <<'EOF'
+python3 - "$DATA/activity.txt" "$ACTIVITIES" "$DATA/healthz.txt" "$HEALTHZ" "$FREQ" <<'EOF'
 import collections, sys
 
 # (part, a substring of a frame's symbol); the innermost frame that names a

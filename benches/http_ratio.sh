@@ -34,27 +34,9 @@ PAIRS=${PAIRS:-3}
 CONCURRENCY=${CONCURRENCY:-64}
 DURATION=${DURATION:-6}
 PORT=${PORT:-18180}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin warden --example loadgen
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-# WARDEN_BIN serves from another build (to alternate two builds).
-WARDEN="${WARDEN_BIN:-$TARGET/release/warden}"
-LOADGEN="$TARGET/release/examples/loadgen"
-URL="http://127.0.0.1:$PORT"
-
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/warden-http-ratio.XXXXXX")
-RUST_LOG=warn "$WARDEN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$DATA/server.log" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; rm -rf "$DATA"' EXIT
-
-TOKEN=""
-for _ in $(seq 100); do
-    TOKEN=$(sed -n 's/^WARDEN_TOKEN=//p' "$DATA/server.log" | head -n 1)
-    [ -n "$TOKEN" ] && curl -fs "$URL/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-[ -n "$TOKEN" ] || { echo "http_ratio: the server did not start; its log:" >&2; cat "$DATA/server.log" >&2; exit 1; }
+# shellcheck source=benches/serve.sh
+source "$(dirname "$0")/serve.sh"
+serve_for_bench http-ratio "$PORT"
 "$LOADGEN" --url "$URL" --token "$TOKEN" --seed-policies --requests 10 --concurrency 1 >/dev/null
 
 # CPU ticks (user + system) of the server so far.
