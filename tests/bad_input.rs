@@ -294,6 +294,14 @@ async fn oversized_bodies_are_413_and_non_json_bodies_415() {
         let reply = server.send(Method::POST, "/v2/policies", Some(ALICE), Some(content_type), body).await;
         reply.assert_problem(415, "content-type");
     }
+    // A route that reads no body (a webhook's ping) answers one as the
+    // others do, and without one goes on to its own answer.
+    let ping = "/v2/webhooks/wh-none/ping";
+    let text = b"ping".to_vec();
+    server.send(Method::POST, ping, Some(ALICE), Some("text/plain"), text).await.assert_problem(415, "content-type");
+    let big = vec![b' '; 1024 * 1024 + 1];
+    server.send(Method::POST, ping, Some(ALICE), Some("application/json"), big).await.assert_problem(413, "limit");
+    server.send(Method::POST, ping, Some(ALICE), None, Vec::new()).await.assert_problem(404, "wh-none");
     assert_eq!(state(&server).await, before);
     server.get("/healthz", None).await.expect(200);
 

@@ -52,6 +52,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// A route that reads no body still answers a body it would refuse as the
+/// others do: 413 over the limit (as announced), 415 when not JSON. The body
+/// itself is never read.
+#[derive(Debug)]
+pub struct UnreadBody;
+
+impl FromRequest for UnreadBody {
+    type Error = Problem;
+    type Future = std::future::Ready<Result<Self, Problem>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let limit = request.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+        let has_body = request.headers().contains_key(header::TRANSFER_ENCODING) || declared.is_some_and(|v| v != "0");
+        let checked = if has_body {
+            check_content_type(request).and_then(|()| check_declared_length(request, limit))
+        } else {
+            Ok(())
+        };
+        std::future::ready(checked.map(|()| UnreadBody))
+    }
+}
+
 /// JSON is `application/json` or any `application/*+json`. A request without
 /// a Content-Type is read as JSON, as most JSON APIs do.
 fn check_content_type(request: &HttpRequest) -> Result<(), Problem> {

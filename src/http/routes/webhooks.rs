@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::engine::{last_try_failed, Engine, Page, PingOutcome, WebhookEventFilter, PING_KIND};
 use crate::http::auth::{AdminRole, Authorized};
-use crate::http::body::JsonBody;
+use crate::http::body::{JsonBody, UnreadBody};
 use crate::http::problem::Problem;
 use crate::http::query::ListQuery;
 use crate::http::schemas::{WebhookDeletedDoc, WebhookEventListDoc, WebhookListDoc, WebhookPingDoc};
@@ -109,6 +109,7 @@ pub async fn ping(
     engine: Data<Engine>,
     _caller: Authorized<AdminRole>,
     id: Path<String>,
+    _body: UnreadBody,
 ) -> Result<Json<PingOutcome>, Problem> {
     Ok(Json(engine.ping_webhook(&id).await?))
 }
