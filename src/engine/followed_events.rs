@@ -65,11 +65,15 @@ impl Engine {
             Heard::Opened(data, date) => {
                 hub.tell(Notice { kind: "policy.approval.pending".to_owned(), date, data });
             }
-            Heard::Resolved(approval_id, date) => match self.approval(&approval_id) {
-                Ok(approval) => {
+            // As the leader tells it: with the change request as journaled
+            // when the approval opened (`Engine::approval` would show it as
+            // it stands now).
+            Heard::Resolved(approval_id, date) => match hub.state().approval(&approval_id) {
+                Ok(Some(approval)) => {
                     let data = serde_json::json!({ "approval": approval });
                     hub.tell(Notice { kind: "policy.approval.resolved".to_owned(), date, data });
                 }
+                Ok(None) => tracing::warn!(approval = %approval_id, "a resolved approval is not in the state"),
                 Err(error) => tracing::warn!(approval = %approval_id, %error, "a resolved approval does not read back"),
             },
         }

@@ -104,8 +104,15 @@ pub fn parse_usd(text: &str) -> Result<Decimal, String> {
         return Err(format!("`{text}` is not a decimal"));
     }
     // Exact or refused: `from_str` would round past 28 significant digits,
-    // and a limit or a value rounded up or down compares wrongly.
-    Decimal::from_str_exact(text).map_err(|_| format!("`{text}` is not a decimal within 28 significant digits"))
+    // and a limit or a value rounded up or down compares wrongly. Trailing
+    // zeros of a fraction change nothing, so past the 28th place they are
+    // dropped (`from_str_exact` refuses any digit there, zero or not); below
+    // it they are kept, as the scale the text was written with.
+    let refused = || format!("`{text}` is not a decimal within 28 significant digits");
+    Decimal::from_str_exact(text).or_else(|_| match text.contains('.') {
+        true => Decimal::from_str_exact(text.trim_end_matches('0').trim_end_matches('.')).map_err(|_| refused()),
+        false => Err(refused()),
+    })
 }
 
 /// Most digits [`plain_decimal`] reads: 10^18 < 2^63, so they fit an `i64`.
@@ -358,6 +365,9 @@ mod tests {
         assert!(parse_usd("100.000000000000000000000000001").is_err());
         assert!(parse_usd("99.9999999999999999999999999999999").is_err());
         assert_eq!(parse_usd("99.99999999999999999999999999").unwrap().to_string(), "99.99999999999999999999999999");
+        // Trailing zeros past the 28th place are no rounding.
+        assert_eq!(parse_usd("1.000000000000000000000000000000").unwrap(), Decimal::from(1));
+        assert_eq!(parse_usd("100.0000000000000000000000000000").unwrap(), Decimal::from(100));
         assert!(parse_usd("abc").is_err());
         assert!(parse_usd("").is_err());
     }
