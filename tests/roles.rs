@@ -175,3 +175,37 @@ async fn a_standby_tells_its_subscribers_the_events_of_the_records_it_folds() {
     assert_eq!(told[1].1["activity"]["id"], held.id.as_str());
     assert_eq!(told[3].1["approval"]["status"], "Denied");
 }
+
+/// A governed policy change's approval, told by a standby as the leader tells
+/// it: its `policy.approval.resolved` shows the change request as journaled
+/// with the approval (`Pending`), not as it stands after (`Applied`).
+#[actix_rt::test]
+async fn a_standby_tells_a_resolved_policy_change_as_the_leader_does() {
+    let journal = Arc::new(MemoryJournal::new());
+    let leader = Engine::builder().shared_journal(journal.clone()).build().await.unwrap();
+    let standby = Engine::builder().shared_journal(journal.clone()).standby().build().await.unwrap();
+    let governing = spec(json!({
+        "name": "Policy changes", "activityKind": "Policies:Modify", "rule": {"kind": "AlwaysTrigger"},
+        "action": {"kind": "RequestApproval", "approvalGroups": [
+            {"name": "Admins", "quorum": 1, "approvers": {"userId": {"in": ["us-carol"]}}}]}
+    }));
+    leader.create_policy(&admin(), governing).await.unwrap();
+    let next = follow(&standby, &journal, 1);
+
+    let mut on_leader = leader.subscribe();
+    let mut on_standby = standby.subscribe();
+    let PolicyChange::Pending(change) = leader.create_policy(&admin(), large_transaction_policy()).await.unwrap()
+    else {
+        panic!("the change waits for its approval");
+    };
+    leader.decide(&user("us-carol"), &change.approval_id, DecisionValue::Approved, "ok").await.unwrap();
+    follow(&standby, &journal, next);
+
+    let resolved = |events: Vec<(String, serde_json::Value)>| {
+        events.into_iter().find(|(kind, _)| kind == "policy.approval.resolved").expect("resolved is told").1
+    };
+    let by_leader = resolved(heard(&mut on_leader));
+    let by_standby = resolved(heard(&mut on_standby));
+    assert_eq!(by_standby, by_leader);
+    assert_eq!(by_standby["approval"]["activity"]["changeRequest"]["status"], "Pending", "{by_standby}");
+}

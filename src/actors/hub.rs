@@ -16,7 +16,6 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use serde_json::json;
 use tokio::sync::{broadcast, oneshot};
 use warden_journal::Seq;
 
@@ -26,7 +25,7 @@ use crate::journal::facts::{Count, Fact, Json};
 use crate::journal::JournalWriter;
 use crate::model::activity::{ActivityRequest, ActivityStatus};
 use crate::model::approval::{Approval, ApprovalStatus, Decision};
-use crate::model::event::{EngineEvent, Notice};
+use crate::model::event::{approval_data, EngineEvent, Notice, APPROVAL_RESOLVED};
 use crate::model::policy::ActivityKind;
 use crate::model::principal::Principal;
 use crate::model::webhook::{Webhook, WebhookEvent};
@@ -362,7 +361,7 @@ impl Hub {
                 Vec::new()
             };
             facts.push(Fact::ApprovalResolved { approval_id: next.id.clone(), status: next.status, date: now, counts });
-            notices.add(&self.state, "policy.approval.resolved", json!({ "approval": next }), now);
+            notices.add(&self.state, APPROVAL_RESOLVED, approval_data(&next), now);
             tracing::info!(approval = %next.id, activity = %next.activity.id, status = next.status.as_str(), "approval resolved");
         }
         facts.extend(notices.take_facts());

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::{join_all, BoxFuture};
-use serde_json::json;
 use smallvec::SmallVec;
 
 use crate::actors::hub::Hub;
@@ -14,6 +13,7 @@ use crate::actors::window::{Checked, Held, Reserve};
 use crate::error::{Error, ValidationError};
 use crate::journal::facts::{activity_json, Count, EvaluatedActivity, Fact, Json};
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus};
+use crate::model::event::{approval_data, APPROVAL_PENDING};
 use crate::model::ids::{new_id, IdKind};
 use crate::model::policy::ActivityKind;
 use crate::model::signed_action::SignedAction;
@@ -214,7 +214,7 @@ async fn evaluate_once(
     let json = (text == Text::With).then(|| record.json.clone());
     facts.push(Fact::ActivityEvaluated { activity: record, counts });
     if let Some(approval) = approval {
-        notices.add(hub.state(), "policy.approval.pending", json!({ "approval": approval }), now);
+        notices.add(hub.state(), APPROVAL_PENDING, approval_data(&approval), now);
         facts.push(Fact::ApprovalOpened(Json(Box::new(approval))));
     }
     facts.extend(notices.take_facts());

@@ -12,9 +12,10 @@
 
 use crate::journal::facts::Fact;
 use crate::model::activity::Activity;
-use crate::model::event::Notice;
+use crate::model::event::{
+    approval_data, policy_triggered, Notice, APPROVAL_PENDING, APPROVAL_RESOLVED, POLICY_TRIGGERED,
+};
 use crate::model::policy::ActivityKind;
-use crate::state::policy_triggered;
 
 use super::Engine;
 
@@ -22,7 +23,7 @@ use super::Engine;
 pub(super) enum Heard {
     /// The JSON text of an evaluated activity.
     Evaluated(String),
-    /// An approval opened, as journaled.
+    /// An approval opened: its event's data, as journaled, and date.
     Opened(serde_json::Value, chrono::DateTime<chrono::Utc>),
     /// An approval resolved: read back once folded.
     Resolved(String, chrono::DateTime<chrono::Utc>),
@@ -33,10 +34,7 @@ impl Heard {
     pub(super) fn of(fact: &Fact) -> Option<Heard> {
         match fact {
             Fact::ActivityEvaluated { activity, .. } => Some(Heard::Evaluated(activity.json.clone())),
-            Fact::ApprovalOpened(approval) => {
-                let data = serde_json::json!({ "approval": approval.0 });
-                Some(Heard::Opened(data, approval.0.date_created))
-            }
+            Fact::ApprovalOpened(approval) => Some(Heard::Opened(approval_data(&approval.0), approval.0.date_created)),
             Fact::ApprovalResolved { approval_id, date, .. } => Some(Heard::Resolved(approval_id.clone(), *date)),
             _ => None,
         }
@@ -55,7 +53,7 @@ impl Engine {
                 };
                 for evaluation in &activity.policy_evaluations {
                     let data = policy_triggered(&activity, evaluation);
-                    hub.tell(Notice { kind: "policy.triggered".to_owned(), date: activity.date_created, data });
+                    hub.tell(Notice::new(POLICY_TRIGGERED, activity.date_created, data));
                 }
                 // As the leader: a policy change is no `activity.evaluated`.
                 if activity.activity.kind == ActivityKind::WalletsSign {
@@ -63,16 +61,13 @@ impl Engine {
                 }
             }
             Heard::Opened(data, date) => {
-                hub.tell(Notice { kind: "policy.approval.pending".to_owned(), date, data });
+                hub.tell(Notice::new(APPROVAL_PENDING, date, data));
             }
             // As the leader tells it: with the change request as journaled
             // when the approval opened (`Engine::approval` would show it as
             // it stands now).
             Heard::Resolved(approval_id, date) => match hub.state().approval(&approval_id) {
-                Ok(Some(approval)) => {
-                    let data = serde_json::json!({ "approval": approval });
-                    hub.tell(Notice { kind: "policy.approval.resolved".to_owned(), date, data });
-                }
+                Ok(Some(approval)) => hub.tell(Notice::new(APPROVAL_RESOLVED, date, approval_data(&approval))),
                 Ok(None) => tracing::warn!(approval = %approval_id, "a resolved approval is not in the state"),
                 Err(error) => tracing::warn!(approval = %approval_id, %error, "a resolved approval does not read back"),
             },

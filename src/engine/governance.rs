@@ -3,13 +3,13 @@
 //! one-at-a-time lane, so the snapshot has a single writer.
 
 use serde::Serialize;
-use serde_json::json;
 
 use crate::actors::hub::Hub;
 use crate::error::{Conflict, Error};
 use crate::journal::facts::{EvaluatedActivity, Fact, Json};
 use crate::model::activity::{Activity, ActivityRequest, ActivityStatus, Initiator};
 use crate::model::change_request::{ChangeRequest, ChangeRequestStatus, Requester};
+use crate::model::event::{approval_data, APPROVAL_PENDING};
 use crate::model::ids::{new_id, IdKind};
 use crate::model::policy::{ActivityKind, Policy};
 use crate::model::principal::Principal;
@@ -120,7 +120,7 @@ pub(super) async fn propose(
     };
     // Dfns' shape: the approval shows the change it decides.
     approval.activity.change_request = Some(Box::new(change.clone()));
-    notices.add(state, "policy.approval.pending", json!({ "approval": approval }), now);
+    notices.add(state, APPROVAL_PENDING, approval_data(&approval), now);
     facts.push(Fact::ApprovalOpened(Json(Box::new(approval))));
     facts.push(Fact::ChangeRequestOpened(Json(Box::new(change.clone()))));
     facts.extend(notices.take_facts());

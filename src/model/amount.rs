@@ -177,6 +177,13 @@ pub fn units_to_decimal(amount: TokenAmount, decimals: u8) -> Option<Decimal> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NumberText(pub String);
 
+impl NumberText {
+    /// The value as a count (a whole number, 0 included), if it is one.
+    pub fn as_count(&self) -> Option<u64> {
+        self.0.trim().parse().ok()
+    }
+}
+
 /// Documented as it is read: a decimal string, or a JSON number while exact;
 /// written back as a string (a rule's count limit is written as an integer:
 /// see `Rule`'s `Serialize`).

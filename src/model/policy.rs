@@ -126,7 +126,7 @@ impl Serialize for Rule {
         let mut rule = serializer.serialize_struct("Rule", 2)?;
         rule.serialize_field("kind", &self.kind)?;
         let count = match (self.kind, &self.configuration.limit) {
-            (RuleKind::TransactionCountVelocity, Some(limit)) => limit.0.trim().parse::<u64>().ok(),
+            (RuleKind::TransactionCountVelocity, Some(limit)) => limit.as_count(),
             _ => None,
         };
         match count {

@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::event::{APPROVAL_PENDING, APPROVAL_RESOLVED, POLICY_TRIGGERED};
+
 /// The event kinds a webhook can subscribe to.
-pub const EVENT_KINDS: [&str; 3] = ["policy.triggered", "policy.approval.pending", "policy.approval.resolved"];
+pub const EVENT_KINDS: [&str; 3] = [POLICY_TRIGGERED, APPROVAL_PENDING, APPROVAL_RESOLVED];
 
 /// Whether a webhook receives events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]

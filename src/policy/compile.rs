@@ -264,8 +264,8 @@ fn compile_rule(
 fn compile_velocity(kind: RuleKind, config: &RuleConfiguration) -> Result<Velocity, ValidationError> {
     let limit = require(&config.limit, "limit")?;
     let measure = if kind == RuleKind::TransactionCountVelocity {
-        match limit.0.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Measure::Count(n),
+        match limit.as_count() {
+            Some(n) if n > 0 => Measure::Count(n),
             _ => return Err(ValidationError::new(field("limit"), "must be a positive integer")),
         }
     } else {

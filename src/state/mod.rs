@@ -34,7 +34,7 @@ pub(crate) use activities::ActivityEntry;
 pub(crate) use apply::Effect;
 pub(crate) use approvals::ApprovalQuery;
 pub(crate) use external_ids::Slot;
-pub(crate) use outbox::{policy_triggered, Notices};
+pub(crate) use outbox::Notices;
 pub use store::{Page, PageRequest};
 
 use approvals::Approvals;

@@ -3,11 +3,10 @@
 //! outbox: at least once, since they commit with their cause).
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use crate::journal::facts::{Fact, Json};
-use crate::model::activity::{Activity, PolicyEvaluation};
-use crate::model::event::Notice;
+use crate::model::activity::Activity;
+use crate::model::event::{policy_triggered, Notice, POLICY_TRIGGERED};
 use crate::model::ids::{new_id, IdKind};
 use crate::model::webhook::{DeliveryStatus, WebhookEvent};
 
@@ -60,13 +59,13 @@ impl Notices {
             data: text.clone(),
             next_attempt: Some(now),
         }));
-        self.notices.push(Notice { kind: kind.to_owned(), date: now, data });
+        self.notices.push(Notice::new(kind, now, data));
     }
 
     /// Announces `policy.triggered` for each policy that triggered on `activity`.
     pub(crate) fn triggered(&mut self, state: &State, activity: &Activity) {
         for evaluation in &activity.policy_evaluations {
-            self.add(state, "policy.triggered", policy_triggered(activity, evaluation), activity.date_created);
+            self.add(state, POLICY_TRIGGERED, policy_triggered(activity, evaluation), activity.date_created);
         }
     }
 
@@ -75,12 +74,4 @@ impl Notices {
         let queued = std::mem::take(&mut self.events).into_iter().map(|e| Fact::EventQueued(Json(e)));
         std::mem::take(&mut self.settled).into_iter().chain(queued)
     }
-}
-
-/// The data of `policy.triggered` for one of `activity`'s evaluations.
-pub(crate) fn policy_triggered(activity: &Activity, evaluation: &PolicyEvaluation) -> serde_json::Value {
-    json!({"policyEvaluation": {
-        "policyId": evaluation.policy_id, "activityId": activity.id,
-        "triggered": evaluation.triggered, "reason": evaluation.reason, "date": activity.date_created,
-    }})
 }
