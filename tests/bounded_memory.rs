@@ -97,6 +97,24 @@ async fn external_ids_are_forgotten_after_their_retention() {
 }
 
 #[actix_rt::test]
+async fn a_refused_request_keeps_no_external_id_and_an_invalid_repeat_is_refused() {
+    let h = harness(|b| b).await;
+    for i in 0..50 {
+        let invalid = transfer_with("10", json!({"externalId": format!("bad-{i}"), "initiator": {"id": " "}}));
+        let refused = h.engine.evaluate(invalid).await.expect_err("an empty initiator id is refused");
+        assert!(refused.to_string().contains("initiator.id"), "{refused}");
+    }
+    assert_eq!(h.engine.remembered_external_ids(), 0, "a refused request keeps no key");
+
+    let first = h.submit(transfer_with("10", json!({"externalId": "order-1"}))).await;
+    let invalid_repeat = transfer_with("10", json!({"externalId": "order-1", "initiator": {"id": " "}}));
+    let refused = h.engine.evaluate(invalid_repeat).await.expect_err("refused whatever its key answered");
+    assert!(refused.to_string().contains("initiator.id"), "{refused}");
+    assert_eq!(h.submit(transfer_with("10", json!({"externalId": "order-1"}))).await.id, first.id, "a replay");
+    assert_eq!(h.engine.remembered_external_ids(), 1);
+}
+
+#[actix_rt::test]
 async fn a_resolved_approval_keeps_no_actor_and_reads_back_from_the_journal() {
     let journal = std::sync::Arc::new(CountingReads::default());
     let engine = Engine::builder().shared_journal(journal.clone()).build().await.unwrap();

@@ -73,20 +73,33 @@ async fn evaluate_repeatable(
     external_id: String,
     text: Text,
 ) -> Result<Evaluated, Error> {
-    // Validated before the slot is taken: an invalid request holds none
-    // (`evaluate_once` builds the view again, from the request it owns).
-    wallet_subject(&request, &hub.settings().prices)?;
-    let slot = hub.state().external_id(&external_id, hub.now());
+    let (slot, new_key) = hub.state().external_id(&external_id, hub.now());
+    if !new_key {
+        // A repeat is validated before it waits or reads: an invalid
+        // request is refused whatever its key answered. (A new key's request
+        // is validated by its evaluation, once.)
+        wallet_subject(&request, &hub.settings().prices)?;
+    }
     // INVARIANT (idempotency): the slot is filled only by a journaled
     // evaluation; concurrent repeats wait for it instead of evaluating.
     let mut evaluated = None;
-    let id = slot
+    let filled = slot
         .activity
         .get_or_try_init(|| async {
             let answer = Box::pin(evaluate_once(hub.clone(), request, user_action, text)).await?;
             Ok::<_, Error>(evaluated.insert(answer).0.id.clone())
         })
-        .await?;
+        .await;
+    let id = match filled {
+        Ok(id) => id,
+        Err(refused) => {
+            // A refused request keeps no key (unless a concurrent use of it
+            // holds the slot, to fill it).
+            drop(slot);
+            hub.state().forget_unanswered_external_id(&external_id);
+            return Err(refused);
+        }
+    };
     if let Some(answer) = evaluated {
         return Ok(answer);
     }

@@ -31,12 +31,26 @@ pub(crate) struct ExternalIds {
 }
 
 impl ExternalIds {
-    /// The slot of `key`, made now if new.
-    pub(crate) fn slot(&self, key: &str, now: DateTime<Utc>) -> Arc<Slot> {
+    /// The slot of `key`, and whether it was made now (the key is new).
+    pub(crate) fn slot(&self, key: &str, now: DateTime<Utc>) -> (Arc<Slot>, bool) {
         // Most keys are new: one lookup that inserts, rather than a read
         // first (a repeat pays for the key's copy instead).
-        let fresh = || Arc::new(Slot { activity: OnceCell::new(), at: now.timestamp() });
-        self.slots.entry(key.to_owned()).or_insert_with(fresh).clone()
+        match self.slots.entry(key.to_owned()) {
+            dashmap::Entry::Occupied(slot) => (slot.get().clone(), false),
+            dashmap::Entry::Vacant(slot) => {
+                let fresh = Arc::new(Slot { activity: OnceCell::new(), at: now.timestamp() });
+                (slot.insert(fresh).clone(), true)
+            }
+        }
+    }
+
+    /// Forgets the slot of `key` if no activity answered it and nobody holds
+    /// it (an evaluation that failed, a validation error included): a
+    /// refused request keeps no key. A slot someone holds is left to them:
+    /// a concurrent use of the key is waiting to fill it (or fills it), and
+    /// its holder clones it under the same shard lock this checks it under.
+    pub(crate) fn forget_unanswered(&self, key: &str) {
+        self.slots.remove_if(key, |_, slot| !slot.activity.initialized() && Arc::strong_count(slot) == 1);
     }
 
     /// Fold: `key` answered with `activity` at `at`. A slot being filled by
@@ -75,5 +89,34 @@ impl ExternalIds {
     /// How many keys are kept.
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_first_use_keeps_no_slot_unless_someone_holds_it() {
+        let keys = ExternalIds::default();
+        let now = Utc::now();
+        let (slot, made) = keys.slot("k", now);
+        assert!(made);
+        let (again, made_again) = keys.slot("k", now);
+        assert!(!made_again && Arc::ptr_eq(&slot, &again));
+        // Held by a concurrent use: kept for it to fill.
+        drop(slot);
+        keys.forget_unanswered("k");
+        assert_eq!(keys.len(), 1);
+        // Held by nobody and unanswered: forgotten.
+        drop(again);
+        keys.forget_unanswered("k");
+        assert_eq!(keys.len(), 0);
+        // Answered: kept, held or not.
+        let (slot, _) = keys.slot("k", now);
+        slot.activity.set("ac-1".into()).unwrap();
+        drop(slot);
+        keys.forget_unanswered("k");
+        assert_eq!(keys.len(), 1);
     }
 }

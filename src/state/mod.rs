@@ -161,9 +161,14 @@ impl State {
 
     // ----- activities -----
 
-    /// The slot of an `externalId`.
-    pub(crate) fn external_id(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> Arc<Slot> {
+    /// The slot of an `externalId`, and whether it was made now.
+    pub(crate) fn external_id(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> (Arc<Slot>, bool) {
         self.external_ids.slot(key, now)
+    }
+
+    /// Forgets an `externalId` no activity answered, unless its slot is held.
+    pub(crate) fn forget_unanswered_external_id(&self, key: &str) {
+        self.external_ids.forget_unanswered(key);
     }
 
     /// Forgets `externalId`s first seen before `cutoff`.
