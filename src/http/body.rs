@@ -10,7 +10,7 @@ use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use super::problem::Problem;
+use super::problem::{clip, Problem, MAX_QUOTED_CHARS};
 use super::strict_json;
 use crate::config::DEFAULT_BODY_LIMIT;
 
@@ -197,16 +197,37 @@ fn syntax_problem<T: DeserializeOwned>(bytes: &[u8]) -> Problem {
 
 /// Longest JSON path a problem names: past it, the path is cut. A path
 /// holds the keys of unknown fields and maps, which are the caller's text,
-/// and an answer never echoes a caller's input whole.
+/// and an answer never echoes a caller's input whole: each key is cut to
+/// [`MAX_QUOTED_CHARS`] as a quoted piece is, and the path to
+/// `MAX_PATH_CHARS`.
 const MAX_PATH_CHARS: usize = 128;
 
-/// The path of `error`, cut to [`MAX_PATH_CHARS`].
+/// The path of `error`, each key cut to [`MAX_QUOTED_CHARS`], the whole to
+/// [`MAX_PATH_CHARS`].
 fn shown_path(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
-    let path = error.path().to_string();
-    match path.char_indices().nth(MAX_PATH_CHARS) {
-        Some((cut, _)) => format!("{}…", &path[..cut]),
-        None => path,
+    use serde_path_to_error::Segment;
+    let mut path = String::new();
+    for segment in error.path().iter() {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&clip(key, MAX_QUOTED_CHARS));
+            }
+            Segment::Unknown => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push('?');
+            }
+        }
     }
+    if path.is_empty() {
+        path.push('.');
+    }
+    clip(&path, MAX_PATH_CHARS).into_owned()
 }
 
 fn mismatch(error: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
@@ -298,7 +319,13 @@ mod tests {
         let body = format!(r#"{{"kind": "Wallets:Sign", "{key}": {{"a": 1, "a": 2}}}}"#);
         let problem = parse::<ActivityRequest>(body.as_bytes()).unwrap_err();
         assert!(problem.detail.len() < 400, "{} bytes", problem.detail.len());
-        assert!(problem.detail.starts_with(&format!("{}…: duplicate field `a`", "k".repeat(MAX_PATH_CHARS))));
+        assert!(problem.detail.starts_with(&format!("{}…: duplicate field `a`", "k".repeat(MAX_QUOTED_CHARS - 1))));
+        // Keys cut one by one, then the whole path.
+        let deep = format!(r#"{{"kind": "Wallets:Sign", "{key}": {{"{key}": {{"{key}": {{"a": 1, "a": 2}}}}}}}}"#);
+        let problem = parse::<ActivityRequest>(deep.as_bytes()).unwrap_err();
+        let path = problem.detail.split(": ").next().unwrap();
+        assert_eq!(path.chars().count(), MAX_PATH_CHARS, "{path}");
+        assert!(path.starts_with(&format!("{}….k", "k".repeat(63))), "{path}");
     }
 
     #[test]

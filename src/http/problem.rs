@@ -108,34 +108,42 @@ impl Problem {
 pub const MAX_QUOTED_CHARS: usize = 64;
 
 /// `detail` with every quoted piece (between backticks or double quotes) cut
-/// to [`MAX_QUOTED_CHARS`]: an answer never echoes a caller's input whole (a
-/// 30 KB token must not make a 30 KB answer).
+/// to [`MAX_QUOTED_CHARS`], the ellipsis that marks the cut included: an
+/// answer never echoes a caller's input whole (a 30 KB token must not make a
+/// 30 KB answer).
 fn clip_quotes(detail: &str) -> String {
     let mut out = String::with_capacity(detail.len().min(1024));
-    let mut quote: Option<(char, usize)> = None;
-    for c in detail.chars() {
-        match quote {
-            Some((open, _)) if c == open => {
-                quote = None;
-                out.push(c);
-            }
-            Some((open, n)) => {
-                if n < MAX_QUOTED_CHARS {
-                    out.push(c);
-                } else if n == MAX_QUOTED_CHARS {
-                    out.push('…');
-                }
-                quote = Some((open, n + 1));
-            }
-            None => {
-                if c == '`' || c == '"' {
-                    quote = Some((c, 0));
-                }
-                out.push(c);
-            }
+    let mut rest = detail;
+    while let Some(open_at) = rest.find(['`', '"']) {
+        let open = rest[open_at..].chars().next().unwrap_or('`');
+        out.push_str(&rest[..=open_at]);
+        let inside = &rest[open_at + 1..];
+        let (quoted, after) = match inside.find(open) {
+            Some(close) => (&inside[..close], &inside[close..]),
+            None => (inside, ""),
+        };
+        out.push_str(&clip(quoted, MAX_QUOTED_CHARS));
+        // The closing quote, if any, opens nothing: it is written here.
+        let mut after_chars = after.chars();
+        if let Some(close) = after_chars.next() {
+            out.push(close);
+        }
+        rest = after_chars.as_str();
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` if it has at most `max` characters; else its first `max - 1` and
+/// an ellipsis, `max` in all.
+pub(crate) fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => text.into(),
+        Some(_) => {
+            let cut = text.char_indices().nth(max.saturating_sub(1)).map_or(text.len(), |(at, _)| at);
+            format!("{}…", &text[..cut]).into()
         }
     }
-    out
 }
 
 impl std::fmt::Display for Problem {
@@ -223,9 +231,12 @@ mod tests {
         let long = "a".repeat(30_000);
         let clipped = clip_quotes(&format!("token `{long}` is unknown; \"{long}\" too"));
         assert!(clipped.len() < 200, "{}", clipped.len());
-        assert!(clipped.starts_with(&format!("token `{}…`", "a".repeat(64))), "{clipped}");
-        assert!(clipped.ends_with("…\" too"), "{clipped}");
+        assert!(clipped.starts_with(&format!("token `{}…`", "a".repeat(63))), "{clipped}");
+        assert!(clipped.ends_with(&format!("\"{}…\" too", "a".repeat(63))), "{clipped}");
         assert_eq!(clip_quotes("`short` stays"), "`short` stays");
+        // Exactly 64 characters stay whole; an unclosed quote is cut too.
+        let exact = "é".repeat(64);
+        assert_eq!(clip_quotes(&format!("`{exact}` and \"{long}")), format!("`{exact}` and \"{}…", "a".repeat(63)));
     }
 
     #[test]

@@ -45,7 +45,8 @@ impl ListQuery {
 
     /// `limit` and `paginationToken`; the engine checks the range and the token.
     pub fn page(&self) -> Result<PageRequest, Problem> {
-        let limit = match self.params.get("limit") {
+        // Empty, as every other parameter, it is absent (the default page).
+        let limit = match self.params.get("limit").filter(|text| !text.trim().is_empty()) {
             None => None,
             Some(text) => Some(text.trim().parse::<usize>().map_err(|_| {
                 Problem::bad_request(format!("limit: `{text}` must be an integer between 1 and {MAX_PAGE_LIMIT}"))
@@ -93,6 +94,8 @@ mod tests {
         assert!(query(&[("limit", "x")]).page().unwrap_err().detail.starts_with("limit:"));
         assert!(query(&[("limit", "-1")]).page().unwrap_err().detail.starts_with("limit:"));
         assert!(query(&[("limit", "1.5")]).page().unwrap_err().detail.starts_with("limit:"));
+        assert_eq!(query(&[("limit", "")]).page().unwrap().limit, None, "empty is absent");
+        assert_eq!(query(&[("limit", " ")]).page().unwrap().limit, None);
     }
 
     #[test]

@@ -91,6 +91,21 @@ fn eight_digits(word: u64) -> Option<u64> {
     Some((word & 0xFFFF) * 10_000 + ((word >> 32) & 0xFFFF))
 }
 
+/// A USD value as a reason shows it: as given when it has at most two
+/// decimals (`150000.00`), else without trailing zeros but with at least
+/// two (a value priced from 18-decimal units reads `110.00`, not
+/// `110.000000000000000000`).
+pub fn usd_shown(value: Decimal) -> Decimal {
+    if value.scale() <= 2 {
+        return value;
+    }
+    let mut shown = value.normalize();
+    if shown.scale() < 2 {
+        shown.rescale(2);
+    }
+    shown
+}
+
 /// Parses a USD decimal: finite, exact, given as a string or a JSON number.
 pub fn parse_usd(text: &str) -> Result<Decimal, String> {
     let text = super::text::trim(text);

@@ -55,8 +55,9 @@ pub struct Decision {
     pub user_kind: PrincipalKind,
     /// What.
     pub value: DecisionValue,
-    /// Why.
-    #[serde(default)]
+    /// Why; omitted when none was given (the contract omits a field without
+    /// a value, never `null` or `""`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// When.
     pub date: DateTime<Utc>,

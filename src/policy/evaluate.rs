@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use crate::model::activity::{ActivityStatus, PolicyEvaluation};
+use crate::model::amount::usd_shown;
 use crate::model::policy::{ActionKind, VelocityScope};
 
 use super::compile::{CompiledPolicy, CompiledRule, Measure, Span, Velocity};
@@ -97,7 +98,7 @@ pub fn rule_outcome(policy: &CompiledPolicy, subject: &Subject<'_>) -> RuleOutco
         CompiledRule::AmountLimit(limit) => match subject.usd_value {
             None => decided(true, format!("value is unpriced; limit {limit} USD fails closed").into()),
             Some(value) if value > *limit => {
-                decided(true, format!("value {value} USD exceeds limit {limit} USD").into())
+                decided(true, format!("value {} USD exceeds limit {limit} USD", usd_shown(value)).into())
             }
             // Reasons of rules that did not trigger are never shown: keep them cheap.
             Some(_) => decided(false, "value is within the limit".into()),

@@ -230,6 +230,12 @@ fn amount_limit_triggers_above_limit_and_when_unpriced() {
         json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1500000000000000000"}]}}),
     );
     assert_eq!(from_table.usd_value, Some(Decimal::from_str("4500").unwrap()));
+    // Shown as people read dollars, not with the units' 18 decimals.
+    assert_eq!(triggered(rule("4000"), &from_table).1, "value 4500.00 USD exceeds limit 4000 USD");
+    let cents = activity(
+        json!({"transaction": {"assets": [{"symbol": "ETH", "decimals": 18, "amount": "1500000000000000001"}]}}),
+    );
+    assert_eq!(triggered(rule("4000"), &cents).1, "value 4500.000000000000003 USD exceeds limit 4000 USD");
     let unpriced = activity(json!({"transaction": {"assets": [{"symbol": "DOGE", "decimals": 8, "amount": "1"}]}}));
     assert_eq!(unpriced.usd_value, None);
     assert!(triggered(rule("1000000"), &unpriced).0, "unpriced fails closed");

@@ -11,7 +11,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 
-use crate::model::amount::TokenAmount;
+use crate::model::amount::{usd_shown, TokenAmount};
 use crate::model::policy::CalendarPeriod;
 
 use super::compile::{Measure, Span, Velocity};
@@ -154,7 +154,13 @@ impl Ledger {
         let verdict = match (current, quantity, &velocity.measure) {
             (Some(Total::Usd(sum)), Quantity::Usd(q), Measure::Usd(limit)) => match sum.checked_add(q) {
                 Some(next) if next <= *limit => None,
-                Some(next) => Some(format!("{sum} USD {} + {q} USD = {next} USD exceeds limit {limit} USD", span())),
+                Some(next) => Some(format!(
+                    "{} USD {} + {} USD = {} USD exceeds limit {limit} USD",
+                    usd_shown(sum),
+                    span(),
+                    usd_shown(q),
+                    usd_shown(next)
+                )),
                 None => Some("window total overflows; fails closed".to_owned()),
             },
             (Some(Total::Units(sum)), Quantity::Units(q), Measure::Asset { symbol, limit }) => {
