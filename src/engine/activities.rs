@@ -74,27 +74,32 @@ async fn evaluate_repeatable(
     text: Text,
 ) -> Result<Evaluated, Error> {
     let (slot, new_key) = hub.state().external_id(&external_id, hub.now());
-    if !new_key {
-        // A repeat is validated before it waits or reads: an invalid
-        // request is refused whatever its key answered. (A new key's request
-        // is validated by its evaluation, once.)
-        wallet_subject(&request, &hub.settings().prices)?;
-    }
+    // A repeat is validated before it waits or reads: an invalid request is
+    // refused whatever its key answered. (A new key's request is validated
+    // by its evaluation, once.)
+    let validated = match new_key {
+        true => Ok(()),
+        false => wallet_subject(&request, &hub.settings().prices).map(drop).map_err(Error::from),
+    };
     // INVARIANT (idempotency): the slot is filled only by a journaled
     // evaluation; concurrent repeats wait for it instead of evaluating.
     let mut evaluated = None;
-    let filled = slot
-        .activity
-        .get_or_try_init(|| async {
-            let answer = Box::pin(evaluate_once(hub.clone(), request, user_action, text)).await?;
-            Ok::<_, Error>(evaluated.insert(answer).0.id.clone())
-        })
-        .await;
+    let filled = match validated {
+        Ok(()) => {
+            slot.activity
+                .get_or_try_init(|| async {
+                    let answer = Box::pin(evaluate_once(hub.clone(), request, user_action, text)).await?;
+                    Ok::<_, Error>(evaluated.insert(answer).0.id.clone())
+                })
+                .await
+        }
+        Err(refused) => Err(refused),
+    };
     let id = match filled {
         Ok(id) => id,
         Err(refused) => {
             // A refused request keeps no key (unless a concurrent use of it
-            // holds the slot, to fill it).
+            // holds the slot, to fill it; the last one out forgets it).
             drop(slot);
             hub.state().forget_unanswered_external_id(&external_id);
             return Err(refused);

@@ -33,7 +33,7 @@ pub struct Problem {
 impl Problem {
     /// A problem with `status`; its type and title follow from the status.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        let detail = clip_quotes(&detail.into());
+        let detail = clip(&clip_quotes(&detail.into()), MAX_DETAIL_CHARS).into_owned();
         let slug = match status.as_u16() {
             400 => "invalid-request",
             401 => "unauthenticated",
@@ -106,6 +106,12 @@ impl Problem {
 
 /// Longest piece of a caller's input a problem document quotes.
 pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// Longest `detail`: a bound on the whole answer, for the input a quote
+/// cannot catch (a caller's own backtick closes a quote early, so what
+/// follows it is no longer quoted). The longest of the engine's own messages
+/// (a path, a quote and the list of allowed names) is well under it.
+pub const MAX_DETAIL_CHARS: usize = 1024;
 
 /// `detail` with every quoted piece (between backticks or double quotes) cut
 /// to [`MAX_QUOTED_CHARS`], the ellipsis that marks the cut included: an
@@ -237,6 +243,9 @@ mod tests {
         // Exactly 64 characters stay whole; an unclosed quote is cut too.
         let exact = "é".repeat(64);
         assert_eq!(clip_quotes(&format!("`{exact}` and \"{long}")), format!("`{exact}` and \"{}…", "a".repeat(63)));
+        // A caller's backtick closes the quote early: the whole is bounded.
+        let tricked = Problem::bad_request(format!("unknown variant `x`{long}`, expected `y`"));
+        assert_eq!(tricked.detail.chars().count(), MAX_DETAIL_CHARS, "{}", tricked.detail.len());
     }
 
     #[test]

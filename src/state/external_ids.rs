@@ -81,8 +81,10 @@ impl ExternalIds {
     pub(crate) fn forget_before(&self, cutoff: DateTime<Utc>) -> usize {
         let before = self.slots.len();
         let cutoff = cutoff.timestamp();
-        // A slot still being filled is kept: its evaluation is in flight.
-        self.slots.retain(|_, slot| slot.at >= cutoff || !slot.activity.initialized());
+        // A slot still being filled is kept: its evaluation is in flight (and
+        // holds it). An empty one nobody holds is an evaluation that ended
+        // without forgetting it (a panic): it goes with the answered ones.
+        self.slots.retain(|_, slot| slot.at >= cutoff || (!slot.activity.initialized() && Arc::strong_count(slot) > 1));
         before - self.slots.len()
     }
 
@@ -118,5 +120,20 @@ mod tests {
         drop(slot);
         keys.forget_unanswered("k");
         assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn past_the_retention_only_a_slot_being_filled_is_kept() {
+        let keys = ExternalIds::default();
+        let then = Utc::now();
+        let (answered, _) = keys.slot("answered", then);
+        answered.activity.set("ac-1".into()).unwrap();
+        let (being_filled, _) = keys.slot("being-filled", then);
+        drop(keys.slot("left-empty", then)); // its evaluation panicked
+        drop(answered);
+        assert_eq!(keys.forget_before(then + chrono::Duration::seconds(1)), 2);
+        assert_eq!(keys.len(), 1);
+        assert!(keys.slot("being-filled", then).0.activity.get().is_none());
+        drop(being_filled);
     }
 }
