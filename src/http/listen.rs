@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 use std::net::TcpListener;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use actix_rt::net::TcpStream;
 use actix_service::{fn_service, map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt};
 use actix_web::dev::AppConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
 use super::framing::ProblemFraming;
@@ -33,8 +35,8 @@ pub(crate) struct Settings {
     pub workers: Option<usize>,
     /// Seconds in-flight requests get once a graceful stop starts.
     pub shutdown_timeout_secs: u64,
-    /// Most connections open at once, per worker.
-    pub max_connections_per_worker: usize,
+    /// Most connections served at once, over all workers.
+    pub max_connections: usize,
 }
 
 /// A server serving the app that `factory` makes (once per worker) on
@@ -61,13 +63,20 @@ where
     if let Some(workers) = settings.workers {
         builder = builder.workers(workers);
     }
-    builder = builder.max_concurrent_connections(settings.max_connections_per_worker);
+    // actix counts connections per worker, so its limit, split over the
+    // workers and rounded up, may admit a few more than asked: each
+    // connection also takes one of the server's own slots before it is
+    // served, and waits for one while they are all taken.
+    let workers = settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    builder = builder.max_concurrent_connections(settings.max_connections.div_ceil(workers).max(1));
+    let slots = Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     // Idle keep-alive connections close as soon as a graceful stop begins,
     // instead of holding it for the whole shutdown timeout.
     let graceful = builder.graceful_shutdown_signal();
     let secure = tls.is_some();
     let builder = builder.listen("warden", listener, move || {
         let tls = tls.clone();
+        let slots = slots.clone();
         let graceful = graceful.clone();
         let app = factory().into_factory().map_err(|error| error.into().error_response());
         // What `HttpRequest::connection_info` reports: the scheme, at the listening address.
@@ -80,7 +89,7 @@ where
                 async move { graceful.notified().await }
             })
             .on_connect_ext(|io: &ProblemFraming<Connection>, data: &mut Extensions| {
-                if let Connection::Tls(stream) = io.get_ref() {
+                if let Stream::Tls(stream) = &io.get_ref().stream {
                     tls::remember_client_certificate(stream, data);
                 }
             });
@@ -90,12 +99,16 @@ where
         let http = http.finish(app);
         fn_service(move |tcp: TcpStream| {
             let tls = tls.clone();
+            let slots = slots.clone();
             async move {
+                // Held as long as the connection: it is served only with one.
+                let slot = slots.acquire_owned().await.map_err(|_| DispatchError::Io(io::ErrorKind::Other.into()))?;
                 let peer = tcp.peer_addr().ok();
-                let connection = match tls {
-                    Some(tls) => Connection::Tls(Box::new(tls::handshake(tls.server_config(), tcp, peer).await?)),
-                    None => Connection::Plain(tcp),
+                let stream = match tls {
+                    Some(tls) => Stream::Tls(Box::new(tls::handshake(tls.server_config(), tcp, peer).await?)),
+                    None => Stream::Plain(tcp),
                 };
+                let connection = Connection { stream, _slot: slot };
                 Ok::<_, DispatchError>((ProblemFraming::new(connection), Protocol::Http1, peer))
             }
         })
@@ -104,9 +117,16 @@ where
     Ok(builder.run())
 }
 
-/// An accepted connection: plain, or after its TLS handshake.
+/// An accepted connection, holding one of the server's connection slots.
 #[derive(Debug)]
-pub(crate) enum Connection {
+pub(crate) struct Connection {
+    stream: Stream,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// A connection's stream: plain, or after its TLS handshake.
+#[derive(Debug)]
+pub(crate) enum Stream {
     /// Plain HTTP.
     Plain(TcpStream),
     /// HTTPS.
@@ -115,32 +135,32 @@ pub(crate) enum Connection {
 
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().stream {
+            Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
 impl AsyncWrite for Connection {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Connection::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().stream {
+            Stream::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().stream {
+            Stream::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-            Connection::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().stream {
+            Stream::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -163,9 +163,7 @@ impl Server {
         let pending_actions = web::Data::new(user_action::challenge::PendingActions::default());
         let limit = BodyLimit(self.body_limit);
         let timeout = body::BodyTimeout(self.body_timeout);
-        // actix counts connections per worker.
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let per_worker = self.max_connections.div_ceil(workers).max(1);
         let body_limit = self.body_limit;
         let address = listener.local_addr().ok();
         if let Some(address) = address {
@@ -199,7 +197,7 @@ impl Server {
         let settings = listen::Settings {
             workers: Some(workers),
             shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS,
-            max_connections_per_worker: per_worker,
+            max_connections: self.max_connections,
         };
         // Signals are the caller's `shutdown` future: the server then always
         // stops the same way, and the engine shuts down after it.
