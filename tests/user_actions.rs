@@ -267,10 +267,12 @@ async fn tokens_and_challenges_expire_after_five_minutes() {
 #[actix_rt::test]
 async fn required_signing_leaves_principals_without_keys_read_only() {
     let (server, _clock) = start(true).await;
+    // Its user action is missing (401 naming the header), and it has no key to make one.
     let reply = server.post("/v2/policies", Some(PLAIN), &seed_policy()).await;
-    reply.assert_problem(403, "us-plain");
+    reply.assert_problem(401, "x-dfns-useraction");
+    reply.assert_problem(401, "us-plain");
     let reply = server.post("/v2/activities", Some(PLAIN), &activity("10", None)).await;
-    reply.assert_problem(403, "us-plain");
+    reply.assert_problem(401, "x-dfns-useraction");
     server.get("/v2/policies", Some(PLAIN)).await.expect(200);
     server.get("/v2/activities", Some(PLAIN)).await.expect(200);
     let reply = server
@@ -297,6 +299,10 @@ async fn bad_flow_input_is_a_400_naming_the_field() {
     let cases = [
         (
             json!({"userActionPayload": "", "userActionHttpMethod": "GET", "userActionHttpPath": "/v2/policies"}),
+            "userActionHttpMethod",
+        ),
+        (
+            json!({"userActionPayload": "", "userActionHttpMethod": "PATCH", "userActionHttpPath": "/v2/policies"}),
             "userActionHttpMethod",
         ),
         (

@@ -118,7 +118,7 @@ pub async fn init(
     let credentials = credentials.current();
     let caller = credentials.caller_entry(&request)?;
     let method = init.user_action_http_method.to_ascii_uppercase();
-    if !matches!(method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH") {
+    if !matches!(method.as_str(), "POST" | "PUT" | "DELETE") {
         return Err(Problem::bad_request(format!(
             "userActionHttpMethod: `{}` is not a method that changes anything (POST, PUT, DELETE)",
             method
@@ -249,8 +249,11 @@ async fn checked(request: &mut ServiceRequest) -> Result<Option<SignedAction>, P
         return Ok(None);
     }
     if caller.credentials.is_empty() {
-        return Err(Problem::forbidden(format!(
-            "principal `{}` has no credential and require_signed_actions is set: it may only read",
+        // Its user action is missing, as the contract words it (401 naming
+        // the header), and it cannot make one: it may only read.
+        return Err(Problem::unauthorized(format!(
+            "x-dfns-useraction: principal `{}` has no credential to sign with and require_signed_actions is set: \
+             it may only read",
             caller.principal.id
         )));
     }
