@@ -187,6 +187,10 @@ pub struct DeliveryLogEntry {
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+    /// `lastError` under the Dfns SDK's name for it, so that its clients
+    /// read it unchanged (as problems carry `message` beside `detail`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     /// The last try failed.
     delivery_failed: bool,
     /// The event's data, as delivered (null when the event has none).
@@ -199,7 +203,8 @@ impl From<WebhookEvent> for DeliveryLogEntry {
         // The journaled text is the engine's own JSON; an empty one is no data.
         let data = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
         let WebhookEvent { id, kind, date, status, attempts, last_error, .. } = event;
-        DeliveryLogEntry { id, kind, date, status, attempts, last_error, delivery_failed, data }
+        let error = last_error.clone();
+        DeliveryLogEntry { id, kind, date, status, attempts, last_error, error, delivery_failed, data }
     }
 }
 
@@ -230,6 +235,7 @@ mod tests {
                 "status": "Pending",
                 "attempts": 2,
                 "lastError": "connection refused",
+                "error": "connection refused",
                 "deliveryFailed": true,
                 "data": {"secret": "payload"}
             })
