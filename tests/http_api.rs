@@ -71,10 +71,14 @@ async fn the_seed_scenario_runs_end_to_end() {
     server.post(&decisions, Some(ALICE), &json!({"value": "Approved"})).await.assert_problem(403, "");
     server.post(&decisions, Some(BOB), &json!({"value": "Approved"})).await.assert_problem(403, "");
 
-    let second = server.post(&decisions, Some(APPROVER_2), &json!({"value": "Approved", "reason": "ok"})).await;
+    // Without a reason: the field is omitted, never `""` or `null`.
+    let second = server.post(&decisions, Some(APPROVER_2), &json!({"value": "Approved"})).await;
     let second = second.expect(200);
     assert_eq!(second["status"], "Approved");
     assert!(second["dateResolved"].is_string());
+    assert_eq!(second["decisions"][0]["reason"], "checked");
+    assert_eq!(second["decisions"][1]["userId"], "us-2");
+    assert!(second["decisions"][1].get("reason").is_none(), "{}", second["decisions"][1]);
 
     let approved = server.get(&format!("/v2/activities/{activity_id}"), Some(BOB)).await.expect(200);
     assert_eq!(approved["status"], "Approved");
