@@ -5,6 +5,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warden::http::Server;
@@ -13,12 +14,13 @@ use warden::{Engine, MemoryJournal};
 const LIMIT: usize = 3;
 const OPENED: usize = 6;
 
-/// Sends `GET /healthz` (keep-alive) on `socket`; whether an answer's first
-/// bytes came back within `wait`.
-async fn answered(socket: &mut TcpStream, wait: Duration) -> bool {
+/// Waits (up to `wait`) for the first bytes of the answer to the request
+/// sent on `socket`; gives the socket back with whether they came.
+async fn answer(index: usize, mut socket: TcpStream, wait: Duration) -> (usize, TcpStream, bool) {
     let mut first = [0u8; 12];
-    matches!(tokio::time::timeout(wait, socket.read_exact(&mut first)).await, Ok(Ok(_)))
-        && first.starts_with(b"HTTP/1.1 200")
+    let read = tokio::time::timeout(wait, socket.read_exact(&mut first)).await;
+    let answered = matches!(read, Ok(Ok(_))) && first.starts_with(b"HTTP/1.1 200");
+    (index, socket, answered)
 }
 
 #[actix_rt::test]
@@ -33,38 +35,31 @@ async fn no_more_connections_than_max_connections_are_served_at_once() {
         let _ = stopped.await;
     }));
 
-    let mut sockets = Vec::new();
-    for _ in 0..OPENED {
+    // Every connection asks at once; which ones get a slot is the server's choice.
+    let mut answers = FuturesUnordered::new();
+    for index in 0..OPENED {
         let mut socket = TcpStream::connect(address).await.expect("connects");
         socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        sockets.push(socket);
+        answers.push(answer(index, socket, Duration::from_secs(60)));
     }
     let mut served = Vec::new();
-    let mut waiting = Vec::new();
-    for mut socket in sockets {
-        // The first answers come at once; the waiting ones get a while to show they wait.
-        let wait = if served.len() < LIMIT { Duration::from_secs(10) } else { Duration::from_millis(700) };
-        if answered(&mut socket, wait).await {
-            served.push(socket);
-        } else {
-            waiting.push(socket);
-        }
+    while served.len() < LIMIT {
+        let (index, socket, answered) = answers.next().await.expect("an answer");
+        assert!(answered, "connection {index} was closed unanswered");
+        served.push(socket);
     }
-    assert_eq!(served.len(), LIMIT, "served at once");
-    assert_eq!(waiting.len(), OPENED - LIMIT);
+    // The others wait. (Well within the served ones' 5 s keep-alive, whose
+    // end would free their slots.)
+    let more = tokio::time::timeout(Duration::from_millis(700), answers.next()).await;
+    assert!(more.is_err(), "a connection past max_connections was served: {:?}", more.map(|a| a.map(|a| a.0)));
 
-    // A served connection closes: one waiting connection is served.
+    // A served connection closes: a waiting one is served.
     drop(served.pop());
-    let mut now_served = 0;
-    for socket in &mut waiting {
-        if answered(socket, Duration::from_secs(5)).await {
-            now_served += 1;
-            break;
-        }
-    }
-    assert_eq!(now_served, 1, "a closed connection's slot goes to a waiting one");
+    let next = tokio::time::timeout(Duration::from_secs(30), answers.next()).await;
+    let (index, _socket, answered) = next.expect("a waiting connection is served").expect("an answer");
+    assert!(answered, "connection {index} was closed unanswered");
 
-    drop((served, waiting));
+    drop((served, answers));
     let _ = stop.send(());
     serving.await.expect("server task").expect("server stops cleanly");
 }
