@@ -77,10 +77,8 @@ async fn evaluate_repeatable(
     // A repeat is validated before it waits or reads: an invalid request is
     // refused whatever its key answered. (A new key's request is validated
     // by its evaluation, once.)
-    let validated = match new_key {
-        true => Ok(()),
-        false => wallet_subject(&request, &hub.settings().prices).map(drop).map_err(Error::from),
-    };
+    let validated =
+        if new_key { Ok(()) } else { wallet_subject(&request, &hub.settings().prices).map(drop).map_err(Error::from) };
     // INVARIANT (idempotency): the slot is filled only by a journaled
     // evaluation; concurrent repeats wait for it instead of evaluating.
     let mut evaluated = None;

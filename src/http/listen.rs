@@ -31,8 +31,8 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How the server is run.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
-    /// Worker threads; `None` for actix's default (one per core).
-    pub workers: Option<usize>,
+    /// Worker threads.
+    pub workers: usize,
     /// Seconds in-flight requests get once a graceful stop starts.
     pub shutdown_timeout_secs: u64,
     /// Most connections served at once, over all workers.
@@ -60,15 +60,12 @@ where
 {
     let address = listener.local_addr()?;
     let mut builder = actix_server::Server::build().disable_signals().shutdown_timeout(settings.shutdown_timeout_secs);
-    if let Some(workers) = settings.workers {
-        builder = builder.workers(workers);
-    }
+    builder = builder.workers(settings.workers);
     // actix counts connections per worker, so its limit, split over the
     // workers and rounded up, may admit a few more than asked: each
     // connection also takes one of the server's own slots before it is
     // served, and waits for one while they are all taken.
-    let workers = settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    builder = builder.max_concurrent_connections(settings.max_connections.div_ceil(workers).max(1));
+    builder = builder.max_concurrent_connections(settings.max_connections.div_ceil(settings.workers).max(1));
     let slots = Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     // Idle keep-alive connections close as soon as a graceful stop begins,
     // instead of holding it for the whole shutdown timeout.

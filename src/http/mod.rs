@@ -195,7 +195,7 @@ impl Server {
         };
         let https = self.tls.is_some();
         let settings = listen::Settings {
-            workers: Some(workers),
+            workers,
             shutdown_timeout_secs: SHUTDOWN_TIMEOUT_SECS,
             max_connections: self.max_connections,
         };
