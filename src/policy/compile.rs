@@ -264,6 +264,16 @@ fn compile_rule(
 fn compile_velocity(kind: RuleKind, config: &RuleConfiguration) -> Result<Velocity, ValidationError> {
     let limit = require(&config.limit, "limit")?;
     let measure = if kind == RuleKind::TransactionCountVelocity {
+        // A count counts every matching activity: an asset or a currency here
+        // would read as a narrower count that nothing would apply.
+        for (given, name) in [(config.asset.is_some(), "asset"), (config.currency.is_some(), "currency")] {
+            if given {
+                return Err(ValidationError::new(
+                    field(name),
+                    "does not apply to `TransactionCountVelocity`, which counts every matching activity",
+                ));
+            }
+        }
         match limit.as_count() {
             Some(n) if n > 0 => Measure::Count(n),
             _ => return Err(ValidationError::new(field("limit"), "must be a positive integer")),

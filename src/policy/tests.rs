@@ -170,9 +170,26 @@ fn time_windows_are_bounded() {
 
 #[test]
 fn count_limits_are_integers_and_asset_limits_smallest_units() {
-    let count = with(json!({"rule": {"kind": "TransactionCountVelocity",
-        "configuration": {"limit": "2.5", "timeWindow": 60}}}));
-    assert_eq!(error_of(count), "rule.configuration.limit must be a positive integer");
+    let count = |configuration: Value| {
+        serde_json::to_value(policy(
+            json!({"kind": "TransactionCountVelocity", "configuration": configuration}),
+            block(),
+            json!({}),
+        ))
+        .expect("policy as JSON")
+    };
+    assert_eq!(
+        error_of(count(json!({"limit": "2.5", "timeWindow": 60}))),
+        "rule.configuration.limit must be a positive integer"
+    );
+    assert!(validate(&spec(count(json!({"limit": 3, "timeWindow": 60})))).is_ok());
+    for key in ["asset", "currency"] {
+        let narrowed = count(json!({"limit": 3, "timeWindow": 60, key: if key == "asset" { "ETH" } else { "USD" }}));
+        assert_eq!(
+            error_of(narrowed),
+            format!("rule.configuration.{key} does not apply to `TransactionCountVelocity`, which counts every matching activity")
+        );
+    }
     let nominal = with(json!({"rule": {"kind": "TransactionAmountLimitNominal",
         "configuration": {"assets": [{"symbol": "ETH", "limit": "1.5"}]}}}));
     assert!(error_of(nominal).starts_with("rule.configuration.assets[0].limit"));
