@@ -201,11 +201,17 @@ async fn a_standby_tells_a_resolved_policy_change_as_the_leader_does() {
     leader.decide(&user("us-carol"), &change.approval_id, DecisionValue::Approved, "ok").await.unwrap();
     follow(&standby, &journal, next);
 
-    let resolved = |events: Vec<(String, serde_json::Value)>| {
-        events.into_iter().find(|(kind, _)| kind == "policy.approval.resolved").expect("resolved is told").1
+    let (told_by_leader, told_by_standby) = (heard(&mut on_leader), heard(&mut on_standby));
+    let told = |events: &[(String, serde_json::Value)], kind: &str| {
+        events.iter().find(|(told, _)| told == kind).unwrap_or_else(|| panic!("{kind} is told: {events:?}")).1.clone()
     };
-    let by_leader = resolved(heard(&mut on_leader));
-    let by_standby = resolved(heard(&mut on_standby));
+    let by_leader = told(&told_by_leader, "policy.approval.resolved");
+    let by_standby = told(&told_by_standby, "policy.approval.resolved");
     assert_eq!(by_standby, by_leader);
     assert_eq!(by_standby["approval"]["activity"]["changeRequest"]["status"], "Pending", "{by_standby}");
+    // The change's own activity, held for approval, is told as any activity is.
+    let evaluated = told(&told_by_leader, "activity.evaluated");
+    assert_eq!(evaluated["activity"]["activity"]["kind"], "Policies:Modify", "{evaluated}");
+    assert_eq!(evaluated["activity"]["status"], "PendingApproval", "{evaluated}");
+    assert_eq!(told(&told_by_standby, "activity.evaluated"), evaluated);
 }

@@ -15,7 +15,6 @@ use crate::model::activity::Activity;
 use crate::model::event::{
     approval_data, policy_triggered, Notice, APPROVAL_PENDING, APPROVAL_RESOLVED, POLICY_TRIGGERED,
 };
-use crate::model::policy::ActivityKind;
 
 use super::Engine;
 
@@ -55,10 +54,9 @@ impl Engine {
                     let data = policy_triggered(&activity, evaluation);
                     hub.tell(Notice::new(POLICY_TRIGGERED, activity.date_created, data));
                 }
-                // As the leader: a policy change is no `activity.evaluated`.
-                if activity.activity.kind == ActivityKind::WalletsSign {
-                    hub.tell(Notice::activity_evaluated(&activity));
-                }
+                // Every kind, as the leader tells it: a policy change is an
+                // activity of the trail too.
+                hub.tell(Notice::activity_evaluated(&activity));
             }
             Heard::Opened(data, date) => {
                 hub.tell(Notice::new(APPROVAL_PENDING, date, data));

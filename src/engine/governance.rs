@@ -98,6 +98,7 @@ pub(super) async fn propose(
         facts.extend(notices.take_facts());
         hub.commit(facts, 0).await?;
         hub.announce(notices);
+        hub.announce_evaluated(&activity);
         telemetry::activity_reached(ActivityStatus::Allowed);
         tracing::info!(policy = %target.id, operation = ?operation.kind(), "policy change applied");
         return Ok(PolicyChange::Applied(target));
@@ -126,6 +127,7 @@ pub(super) async fn propose(
     facts.extend(notices.take_facts());
     hub.commit(facts, 0).await?;
     hub.announce(notices);
+    hub.announce_evaluated(&activity);
     telemetry::activity_reached(ActivityStatus::PendingApproval);
     tracing::info!(change_request = %change.id, policy = %change.entity_id, "policy change held for approval");
     Ok(PolicyChange::Pending(change))
