@@ -155,6 +155,18 @@ async fn a_principal_with_a_key_must_sign_every_change_and_may_read() {
     // A principal without credentials keeps bearer-only access.
     server.post("/v2/policies", Some(PLAIN), &seed_policy()).await.expect(200);
     assert_eq!(policy_count(&server).await, 1);
+    // But a user action it sends is mismatched (none can be its own): a
+    // stray one, or another principal's, is refused, changes nothing, and
+    // leaves the other's token unused.
+    let body = seed_policy().to_string();
+    let reply = send_signed(&server, PLAIN, Method::POST, "/v2/policies", "not-a-token", &body).await;
+    assert_user_action_refused(&reply, "x-dfns-useraction");
+    let action = user_action(&server, ED, "ed25519", "POST", "/v2/policies", &body).await;
+    let reply = send_signed(&server, PLAIN, Method::POST, "/v2/policies", &action, &body).await;
+    assert_user_action_refused(&reply, "x-dfns-useraction");
+    assert_eq!(policy_count(&server).await, 1);
+    send_signed(&server, ED, Method::POST, "/v2/policies", &action, &body).await.expect(200);
+    assert_eq!(policy_count(&server).await, 2);
     server.stop().await;
 }
 

@@ -245,17 +245,29 @@ async fn checked(request: &mut ServiceRequest) -> Result<Option<SignedAction>, P
         return Err(Problem::unavailable("user actions are not configured"));
     };
     let Ok(caller) = credentials.caller_entry(request.request()) else { return Ok(None) };
-    if !credentials.must_sign(caller) {
+    let must_sign = credentials.must_sign(caller);
+    let sent = request.headers().contains_key(USER_ACTION_HEADER);
+    if !must_sign && !sent {
         return Ok(None);
     }
     if caller.credentials.is_empty() {
-        // Its user action is missing, as the contract words it (401 naming
-        // the header), and it cannot make one: it may only read.
-        return Err(Problem::unauthorized(format!(
-            "x-dfns-useraction: principal `{}` has no credential to sign with and require_signed_actions is set: \
-             it may only read",
-            caller.principal.id
-        )));
+        return Err(Problem::unauthorized(if must_sign {
+            // Its user action is missing, as the contract words it (401
+            // naming the header), and it cannot make one: it may only read.
+            format!(
+                "x-dfns-useraction: principal `{}` has no credential to sign with and require_signed_actions is \
+                 set: it may only read",
+                caller.principal.id
+            )
+        } else {
+            // A user action it sends is mismatched whatever it holds (it can
+            // have none of its own): refused, and nobody's action is used up.
+            format!(
+                "x-dfns-useraction: principal `{}` has no credential, so no user action is its own; send the \
+                 request without one",
+                caller.principal.id
+            )
+        }));
     }
     let token = request
         .headers()
