@@ -223,6 +223,7 @@ async fn every_kind_arrives_signed_with_its_headers() {
         assert_eq!(body["kind"], logged.kind.as_str());
         assert_eq!(body["date"], serde_json::to_value(logged.date).unwrap());
         assert_eq!(logged.attempts, 1);
+        assert_eq!(logged.last_sent.map(|sent| sent.timestamp()), Some(timestamp), "the log's timestampSent");
         let data = &body["data"];
         match logged.kind.as_str() {
             "policy.triggered" => {
@@ -401,6 +402,8 @@ async fn pending_events_are_delivered_after_a_restart() {
     })
     .await;
     assert!(queued.iter().all(|e| e.status == DeliveryStatus::Pending));
+    // Only a tried event has been sent.
+    assert!(queued.iter().all(|e| e.last_sent.is_some() == (e.attempts >= 1)), "{queued:?}");
     engine.shutdown();
     drop(engine);
 
@@ -418,6 +421,14 @@ async fn pending_events_are_delivered_after_a_restart() {
         receiver.received().iter().map(|r| r.header("X-Warden-Event-Id").to_owned()).collect();
     assert_eq!(arrived, ids);
     assert_eq!(receiver.received().len(), 5, "each event arrived once");
+    assert!(delivered.iter().all(|e| e.last_sent.is_some()), "{delivered:?}");
+    engine.shutdown();
+    drop(engine);
+
+    // When each was sent is journaled: a third engine reads the same log.
+    let journal = until("the journal file to be released", || warden_redb::RedbJournal::open(&path).ok()).await;
+    let engine = Engine::builder().webhook_allow_private(true).arbiters(1).journal(journal).build().await.unwrap();
+    assert_eq!(log(&engine, &hook), delivered, "the delivery log, sending times included, after a restart");
     engine.shutdown();
     receiver.stop().await;
 }

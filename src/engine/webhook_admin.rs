@@ -104,5 +104,6 @@ fn ping_event(webhook: &Webhook, now: DateTime<Utc>) -> WebhookEvent {
         last_error: None,
         data: serde_json::json!({ "webhookId": webhook.id }).to_string(),
         next_attempt: None,
+        last_sent: None,
     }
 }

@@ -205,6 +205,16 @@ pub enum Fact {
     /// is the evidence `warden audit verify` checks. (A signed decision
     /// carries its assertion inside `DecisionRecorded` instead.)
     UserActionSigned(Json<SignedAction>),
+    /// A try of an event was sent at `sent_at` (its `timestampSent`),
+    /// journaled with the try's `DeliveryRecorded`. Last of the variants:
+    /// journals written before it still read.
+    DeliverySent {
+        /// The event.
+        event_id: String,
+        /// When its request was sent.
+        #[serde(with = "compact_time")]
+        sent_at: DateTime<Utc>,
+    },
 }
 
 impl Fact {

@@ -142,4 +142,7 @@ pub struct WebhookEvent {
     /// When the next try is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<DateTime<Utc>>,
+    /// When the last try was sent (the delivery's `timestampSent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sent: Option<DateTime<Utc>>,
 }

@@ -111,6 +111,14 @@ impl State {
                     effects.push(Effect::EventQueued(id));
                 }
             }
+            Fact::DeliverySent { event_id, sent_at } => {
+                // A pending event only, as `DeliveryRecorded` (settled once).
+                self.events.update(&event_id, |e| {
+                    if e.status == DeliveryStatus::Pending {
+                        e.last_sent = Some(sent_at);
+                    }
+                });
+            }
             Fact::DeliveryRecorded { event_id, status, attempts, last_error, next_attempt } => {
                 // INVARIANT (settled once): a delivered or failed event never
                 // changes again (a try finishing after its event was dropped).

@@ -58,6 +58,7 @@ impl Notices {
             last_error: None,
             data: text.clone(),
             next_attempt: Some(now),
+            last_sent: None,
         }));
         self.notices.push(Notice::new(kind, now, data));
     }

@@ -87,11 +87,12 @@ async fn try_and_record(
     target: Target,
     probe: bool,
 ) -> Option<Tried> {
+    let mut sent = None;
     let (status, attempts, last_error, next_attempt) = match target {
         // Not a try: `attempts` stays, the event is dropped.
         Err(why) => (DeliveryStatus::Failed, event.attempts, Some(why.to_owned()), None),
         Ok(endpoint) => {
-            let sent_at = log.upgrade()?.now();
+            let sent_at = *sent.insert(log.upgrade()?.now());
             let attempts = event.attempts.saturating_add(1);
             let answer = post(&client, &endpoint, &event, sent_at, attempts).await;
             let now = log.upgrade()?.now();
@@ -106,13 +107,17 @@ async fn try_and_record(
     };
     let log = log.upgrade()?;
     let gave_up_probing = probe && status == DeliveryStatus::Failed;
-    let mut facts = vec![Fact::DeliveryRecorded {
+    // When it was sent first: the outcome settles the event, after which
+    // nothing of it changes.
+    let mut facts: Vec<Fact> =
+        sent.map(|sent_at| Fact::DeliverySent { event_id: event.id.clone(), sent_at }).into_iter().collect();
+    facts.push(Fact::DeliveryRecorded {
         event_id: event.id.clone(),
         status,
         attempts,
         last_error: last_error.clone(),
         next_attempt,
-    }];
+    });
     if gave_up_probing {
         let reason =
             format!("every delivery failed for 24 hours; last error: {}", last_error.as_deref().unwrap_or("unknown"));

@@ -68,6 +68,7 @@ mod tests {
             last_error: None,
             data: data.into(),
             next_attempt: None,
+            last_sent: None,
         }
     }
 

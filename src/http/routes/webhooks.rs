@@ -191,6 +191,11 @@ pub struct DeliveryLogEntry {
     /// read it unchanged (as problems carry `message` beside `detail`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// When the last try was sent, in unix seconds (the Dfns SDK's
+    /// `timestampSent`, as the delivery's body carries it); absent before
+    /// the first try.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp_sent: Option<i64>,
     /// The last try failed.
     delivery_failed: bool,
     /// The event's data, as delivered (null when the event has none).
@@ -202,9 +207,10 @@ impl From<WebhookEvent> for DeliveryLogEntry {
         let delivery_failed = last_try_failed(&event);
         // The journaled text is the engine's own JSON; an empty one is no data.
         let data = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
-        let WebhookEvent { id, kind, date, status, attempts, last_error, .. } = event;
+        let WebhookEvent { id, kind, date, status, attempts, last_error, last_sent, .. } = event;
         let error = last_error.clone();
-        DeliveryLogEntry { id, kind, date, status, attempts, last_error, error, delivery_failed, data }
+        let timestamp_sent = last_sent.map(|sent| sent.timestamp());
+        DeliveryLogEntry { id, kind, date, status, attempts, last_error, error, timestamp_sent, delivery_failed, data }
     }
 }
 
@@ -224,6 +230,7 @@ mod tests {
             last_error: Some("connection refused".into()),
             data: r#"{"secret":"payload"}"#.into(),
             next_attempt: DateTime::from_timestamp(1_790_000_004, 0),
+            last_sent: DateTime::from_timestamp(1_790_000_002, 0),
         };
         let shown = serde_json::to_value(DeliveryLogEntry::from(event)).unwrap();
         assert_eq!(
@@ -236,6 +243,7 @@ mod tests {
                 "attempts": 2,
                 "lastError": "connection refused",
                 "error": "connection refused",
+                "timestampSent": 1_790_000_002,
                 "deliveryFailed": true,
                 "data": {"secret": "payload"}
             })
