@@ -190,6 +190,18 @@ async fn webhooks_at_the_unversioned_paths_are_updated_pinged_and_read() {
     let pinged = server.post(&format!("/webhooks/{other_id}/ping"), Some(ALICE), &json!({})).await.expect(200);
     assert_eq!(pinged["status"], "503");
     assert!(pinged["error"].as_str().unwrap().contains("503"));
+    // And one to a receiver that does not answer at all has a status too
+    // (the SDK's type requires it): "0", as browsers report no answer.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = server
+        .post("/webhooks", Some(ALICE), &json!({"url": format!("http://{closed}/hook"), "events": ["*"]}))
+        .await
+        .expect(200);
+    let pinged =
+        server.post(&format!("/webhooks/{}/ping", dead["id"].as_str().unwrap()), Some(ALICE), &json!({})).await;
+    let pinged = pinged.expect(200);
+    assert_eq!(pinged["status"], "0", "{pinged}");
+    assert!(pinged["error"].as_str().is_some_and(|e| !e.is_empty()), "{pinged}");
 
     // An event is delivered to both; the filters and the one-event read.
     server.post("/v2/policies", Some(ALICE), &seed_policy()).await.expect(200);

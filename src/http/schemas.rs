@@ -91,8 +91,8 @@ doc_schemas! {
     /// The answer of a webhook delete.
     WebhookDeletedDoc = "WebhookDeleted" => object(&["deleted"], json!({ "deleted": { "type": "boolean" } }));
     /// The answer of a ping.
-    WebhookPingDoc = "WebhookPing" => object(&[], json!({
-        "status": { "type": "string", "description": "the receiver's HTTP status, absent if it did not answer", "example": "200" },
+    WebhookPingDoc = "WebhookPing" => object(&["status"], json!({
+        "status": { "type": "string", "description": "the receiver's HTTP status; \"0\" if it gave none (unreachable, timed out)", "example": "200" },
         "error": { "type": "string", "description": "what went wrong, absent on a 2xx" }
     }));
     /// A page of webhooks.

@@ -110,8 +110,21 @@ pub async fn ping(
     _caller: Authorized<AdminRole>,
     id: Path<String>,
     _body: UnreadBody,
-) -> Result<Json<PingOutcome>, Problem> {
-    Ok(Json(engine.ping_webhook(&id).await?))
+) -> Result<Json<PingAnswer>, Problem> {
+    let PingOutcome { status, error } = engine.ping_webhook(&id).await?;
+    Ok(Json(PingAnswer { status: status.unwrap_or_else(|| NO_ANSWER.to_owned()), error }))
+}
+
+/// The `status` of a ping that got no HTTP answer (the receiver could not be
+/// reached, or timed out): `"0"`, as browsers report such a request.
+const NO_ANSWER: &str = "0";
+
+/// A ping's answer: `status` always, as the Dfns SDK types it.
+#[derive(Debug, Serialize)]
+pub struct PingAnswer {
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// A webhook's delivery log, newest last.
