@@ -176,7 +176,8 @@ pub enum Fact {
     },
     /// An event was queued for a webhook (same commit as its cause).
     EventQueued(Json<WebhookEvent>),
-    /// A delivery attempt ended.
+    /// A delivery ended without a try (the event was dropped); in journals
+    /// written before [`Fact::DeliveryTried`], also a try's outcome.
     DeliveryRecorded {
         /// The event.
         event_id: String,
@@ -205,13 +206,21 @@ pub enum Fact {
     /// is the evidence `warden audit verify` checks. (A signed decision
     /// carries its assertion inside `DecisionRecorded` instead.)
     UserActionSigned(Json<SignedAction>),
-    /// A try of an event was sent at `sent_at` (its `timestampSent`),
-    /// journaled with the try's `DeliveryRecorded`. Last of the variants:
-    /// journals written before it still read.
-    DeliverySent {
+    /// A try of an event ended: `DeliveryRecorded` and when the try was sent
+    /// (its `timestampSent`). The last variant, so that journals written
+    /// before it still read.
+    DeliveryTried {
         /// The event.
         event_id: String,
-        /// When its request was sent.
+        /// Its new status.
+        status: DeliveryStatus,
+        /// Tries so far.
+        attempts: u32,
+        /// The last error.
+        last_error: Option<String>,
+        /// When to try again.
+        next_attempt: Option<DateTime<Utc>>,
+        /// When this try's request was sent.
         #[serde(with = "compact_time")]
         sent_at: DateTime<Utc>,
     },

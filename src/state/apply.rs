@@ -8,6 +8,7 @@
 //! [`Effect`]s for the layer that runs actors; recovery sets its actors up from
 //! the final state instead.
 
+use chrono::{DateTime, Utc};
 use warden_journal::Seq;
 
 use crate::journal::facts::{Count, Fact, Json};
@@ -111,32 +112,11 @@ impl State {
                     effects.push(Effect::EventQueued(id));
                 }
             }
-            Fact::DeliverySent { event_id, sent_at } => {
-                // A pending event only, as `DeliveryRecorded` (settled once).
-                self.events.update(&event_id, |e| {
-                    if e.status == DeliveryStatus::Pending {
-                        e.last_sent = Some(sent_at);
-                    }
-                });
-            }
             Fact::DeliveryRecorded { event_id, status, attempts, last_error, next_attempt } => {
-                // INVARIANT (settled once): a delivered or failed event never
-                // changes again (a try finishing after its event was dropped).
-                let settled = self.events.update(&event_id, |e| {
-                    if e.status != DeliveryStatus::Pending {
-                        return None;
-                    }
-                    e.status = status;
-                    e.attempts = attempts;
-                    e.last_error = last_error;
-                    e.next_attempt = if status == DeliveryStatus::Pending { next_attempt } else { None };
-                    (status != DeliveryStatus::Pending).then(|| (e.webhook_id.clone(), e.date))
-                });
-                if let Some(Some((webhook_id, date))) = settled {
-                    if let Some(mut backlog) = self.backlogs.get_mut(&webhook_id) {
-                        backlog.remove(&(date, event_id));
-                    }
-                }
+                self.record_delivery(event_id, status, attempts, last_error, next_attempt, None);
+            }
+            Fact::DeliveryTried { event_id, status, attempts, last_error, next_attempt, sent_at } => {
+                self.record_delivery(event_id, status, attempts, last_error, next_attempt, Some(sent_at));
             }
             Fact::WebhookDisabled { webhook_id, reason, date: _ } => {
                 self.webhooks.update(&webhook_id, |w| {
@@ -155,6 +135,36 @@ impl State {
             // Evidence only (`warden audit verify`): the change it authorized
             // is in the facts beside it.
             Fact::UserActionSigned(_) => {}
+        }
+    }
+
+    /// A delivery's outcome (and when its try was sent, if it was one).
+    fn record_delivery(
+        &self,
+        event_id: String,
+        status: DeliveryStatus,
+        attempts: u32,
+        last_error: Option<String>,
+        next_attempt: Option<DateTime<Utc>>,
+        sent_at: Option<DateTime<Utc>>,
+    ) {
+        // INVARIANT (settled once): a delivered or failed event never
+        // changes again (a try finishing after its event was dropped).
+        let settled = self.events.update(&event_id, |e| {
+            if e.status != DeliveryStatus::Pending {
+                return None;
+            }
+            e.status = status;
+            e.attempts = attempts;
+            e.last_error = last_error;
+            e.next_attempt = if status == DeliveryStatus::Pending { next_attempt } else { None };
+            e.last_sent = sent_at.or(e.last_sent);
+            (status != DeliveryStatus::Pending).then(|| (e.webhook_id.clone(), e.date))
+        });
+        if let Some(Some((webhook_id, date))) = settled {
+            if let Some(mut backlog) = self.backlogs.get_mut(&webhook_id) {
+                backlog.remove(&(date, event_id));
+            }
         }
     }
 }

@@ -87,37 +87,34 @@ async fn try_and_record(
     target: Target,
     probe: bool,
 ) -> Option<Tried> {
-    let mut sent = None;
-    let (status, attempts, last_error, next_attempt) = match target {
+    let (status, attempts, last_error, next_attempt, sent_at) = match target {
         // Not a try: `attempts` stays, the event is dropped.
-        Err(why) => (DeliveryStatus::Failed, event.attempts, Some(why.to_owned()), None),
+        Err(why) => (DeliveryStatus::Failed, event.attempts, Some(why.to_owned()), None, None),
         Ok(endpoint) => {
-            let sent_at = *sent.insert(log.upgrade()?.now());
+            let sent_at = log.upgrade()?.now();
             let attempts = event.attempts.saturating_add(1);
             let answer = post(&client, &endpoint, &event, sent_at, attempts).await;
             let now = log.upgrade()?.now();
-            match answer.map(|_| ()).map_err(|(_, error)| error) {
-                Ok(()) => (DeliveryStatus::Delivered, attempts, event.last_error.clone(), None),
+            let (status, last_error, next_attempt) = match answer.map(|_| ()).map_err(|(_, error)| error) {
+                Ok(()) => (DeliveryStatus::Delivered, event.last_error.clone(), None),
                 Err(error) => match backoff::after_failure(event.date, attempts, now) {
-                    AfterFailure::RetryAt(at) => (DeliveryStatus::Pending, attempts, Some(error), Some(at)),
-                    AfterFailure::GiveUp => (DeliveryStatus::Failed, attempts, Some(error), None),
+                    AfterFailure::RetryAt(at) => (DeliveryStatus::Pending, Some(error), Some(at)),
+                    AfterFailure::GiveUp => (DeliveryStatus::Failed, Some(error), None),
                 },
-            }
+            };
+            (status, attempts, last_error, next_attempt, Some(sent_at))
         }
     };
     let log = log.upgrade()?;
     let gave_up_probing = probe && status == DeliveryStatus::Failed;
-    // When it was sent first: the outcome settles the event, after which
-    // nothing of it changes.
-    let mut facts: Vec<Fact> =
-        sent.map(|sent_at| Fact::DeliverySent { event_id: event.id.clone(), sent_at }).into_iter().collect();
-    facts.push(Fact::DeliveryRecorded {
-        event_id: event.id.clone(),
-        status,
-        attempts,
-        last_error: last_error.clone(),
-        next_attempt,
-    });
+    let (event_id, recorded_error) = (event.id.clone(), last_error.clone());
+    let outcome = match sent_at {
+        Some(sent_at) => {
+            Fact::DeliveryTried { event_id, status, attempts, last_error: recorded_error, next_attempt, sent_at }
+        }
+        None => Fact::DeliveryRecorded { event_id, status, attempts, last_error: recorded_error, next_attempt },
+    };
+    let mut facts = vec![outcome];
     if gave_up_probing {
         let reason =
             format!("every delivery failed for 24 hours; last error: {}", last_error.as_deref().unwrap_or("unknown"));

@@ -15,7 +15,8 @@
 //! anything else (another status, a refused connection, a timeout) is retried
 //! on the schedule of [`backoff`] for at least a day after the event's date,
 //! then the event is `Failed`. Each try's outcome is journaled as
-//! `DeliveryRecorded` before the delivery log in memory shows it; `attempts`
+//! `DeliveryTried` (with when it was sent) before the delivery log in memory
+//! shows it; `attempts`
 //! counts every try, the first included, and `last_error` keeps the last
 //! failure (also once a later try delivered).
 //!
